@@ -1,0 +1,1 @@
+"""An embedded fake of the VPSBG support API for tests, demos and benchmarks."""

@@ -1,0 +1,1 @@
+"""Pytest plugin (entry point ``pytest11``): fixtures that run a ``FakeVPSBG`` for a test."""
