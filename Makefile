@@ -1,0 +1,50 @@
+# The front door: `make demo`, `make test`, `make bench`, `make generate`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck check-generated generate pytest bench test-all clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m vpsbg_support.demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check vpsbg_support tests benchmarks scripts
+	$(BIN)/ruff format --check vpsbg_support tests benchmarks scripts
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --strict vpsbg_support
+	$(BIN)/mypy --strict tests/typing_user_code.py
+
+check-generated: $(STAMP)
+	$(BIN)/python scripts/generate_sync.py --check
+
+generate: $(STAMP)
+	$(BIN)/python scripts/generate_sync.py
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest --cov --cov-report=term --cov-fail-under=$(COVERAGE_FLOOR) -q
+
+COVERAGE_FLOOR ?= 0
+
+test: lint typecheck check-generated pytest
+
+bench: $(STAMP)
+	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+test-all: $(STAMP)
+	$(BIN)/nox
+
+clean:
+	rm -rf $(VENV) .nox .mypy_cache .ruff_cache .pytest_cache dist build .coverage

@@ -1,0 +1,37 @@
+"""Every tunable of the library in one place: base URL, env var names, timeouts, retry limits."""
+
+from __future__ import annotations
+
+DEFAULT_BASE_URL = "https://api.vpsbg.eu/v1"
+ENV_TOKEN = "VPSBG_API_TOKEN"
+ENV_BASE_URL = "VPSBG_BASE_URL"
+
+#: Seconds allowed for one whole request (connect, send, read the body).
+DEFAULT_TIMEOUT = 60.0
+#: Seconds allowed to establish the TCP/TLS connection.
+DEFAULT_CONNECT_TIMEOUT = 10.0
+#: Retries after the first attempt (so 3 attempts in all by default).
+DEFAULT_MAX_RETRIES = 2
+
+#: Backoff: the first retry waits up to INITIAL_RETRY_DELAY, doubling up to MAX_RETRY_DELAY.
+INITIAL_RETRY_DELAY = 0.5
+MAX_RETRY_DELAY = 8.0
+#: A Retry-After longer than this raises RateLimitError instead of sleeping.
+MAX_RETRY_AFTER = 60.0
+
+#: Statuses on which an idempotent request (GET/PUT/DELETE) is retried.
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+#: Connections the client keeps open at once (aiohttp's default is 100).
+CONNECTION_POOL_LIMIT = 100
+
+#: Chunk size for streamed downloads and uploads.
+CHUNK_SIZE = 64 * 1024
+
+#: Local validation limits, as documented by VPSBG.
+SUBJECT_MIN, SUBJECT_MAX = 3, 255
+MESSAGE_MIN = 5
+RENEW_BILLING_CYCLES = (1, 3, 6, 12, 24)
+PURCHASE_BILLING_CYCLE_RANGE = (1, 24)
+
+LOGGER_NAME = "vpsbg_support"

@@ -1,0 +1,255 @@
+"""The public exception tree: every error the library raises is a ``VPSBGError``.
+
+``InvalidParameterError`` is raised before anything is sent. ``APIError`` and its subclasses describe a
+request that was attempted; ``request_sent`` says whether the server may have acted on it, which
+matters for money: a purchase that failed with ``request_sent=True`` may have created an order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "DownloadError",
+    "InternalServerError",
+    "InvalidParameterError",
+    "LockedError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ResponseDecodeError",
+    "UnprocessableEntityError",
+    "VPSBGError",
+    "status_error_class",
+]
+
+_CHECK_BEFORE_RETRY = (
+    " The request may have reached VPSBG: check its effect (for example the list of orders or"
+    " the ticket's messages) before trying again."
+)
+
+
+class VPSBGError(Exception):
+    """Base class of every exception this library raises."""
+
+
+class ConfigurationError(VPSBGError):
+    """The client is missing something it needs, such as an API token."""
+
+
+class InvalidParameterError(VPSBGError, ValueError):
+    """A value given to a method breaks a documented rule; nothing was sent.
+
+    Attributes:
+        field: the name of the offending parameter, as the API calls it (e.g. ``"subject"``).
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class APIError(VPSBGError):
+    """A request was attempted and did not succeed.
+
+    Attributes:
+        method: HTTP method of the failed request.
+        url: URL of the failed request (never carries the token).
+        request_sent: True when the server may have received and acted on the request.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str | None = None,
+        url: str | None = None,
+        request_sent: bool = True,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.method = method
+        self.url = url
+        self.request_sent = request_sent
+
+
+class APIConnectionError(APIError):
+    """The connection failed: refused, reset, DNS, TLS, or a body cut short."""
+
+    def __init__(
+        self,
+        message: str = "Connection to the VPSBG API failed.",
+        *,
+        method: str | None = None,
+        url: str | None = None,
+        request_sent: bool = False,
+    ) -> None:
+        if request_sent and method not in (None, "GET", "PUT", "DELETE", "HEAD"):
+            message += _CHECK_BEFORE_RETRY
+        super().__init__(message, method=method, url=url, request_sent=request_sent)
+
+
+class APITimeoutError(APIConnectionError):
+    """The request timed out (connecting, or waiting for the response)."""
+
+    def __init__(
+        self,
+        message: str = "Request to the VPSBG API timed out.",
+        *,
+        method: str | None = None,
+        url: str | None = None,
+        request_sent: bool = False,
+    ) -> None:
+        super().__init__(message, method=method, url=url, request_sent=request_sent)
+
+
+class ResponseDecodeError(APIError):
+    """A 2xx response whose body could not be read as the documented shape.
+
+    Attributes:
+        status: the HTTP status.
+        body: the raw body as received (bytes), for inspection.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        body: bytes,
+        method: str | None = None,
+        url: str | None = None,
+    ) -> None:
+        super().__init__(message, method=method, url=url, request_sent=True)
+        self.status = status
+        self.body = body
+
+
+class DownloadError(APIError):
+    """A download did not complete (short body, size mismatch); no partial file is left."""
+
+
+class APIStatusError(APIError):
+    """The API answered with a non-2xx status.
+
+    Attributes:
+        status: the HTTP status code.
+        message: the API's ``message`` when the body has one, else a generic text.
+        body: the decoded JSON body, the text body, or None when empty.
+        headers: the response headers.
+    """
+
+    status: int
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        method: str | None = None,
+        url: str | None = None,
+        request_sent: bool = True,
+    ) -> None:
+        text = f"HTTP {status}: {message}"
+        if request_sent and status >= 500 and method not in (None, "GET", "PUT", "DELETE"):
+            text += _CHECK_BEFORE_RETRY
+        super().__init__(text, method=method, url=url, request_sent=request_sent)
+        self.message = message
+        self.status = status
+        self.body = body
+        self.headers: Mapping[str, str] = dict(headers or {})
+
+
+class BadRequestError(APIStatusError):
+    """400: the request was malformed."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: no valid token was sent."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the token may not do this (for example a Read token on a write call)."""
+
+
+class NotFoundError(APIStatusError):
+    """404: no such ticket, attachment or resource."""
+
+
+class UnprocessableEntityError(APIStatusError):
+    """422: the API rejected the input.
+
+    Attributes:
+        errors: field name -> list of messages, from a Laravel-shaped body; empty when absent.
+    """
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.errors: dict[str, list[str]] = _field_errors(self.body)
+
+
+class LockedError(APIStatusError):
+    """423: the resource is locked at the moment."""
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests.
+
+    Attributes:
+        retry_after: seconds the server asked us to wait, when it said so.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class InternalServerError(APIStatusError):
+    """5xx: the server failed."""
+
+
+_STATUS_CLASSES: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    422: UnprocessableEntityError,
+    423: LockedError,
+    429: RateLimitError,
+}
+
+
+def status_error_class(status: int) -> type[APIStatusError]:
+    """The exception class for an HTTP error status."""
+    if status >= 500:
+        return InternalServerError
+    return _STATUS_CLASSES.get(status, APIStatusError)
+
+
+def _field_errors(body: Any) -> dict[str, list[str]]:
+    """Read ``{"errors": {field: [msg, ...]}}`` leniently: any other shape gives ``{}``."""
+    if not isinstance(body, Mapping):
+        return {}
+    raw = body.get("errors")
+    if not isinstance(raw, Mapping):
+        return {}
+    out: dict[str, list[str]] = {}
+    for field, msgs in raw.items():
+        if isinstance(msgs, str):
+            out[str(field)] = [msgs]
+        elif isinstance(msgs, list):
+            out[str(field)] = [str(m) for m in msgs]
+        else:
+            out[str(field)] = [str(msgs)]
+    return out
