@@ -1,0 +1,139 @@
+"""``AsyncClient``: the real implementation; owns the transport and exposes the resources."""
+
+from __future__ import annotations
+
+import os
+from types import TracebackType
+
+import aiohttp
+import attrs
+
+from vpsbg_support import _constants as C
+from vpsbg_support._retry import RetryPolicy
+from vpsbg_support._transport import Transport
+from vpsbg_support.errors import ConfigurationError
+from vpsbg_support.resources import AsyncPlans, AsyncTickets
+
+
+class AsyncClient:
+    """Async client for the VPSBG support API.
+
+    ``async with AsyncClient() as client: await client.tickets.get(216)``
+
+    Retry policy: GET, PUT and DELETE are retried (up to ``max_retries`` times, exponential
+    backoff with full jitter) on connection errors, timeouts, 408, 429, 500, 502, 503 and 504.
+    POST requests (open, reply, purchase, renew, cancel) are retried only when they provably never
+    reached the server (connection refused, DNS failure, connect timeout) or on 429. They are
+    never re-sent after an ambiguous failure: the error then has ``request_sent=True``.
+    ``Retry-After`` is honoured (seconds or HTTP date) up to 60 s; longer raises RateLimitError.
+    """
+
+    def __init__(
+        self,
+        token: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: float | aiohttp.ClientTimeout = C.DEFAULT_TIMEOUT,
+        max_retries: int = C.DEFAULT_MAX_RETRIES,
+        session: aiohttp.ClientSession | None = None,
+        user_agent: str | None = None,
+        trust_env: bool = False,
+        sleep_budget: float | None = None,
+        raise_on_rate_limit: bool = False,
+    ) -> None:
+        """Create a client. No connection is made until the first call.
+
+        Args:
+            token: the API token; read from ``VPSBG_API_TOKEN`` when None.
+            base_url: the API root; ``VPSBG_BASE_URL`` or ``https://api.vpsbg.eu/v1`` when None.
+            timeout: seconds for a whole request (connect at most 10 s), or an
+                ``aiohttp.ClientTimeout``. Downloads apply it between chunks, not to the whole file.
+            max_retries: retries after the first attempt, for what is safe to retry.
+            session: an aiohttp session to use (proxies, custom TLS...); it is not closed by us.
+            user_agent: replaces the default ``vpsbg-support-python/<version> ...`` User-Agent.
+            trust_env: let our own session read proxy settings (``HTTPS_PROXY``...) and .netrc.
+            sleep_budget: total seconds one call may sleep between retries (None: no cap).
+            raise_on_rate_limit: raise RateLimitError on 429 instead of sleeping and retrying.
+
+        Raises:
+            ConfigurationError: no token given and ``VPSBG_API_TOKEN`` is not set.
+            ValueError: ``max_retries`` or ``timeout`` is negative.
+        """
+        token = token if token is not None else os.environ.get(C.ENV_TOKEN)
+        if not token or not token.strip():
+            raise ConfigurationError(
+                f"No API token: pass AsyncClient(token=...) or set {C.ENV_TOKEN}. Create one in"
+                " the VPSBG client area under your user name -> API tokens."
+            )
+        if isinstance(timeout, int | float) and timeout <= 0:
+            raise ValueError("timeout must be > 0")
+        url = base_url or os.environ.get(C.ENV_BASE_URL) or C.DEFAULT_BASE_URL
+        if not url.startswith(("https://", "http://")):
+            raise ConfigurationError(f"base_url must start with https:// (got {url!r})")
+        policy = RetryPolicy(
+            max_retries=max_retries,
+            sleep_budget=sleep_budget,
+            raise_on_rate_limit=raise_on_rate_limit,
+        )
+        self._transport = Transport(
+            token=token.strip(),
+            base_url=url,
+            timeout=timeout,
+            retry=policy,
+            session=session,
+            user_agent=user_agent,
+            trust_env=trust_env,
+        )
+        self._init_resources()
+
+    def _init_resources(self) -> None:
+        self.tickets = AsyncTickets(self._transport)
+        """Tickets: list, get, create, reply, resolve, attachments."""
+        self.plans = AsyncPlans(self._transport)
+        """Support plans: list, purchase, renew, cancel, undo_cancel."""
+
+    @property
+    def base_url(self) -> str:
+        """The API root this client calls."""
+        return self._transport.base_url
+
+    @property
+    def max_retries(self) -> int:
+        """Retries after the first attempt, for what is safe to retry."""
+        return self._transport.retry.max_retries
+
+    def with_options(
+        self,
+        *,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        max_retries: int | None = None,
+    ) -> AsyncClient:
+        """A client with other timeout or retry settings, sharing this one's connection pool.
+
+        ``await client.with_options(max_retries=0).plans.renew(billing_cycle=1)``
+        """
+        clone = object.__new__(AsyncClient)
+        retry = None
+        if max_retries is not None:
+            retry = attrs.evolve(self._transport.retry, max_retries=max_retries)
+        clone._transport = self._transport.with_options(timeout=timeout, retry=retry)
+        clone._init_resources()
+        return clone
+
+    async def aclose(self) -> None:
+        """Close the connection pool (unless the session was given by the caller)."""
+        await self._transport.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"AsyncClient(base_url={self.base_url!r}, token='***')"

@@ -1,0 +1,452 @@
+"""The HTTP layer: the aiohttp session, one request() with the retry loop, status -> exception.
+
+The transport knows routes and bytes, never what a ticket is. It never logs headers, and it scrubs
+the token from anything it turns into an exception message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any, Protocol
+
+import aiohttp
+import attrs
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from vpsbg_support import _constants as C
+from vpsbg_support._retry import FailureKind, RetryPolicy, decide, parse_retry_after
+from vpsbg_support._routes import Route
+from vpsbg_support._version import __version__
+from vpsbg_support.errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    RateLimitError,
+    ResponseDecodeError,
+    status_error_class,
+)
+
+logger = logging.getLogger(C.LOGGER_NAME)
+
+DEFAULT_USER_AGENT = f"vpsbg-support-python/{__version__} aiohttp/{aiohttp.__version__}"
+
+
+class MultipartBody(Protocol):
+    """A multipart body that can be (re)built for each attempt from its source."""
+
+    @property
+    def replayable(self) -> bool:
+        """False when a second attempt could not send the same bytes."""
+        ...
+
+    def build(self, stack: AsyncExitStack) -> aiohttp.FormData:
+        """Build a fresh FormData; files it opens are registered on ``stack`` to be closed."""
+        ...
+
+
+@attrs.frozen
+class Response:
+    """A fully read response: status, headers and the raw body bytes."""
+
+    status: int
+    headers: CIMultiDictProxy[str]
+    body: bytes
+    method: str
+    url: str
+
+    def json(self) -> Any:
+        """The body decoded as JSON; ``None`` for an empty body.
+
+        Raises:
+            ResponseDecodeError: the body is not JSON.
+        """
+        if not self.body.strip():
+            return None
+        try:
+            return json.loads(self.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ResponseDecodeError(
+                f"Expected a JSON body from {self.method} {self.url}, got undecodable bytes"
+                f" ({exc.__class__.__name__}).",
+                status=self.status,
+                body=self.body,
+                method=self.method,
+                url=self.url,
+            ) from None
+
+
+class RateLimiter:
+    """Client-wide pacing from the server's rate-limit headers, shared by all concurrent tasks.
+
+    After a 429 with Retry-After, every task waits until that moment instead of each hitting the
+    server and collecting its own 429. When ``X-RateLimit-Remaining`` runs low, requests are spaced
+    at the nominal per-minute rate so a bulk job drains the budget smoothly.
+    """
+
+    #: Start pacing once fewer than this share of the per-minute budget remains.
+    LOW_WATER = 0.1
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._not_before = 0.0
+        self._lock: asyncio.Lock | None = None
+
+    @property
+    def not_before(self) -> float:
+        """Monotonic time before which no request should be sent."""
+        return self._not_before
+
+    async def wait(self) -> None:
+        """Sleep until the shared pacing allows the next request."""
+        delay = self._not_before - self._clock()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    def observe(self, status: int, headers: Mapping[str, str]) -> None:
+        """Update the pacing from a response's status and headers."""
+        now = self._clock()
+        if status in (429, 503):
+            retry_after = parse_retry_after(headers.get("Retry-After"))
+            if retry_after is not None:
+                self._not_before = max(self._not_before, now + retry_after)
+            return
+        limit = _int_header(headers, "X-RateLimit-Limit")
+        remaining = _int_header(headers, "X-RateLimit-Remaining")
+        if limit is None or remaining is None or limit <= 0:
+            return
+        if remaining <= 0:
+            self._not_before = max(self._not_before, now + 60.0 / limit)
+        elif remaining < limit * self.LOW_WATER:
+            # Space requests at the nominal rate: one every 60/limit seconds.
+            self._not_before = max(self._not_before, now) + 60.0 / limit
+
+
+class _SessionHolder:
+    """The one aiohttp session of a client (and of its ``with_options`` copies)."""
+
+    def __init__(self, session: aiohttp.ClientSession | None, *, trust_env: bool) -> None:
+        self._session = session
+        self._owned = session is None
+        self._trust_env = trust_env
+
+    def get(self) -> aiohttp.ClientSession:
+        # Created lazily so that it belongs to the loop that actually runs the requests.
+        if self._session is None or (self._owned and self._session.closed):
+            self._session = aiohttp.ClientSession(
+                trust_env=self._trust_env,
+                connector=aiohttp.TCPConnector(limit=C.CONNECTION_POOL_LIMIT),
+            )
+            self._owned = True
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._owned and self._session is not None and not self._session.closed:
+            await self._session.close()
+
+
+def _int_header(headers: Mapping[str, str], name: str) -> int | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        return int(value.strip())
+    except ValueError:
+        return None
+
+
+def _classify(exc: BaseException) -> FailureKind:
+    """Did the request provably never reach the server?"""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return FailureKind.NOT_SENT  # refused, DNS, TLS handshake, proxy: nothing sent
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return FailureKind.NOT_SENT
+    return FailureKind.AMBIGUOUS
+
+
+class Transport:
+    """Owns the aiohttp session (unless the caller gave one) and sends every request."""
+
+    def __init__(
+        self,
+        *,
+        token: str,
+        base_url: str,
+        timeout: float | aiohttp.ClientTimeout,
+        retry: RetryPolicy,
+        session: aiohttp.ClientSession | None = None,
+        user_agent: str | None = None,
+        trust_env: bool = False,
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        self._token = token
+        self.base_url = base_url.rstrip("/")
+        self.timeout = _as_timeout(timeout)
+        self.retry = retry
+        self._sessions = _SessionHolder(session, trust_env=trust_env)
+        self.limiter = limiter or RateLimiter()
+        self._headers = {
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/json",
+            "User-Agent": user_agent or DEFAULT_USER_AGENT,
+        }
+
+    def __repr__(self) -> str:
+        return f"<Transport base_url={self.base_url!r} token=***>"
+
+    def with_options(
+        self,
+        *,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> Transport:
+        """A transport with other timeout/retry settings sharing this one's session and limiter."""
+        clone = copy.copy(self)
+        if timeout is not None:
+            clone.timeout = _as_timeout(timeout)
+        if retry is not None:
+            clone.retry = retry
+        return clone
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        return self._sessions.get()
+
+    async def aclose(self) -> None:
+        """Close the session if this transport created it; a caller's session is left open."""
+        await self._sessions.aclose()
+
+    def scrub(self, text: str) -> str:
+        """Remove the token from a text that might end up in an exception or a log."""
+        return text.replace(self._token, "***") if self._token else text
+
+    def url_for(self, route: Route, path_params: Mapping[str, int | str] | None = None) -> str:
+        """The absolute URL of ``route`` with its path parameters filled in."""
+        return self.base_url + route.format_path(**(path_params or {}))
+
+    async def request(
+        self,
+        route: Route,
+        *,
+        path_params: Mapping[str, int | str] | None = None,
+        params: Mapping[str, str | int] | None = None,
+        json_body: Any = None,
+        multipart: MultipartBody | None = None,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        max_retries: int | None = None,
+    ) -> Response:
+        """Send ``route`` with retries per the policy and return the fully read 2xx response.
+
+        Raises:
+            APIStatusError: (a subclass per status) for a non-2xx answer.
+            APIConnectionError / APITimeoutError: the connection failed or timed out.
+        """
+        async with self._send(
+            route,
+            path_params=path_params,
+            params=params,
+            json_body=json_body,
+            multipart=multipart,
+            timeout=timeout,
+            max_retries=max_retries,
+            read_body=True,
+        ) as (resp, body):
+            return Response(resp.status, resp.headers, body, route.method, str(resp.url))
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        route: Route,
+        *,
+        path_params: Mapping[str, int | str] | None = None,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        max_retries: int | None = None,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """Open ``route`` and yield the 2xx response with its body unread, for streaming.
+
+        The total timeout does not apply to a stream (a large file may take long); the read timeout
+        between chunks does.
+        """
+        stream_timeout = _as_timeout(timeout) if timeout is not None else self.timeout
+        stream_timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=stream_timeout.connect,
+            sock_connect=stream_timeout.sock_connect,
+            sock_read=stream_timeout.sock_read or stream_timeout.total,
+        )
+        async with self._send(
+            route,
+            path_params=path_params,
+            timeout=stream_timeout,
+            max_retries=max_retries,
+            read_body=False,
+            accept="*/*",
+        ) as (resp, _):
+            yield resp
+
+    @asynccontextmanager
+    async def _send(
+        self,
+        route: Route,
+        *,
+        path_params: Mapping[str, int | str] | None = None,
+        params: Mapping[str, str | int] | None = None,
+        json_body: Any = None,
+        multipart: MultipartBody | None = None,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        max_retries: int | None = None,
+        read_body: bool,
+        accept: str | None = None,
+    ) -> AsyncIterator[tuple[aiohttp.ClientResponse, bytes]]:
+        policy = self.retry
+        if max_retries is not None:
+            policy = attrs.evolve(policy, max_retries=max_retries)
+        method = route.method
+        url = self.url_for(route, path_params)
+        headers: dict[str, str] | CIMultiDict[str] = self._headers
+        if accept is not None:
+            headers = {**self._headers, "Accept": accept}
+        req_timeout = _as_timeout(timeout) if timeout is not None else self.timeout
+        replayable = multipart.replayable if multipart is not None else True
+        session = self._get_session()
+        attempt = 0
+        slept = 0.0
+        while True:
+            await self.limiter.wait()
+            started = time.monotonic()
+            async with AsyncExitStack() as stack:
+                data = multipart.build(stack) if multipart is not None else None
+                try:
+                    resp = await stack.enter_async_context(
+                        session.request(
+                            method,
+                            url,
+                            params=params,
+                            json=json_body if route.body == "json" else None,
+                            data=data,
+                            headers=headers,
+                            timeout=req_timeout,
+                            allow_redirects=False,
+                        )
+                    )
+                    status = resp.status
+                    if status >= 300 or read_body:
+                        body = await resp.read()
+                    else:
+                        body = b""
+                except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                    kind = _classify(exc)
+                    elapsed = time.monotonic() - started
+                    decision = decide(
+                        method=method,
+                        attempt=attempt,
+                        policy=policy,
+                        kind=kind,
+                        replayable=replayable,
+                        slept=slept,
+                    )
+                    logger.debug(
+                        "%s %s failed: %s (attempt %d, %.3fs); %s",
+                        method,
+                        route.path,
+                        exc.__class__.__name__,
+                        attempt + 1,
+                        elapsed,
+                        "retrying" if decision.retry else f"giving up: {decision.reason}",
+                    )
+                    if not decision.retry:
+                        raise self._connection_error(exc, kind, method, url) from exc
+                    attempt += 1
+                    slept += decision.delay
+                    await asyncio.sleep(decision.delay)
+                    continue
+                elapsed = time.monotonic() - started
+                self.limiter.observe(status, resp.headers)
+                logger.debug(
+                    "%s %s -> %d (attempt %d, %.3fs)",
+                    method,
+                    route.path,
+                    status,
+                    attempt + 1,
+                    elapsed,
+                )
+                if status < 300:
+                    yield resp, body
+                    return
+                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                decision = decide(
+                    method=method,
+                    attempt=attempt,
+                    policy=policy,
+                    kind=FailureKind.STATUS,
+                    status=status,
+                    retry_after=retry_after,
+                    replayable=replayable,
+                    slept=slept,
+                )
+                if not decision.retry:
+                    raise self._status_error(resp, body, retry_after, method)
+                logger.debug("retrying %s %s in %.2fs", method, route.path, decision.delay)
+            attempt += 1
+            slept += decision.delay
+            await asyncio.sleep(decision.delay)
+
+    def _connection_error(
+        self, exc: BaseException, kind: FailureKind, method: str, url: str
+    ) -> APIConnectionError:
+        sent = kind is not FailureKind.NOT_SENT
+        detail = self.scrub(str(exc)) or exc.__class__.__name__
+        if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+            return APITimeoutError(
+                f"{method} {url} timed out ({exc.__class__.__name__}).",
+                method=method,
+                url=url,
+                request_sent=sent,
+            )
+        return APIConnectionError(
+            f"{method} {url} failed: {detail}.", method=method, url=url, request_sent=sent
+        )
+
+    def _status_error(
+        self,
+        resp: aiohttp.ClientResponse,
+        raw: bytes,
+        retry_after: float | None,
+        method: str,
+    ) -> APIStatusError:
+        status = resp.status
+        body: Any = None
+        message = ""
+        if raw.strip():
+            try:
+                body = json.loads(raw)
+            except (ValueError, UnicodeDecodeError):
+                body = self.scrub(raw.decode("utf-8", "replace"))
+                message = body[:200].strip()
+        if isinstance(body, Mapping):
+            msg = body.get("message") or body.get("error")
+            if isinstance(msg, str):
+                message = msg
+        message = self.scrub(message or resp.reason or "request failed")
+        cls = status_error_class(status)
+        kwargs: dict[str, Any] = {
+            "status": status,
+            "body": body,
+            "headers": {k: v for k, v in resp.headers.items() if k.lower() != "set-cookie"},
+            "method": method,
+            "url": str(resp.url),
+            "request_sent": True,
+        }
+        if cls is RateLimitError:
+            return RateLimitError(message, retry_after=retry_after, **kwargs)
+        return cls(message, **kwargs)
+
+
+def _as_timeout(timeout: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
+    if isinstance(timeout, aiohttp.ClientTimeout):
+        return timeout
+    return aiohttp.ClientTimeout(total=timeout, connect=min(timeout, C.DEFAULT_CONNECT_TIMEOUT))

@@ -1,0 +1,348 @@
+"""``client.tickets``: list, read, open, reply to and resolve tickets; move their attachments."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import IO
+
+import aiohttp
+import attrs
+
+from vpsbg_support import _constants as C
+from vpsbg_support import _routes as R
+from vpsbg_support._files import (
+    AttachmentInput,
+    DownloadTarget,
+    Multipart,
+    check_size,
+    filename_from_headers,
+    final_path,
+    normalize_uploads,
+    write_atomically,
+)
+from vpsbg_support._validate import check_id, check_int, check_text
+from vpsbg_support.errors import DownloadError, InvalidParameterError
+from vpsbg_support.models import Attachment, Department, Page, RelatedService, Ticket
+from vpsbg_support.resources._base import AsyncResource
+
+
+@attrs.define(kw_only=True)
+class AttachmentStream:
+    """An attachment being downloaded: its metadata, and its bytes as they arrive.
+
+    Attributes:
+        name: the file name the server gave (``Content-Disposition``), unsanitised: sanitise it
+            (see ``safe_filename``) before using it as a path.
+        size: ``Content-Length`` when the server sent one.
+        content_type: the ``Content-Type`` the server sent.
+    """
+
+    name: str | None
+    size: int | None
+    content_type: str | None
+    _response: aiohttp.ClientResponse = attrs.field(repr=False, alias="response")
+    _expected: tuple[int | None, ...] = attrs.field(default=(), repr=False, alias="expected")
+
+    async def iter_chunks(self, chunk_size: int = C.CHUNK_SIZE) -> AsyncIterator[bytes]:
+        """Yield the body in chunks of at most ``chunk_size`` bytes.
+
+        Raises:
+            DownloadError: the body ended early or differs from the announced size.
+        """
+        check_int("chunk_size", chunk_size)
+        received = 0
+        try:
+            async for chunk in self._response.content.iter_chunked(chunk_size):
+                received += len(chunk)
+                yield chunk
+        except aiohttp.ClientPayloadError as exc:
+            raise DownloadError(
+                f"download cut short after {received} bytes ({exc.__class__.__name__})",
+                method="GET",
+                url=str(self._response.url),
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise DownloadError(
+                f"download failed after {received} bytes ({exc.__class__.__name__})",
+                method="GET",
+                url=str(self._response.url),
+            ) from None
+        check_size(received, (self.size, *self._expected))
+
+
+class AsyncTickets(AsyncResource):
+    """Support tickets of the account.
+
+    Reads (GET) and resolve (PUT) are retried on transient failures; create and reply (POST) are
+    never re-sent once they may have reached the server, so a reply is never posted twice.
+    """
+
+    async def list(self, page: int | None = None, per_page: int | None = None) -> Page[Ticket]:
+        """One page of tickets. Tickets in a list may come without their messages.
+
+        Args:
+            page: the page number, from 1 (the API's default when None).
+            per_page: tickets per page (the API's default when None).
+
+        Returns:
+            A Page of Tickets with the paging information the API sent.
+
+        Raises:
+            InvalidParameterError: ``page`` or ``per_page`` is not a positive integer.
+            APIStatusError / APIConnectionError / ResponseDecodeError: the call failed.
+        """
+        params: dict[str, int] = {}
+        if page is not None:
+            params["page"] = check_int("page", page)
+        if per_page is not None:
+            params["per_page"] = check_int("per_page", per_page)
+        response = await self._request(R.TICKETS_LIST, params=params)
+        return self._structure_page(response, Ticket)
+
+    async def iter_all(self, per_page: int | None = None) -> AsyncIterator[Ticket]:
+        """Every ticket of the account, following the pages one after another.
+
+        A ticket that moves to a later page while iterating (because a new one was opened) is
+        yielded once only. A bare-array answer (no paging information) is one page.
+
+        Args:
+            per_page: tickets per page request (the API's default when None).
+
+        Yields:
+            Tickets, as the list endpoint returns them (possibly without messages).
+        """
+        seen: set[int] = set()
+        page_number = 1
+        while True:
+            page = await self.list(page=page_number, per_page=per_page)
+            for ticket in page.items:
+                if ticket.id not in seen:
+                    seen.add(ticket.id)
+                    yield ticket
+            if not page.items or not page.has_next:
+                return
+            page_number += 1
+
+    async def departments(self) -> list[Department]:
+        """The support departments; their ids are what :meth:`create` takes as ``department_id``.
+
+        Raises:
+            APIStatusError / APIConnectionError / ResponseDecodeError: the call failed.
+        """
+        response = await self._request(R.TICKETS_DEPARTMENTS)
+        return list(self._structure_page(response, Department).items)
+
+    async def services(self) -> list[RelatedService]:
+        """The account's services a ticket can be about (``service_id`` + ``service_type``).
+
+        Raises:
+            APIStatusError / APIConnectionError / ResponseDecodeError: the call failed.
+        """
+        response = await self._request(R.TICKETS_SERVICES)
+        return list(self._structure_page(response, RelatedService).items)
+
+    async def get(self, ticket_id: int | str) -> Ticket:
+        """One ticket with all its messages and their attachments.
+
+        Args:
+            ticket_id: the ticket's id.
+
+        Raises:
+            InvalidParameterError: ``ticket_id`` is not a positive integer.
+            NotFoundError: no such ticket.
+            APIStatusError / APIConnectionError / ResponseDecodeError: the call failed.
+        """
+        tid = check_id("ticket_id", ticket_id)
+        response = await self._request(R.TICKETS_GET, path_params={"ticket_id": tid})
+        return self._structure(response, Ticket)
+
+    async def create(
+        self,
+        *,
+        department_id: int,
+        subject: str,
+        message: str,
+        attachments: Iterable[AttachmentInput] = (),
+        service_id: int | None = None,
+        service_type: str | None = None,
+    ) -> Ticket:
+        """Open a ticket. Sent once: never re-sent after it may have reached the server.
+
+        Args:
+            department_id: the department's id (see :meth:`departments`).
+            subject: 3 to 255 characters.
+            message: at least 5 characters; HTML is accepted.
+            attachments: files to attach: paths, ``(name, bytes)``, ``(name, content, type)``,
+                binary file objects or ``(name, async iterable of bytes)``; streamed from disk.
+            service_id: the related service's id (see :meth:`services`).
+            service_type: the related service's type, e.g. ``"server"`` or ``"hosting"``.
+
+        Returns:
+            The new Ticket.
+
+        Raises:
+            InvalidParameterError: a local check failed (the ``field`` says which); nothing sent.
+            UnprocessableEntityError: the API rejected the input (``.errors`` per field).
+            APIStatusError / APIConnectionError: the call failed; ``request_sent`` tells whether
+                the ticket may exist anyway.
+        """
+        dept = check_id("department_id", department_id)
+        fields: list[tuple[str, str]] = [
+            ("department_id", str(dept)),
+            ("subject", check_text("subject", subject, minimum=C.SUBJECT_MIN, maximum=C.SUBJECT_MAX)),
+            ("message", check_text("message", message, minimum=C.MESSAGE_MIN)),
+        ]
+        if service_id is not None:
+            fields.append(("service_id", str(check_id("service_id", service_id))))
+        if service_type is not None:
+            fields.append(("service_type", check_text("service_type", service_type, minimum=1)))
+        body = Multipart(fields, normalize_uploads(attachments))
+        response = await self._request(R.TICKETS_CREATE, multipart=body)
+        return self._structure(response, Ticket)
+
+    async def reply(
+        self,
+        ticket_id: int | str,
+        *,
+        message: str,
+        attachments: Iterable[AttachmentInput] = (),
+    ) -> Ticket:
+        """Add a message (and files) to a ticket. Sent once, like :meth:`create`.
+
+        Args:
+            ticket_id: the ticket's id.
+            message: at least 5 characters; HTML is accepted.
+            attachments: files to attach, as for :meth:`create`.
+
+        Returns:
+            The whole updated Ticket.
+
+        Raises:
+            InvalidParameterError: a local check failed; nothing was sent.
+            NotFoundError: no such ticket.
+            APIStatusError / APIConnectionError: as for :meth:`create`.
+        """
+        tid = check_id("ticket_id", ticket_id)
+        fields = [("message", check_text("message", message, minimum=C.MESSAGE_MIN))]
+        body = Multipart(fields, normalize_uploads(attachments))
+        response = await self._request(
+            R.TICKETS_REPLY, path_params={"ticket_id": tid}, multipart=body
+        )
+        return self._structure(response, Ticket)
+
+    async def resolve(self, ticket_id: int | str, *, refresh: bool = False) -> Ticket | None:
+        """Mark a ticket as resolved.
+
+        Args:
+            ticket_id: the ticket's id.
+            refresh: when the API answers 204 without a body, read the ticket back.
+
+        Returns:
+            The Ticket when the API returns it (or ``refresh`` is set), else None.
+
+        Raises:
+            InvalidParameterError: ``ticket_id`` is not a positive integer.
+            NotFoundError: no such ticket.
+            APIStatusError / APIConnectionError / ResponseDecodeError: the call failed.
+        """
+        tid = check_id("ticket_id", ticket_id)
+        response = await self._request(R.TICKETS_RESOLVE, path_params={"ticket_id": tid})
+        ticket = self._structure_optional(response, Ticket)
+        if ticket is None and refresh:
+            return await self.get(tid)
+        return ticket
+
+    @asynccontextmanager
+    async def stream_attachment(
+        self, ticket_id: int | str, attachment_id: int | str | Attachment
+    ) -> AsyncIterator[AttachmentStream]:
+        """Open an attachment for streaming: ``async with ... as s: async for c in s.iter_chunks()``.
+
+        Args:
+            ticket_id: the ticket's id.
+            attachment_id: the attachment's id, or the Attachment itself (its size is then
+                checked against the bytes received).
+
+        Yields:
+            An AttachmentStream with name, size, content_type and ``iter_chunks()``.
+
+        Raises:
+            NotFoundError: no such ticket or attachment.
+            DownloadError: (while iterating) the body was cut short.
+        """
+        tid = check_id("ticket_id", ticket_id)
+        known = attachment_id if isinstance(attachment_id, Attachment) else None
+        aid = check_id("attachment_id", known.id if known else attachment_id)
+        async with self._transport.stream(
+            R.TICKETS_ATTACHMENT, path_params={"ticket_id": tid, "attachment_id": aid}
+        ) as response:
+            yield AttachmentStream(
+                name=filename_from_headers(response.headers) or (known.name if known else None),
+                size=response.content_length,
+                content_type=response.headers.get("Content-Type"),
+                response=response,
+                expected=(known.size if known else None,),
+            )
+
+    async def download_attachment(
+        self,
+        ticket_id: int | str,
+        attachment_id: int | str | Attachment,
+        dest: DownloadTarget,
+        *,
+        overwrite: bool = False,
+    ) -> Path | None:
+        """Download an attachment, streamed in constant memory.
+
+        ``dest`` is a folder (an existing one, or a path ending in ``/``): the file is named from
+        the server's ``Content-Disposition`` (or the attachment's name), sanitised so it always
+        lands inside the folder. Or a file path. Either way the bytes go to a temporary file beside
+        the target, renamed into place only when complete and of the announced size. Or a
+        writable binary file object, written as the bytes arrive.
+
+        Args:
+            ticket_id: the ticket's id.
+            attachment_id: the attachment's id, or the Attachment (its name and size are used).
+            dest: a folder, a file path, or a binary file object.
+            overwrite: replace an existing file instead of raising.
+
+        Returns:
+            The path written, or None when ``dest`` was a file object.
+
+        Raises:
+            InvalidParameterError: the target exists and ``overwrite`` is False.
+            NotFoundError: no such ticket or attachment.
+            DownloadError: the body was cut short or differs from the announced size; no file
+                is left behind.
+        """
+        if not isinstance(dest, str | os.PathLike) and not hasattr(dest, "write"):
+            raise InvalidParameterError(
+                "dest", "expected a folder, a file path or a writable binary file"
+            )
+        if isinstance(dest, str | os.PathLike) and not is_dir_safe(dest):
+            raise InvalidParameterError("dest", f"{os.fspath(dest)!r} is not a usable path")
+        async with self.stream_attachment(ticket_id, attachment_id) as stream:
+            fallback = f"attachment-{attachment_id if not isinstance(attachment_id, Attachment) else attachment_id.id}"
+            if isinstance(dest, str | os.PathLike):
+                target = final_path(dest, stream.name, fallback, overwrite=overwrite)
+                await write_atomically(stream.iter_chunks(), target, overwrite=overwrite)
+                return target
+            await _write_to_file(stream, dest)
+            return None
+
+
+def is_dir_safe(dest: str | os.PathLike[str]) -> bool:
+    """A destination path is usable when it is non-empty and has no NUL byte."""
+    text = os.fspath(dest)
+    return bool(text) and "\0" not in text
+
+
+async def _write_to_file(stream: AttachmentStream, out: IO[bytes]) -> None:
+    async for chunk in stream.iter_chunks():
+        out.write(chunk)
+
+
+__all__: Sequence[str] = ["AsyncTickets", "AttachmentStream"]
