@@ -1,0 +1,371 @@
+"""The background loop behind the blocking Client: threads, nested loops, Ctrl-C, fork, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import inspect
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
+
+import pytest
+
+from vpsbg_support._loop_thread import DeadlockError, LoopClosedError, LoopThread
+
+# A hang guard, not a performance assertion: a broken loop thread blocks forever.
+HANG_GUARD = 20.0
+
+
+async def loop_identity() -> tuple[int, int]:
+    """Where the coroutine ran: the loop's id and the thread's id."""
+    return id(asyncio.get_running_loop()), threading.get_ident()
+
+
+async def echo(value: int) -> int:
+    await asyncio.sleep(0)
+    return value
+
+
+class Resource:
+    """Stands in for the AsyncClient: built on the loop, closed on the loop."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.closed_on: asyncio.AbstractEventLoop | None = None
+
+    async def aclose(self) -> None:
+        self.closed_on = asyncio.get_running_loop()
+
+
+@pytest.fixture
+def runner() -> Iterator[LoopThread[None]]:
+    lt = LoopThread()
+    yield lt
+    lt.close()
+
+
+def test_plain_call_runs_on_a_background_thread(runner: LoopThread[None]) -> None:
+    _, thread_id = runner.run(loop_identity())
+
+    assert runner.run(echo(7)) == 7
+    assert thread_id != threading.get_ident()
+
+
+def test_loop_starts_lazily() -> None:
+    lt = LoopThread(name="vpsbg-lazy-test")
+    try:
+        assert "vpsbg-lazy-test" not in {t.name for t in threading.enumerate()}
+        lt.run(echo(1))
+        assert "vpsbg-lazy-test" in {t.name for t in threading.enumerate()}
+    finally:
+        lt.close()
+
+
+def test_sixteen_threads_share_one_loop(runner: LoopThread[None]) -> None:
+    def work(worker: int) -> list[tuple[int, int]]:
+        out = []
+        for i in range(50):
+            assert runner.run(echo(worker * 1000 + i)) == worker * 1000 + i
+            out.append(runner.run(loop_identity()))
+        return out
+
+    with ThreadPoolExecutor(16) as pool:
+        results = [pair for chunk in pool.map(work, range(16)) for pair in chunk]
+
+    assert len(results) == 800
+    assert len(set(results)) == 1  # one loop, one thread, for every caller
+
+
+def test_call_from_inside_a_running_event_loop(runner: LoopThread[None]) -> None:
+    async def notebook_cell() -> tuple[int, int, int]:
+        outer = id(asyncio.get_running_loop())
+        inner, _ = runner.run(loop_identity())
+        return outer, inner, runner.run(echo(3))
+
+    outer, inner, value = asyncio.run(notebook_cell())
+
+    assert value == 3
+    assert inner != outer
+
+
+def test_exceptions_propagate_unchanged(runner: LoopThread[None]) -> None:
+    class CustomError(Exception):
+        def __init__(self, code: int) -> None:
+            super().__init__(f"code {code}")
+            self.code = code
+
+    original = CustomError(423)
+
+    async def fail() -> None:
+        raise original
+
+    with pytest.raises(CustomError) as info:
+        runner.run(fail())
+
+    assert info.value is original
+    assert info.value.code == 423
+    assert runner.run(echo(1)) == 1  # the loop survives a failed call
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="needs POSIX signals")
+def test_ctrl_c_cancels_the_inner_task_and_leaves_the_loop_usable(
+    runner: LoopThread[None],
+) -> None:
+    assert threading.current_thread() is threading.main_thread()
+    started, cancelled, cleaned_up = threading.Event(), threading.Event(), threading.Event()
+
+    async def slow() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(HANG_GUARD)
+        except asyncio.CancelledError:
+            cancelled.set()
+            await asyncio.sleep(0.05)  # cleanup that takes a moment, like closing a response
+            cleaned_up.set()
+            raise
+
+    def press_ctrl_c() -> None:
+        if started.wait(HANG_GUARD):
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    presser = threading.Thread(target=press_ctrl_c)
+    try:
+        presser.start()
+        with pytest.raises(KeyboardInterrupt):
+            runner.run(slow())
+    finally:
+        presser.join()
+        signal.signal(signal.SIGINT, previous)
+
+    assert cancelled.is_set()
+    assert cleaned_up.is_set()  # run() waited for the cancelled task before re-raising
+    assert runner.run(echo(5)) == 5
+
+
+def test_call_from_the_loop_thread_raises_instead_of_deadlocking(
+    runner: LoopThread[None],
+) -> None:
+    async def callback_calling_blocking_api() -> int:
+        return runner.run(echo(1))
+
+    runner.run(echo(0))
+    future = asyncio.run_coroutine_threadsafe(callback_calling_blocking_api(), runner.loop)
+
+    with pytest.raises(DeadlockError, match="own event loop thread"):
+        future.result(timeout=HANG_GUARD)
+    assert issubclass(DeadlockError, RuntimeError)
+
+
+def test_close_closes_the_resource_on_its_loop_and_joins_the_thread() -> None:
+    lt = LoopThread(factory=Resource, aclose=Resource.aclose)
+    resource = lt.resource()
+    thread = next(t for t in threading.enumerate() if t.ident == lt.run(loop_identity())[1])
+
+    lt.close()
+    lt.close()  # idempotent
+
+    assert not thread.is_alive()
+    assert resource.closed_on is resource.loop
+    assert resource.loop.is_closed()
+    assert lt.closed
+
+
+def test_call_after_close_raises_a_clear_error(runner: LoopThread[None]) -> None:
+    runner.close()
+    coro = echo(1)
+
+    with pytest.raises(LoopClosedError, match="closed"):
+        runner.run(coro)
+    assert (
+        inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED
+    )  # consumed, so no "was never awaited" warning
+
+
+def test_resource_is_built_on_the_loop() -> None:
+    lt = LoopThread(factory=Resource, aclose=Resource.aclose)
+    try:
+        assert lt.resource().loop is lt.loop
+        assert lt.resource() is lt.resource()
+    finally:
+        lt.close()
+
+
+def test_failing_factory_raises_and_leaves_no_thread_running() -> None:
+    def broken() -> Resource:
+        raise ValueError("no token")
+
+    lt = LoopThread(name="vpsbg-broken-factory", factory=broken, aclose=Resource.aclose)
+
+    with pytest.raises(ValueError, match="no token"):
+        lt.resource()
+    assert "vpsbg-broken-factory" not in {t.name for t in threading.enumerate()}
+    lt.close()
+
+
+def test_garbage_collected_runner_stops_its_thread() -> None:
+    lt = LoopThread(factory=Resource, aclose=Resource.aclose)
+    resource = lt.resource()
+    thread_id = lt.run(loop_identity())[1]
+    thread = next(t for t in threading.enumerate() if t.ident == thread_id)
+
+    del lt
+    gc.collect()
+
+    assert not thread.is_alive()
+    assert resource.closed_on is resource.loop
+
+
+def test_iterate_pulls_items_from_an_async_generator(runner: LoopThread[None]) -> None:
+    async def numbers() -> AsyncIterator[int]:
+        for i in range(5):
+            await asyncio.sleep(0)
+            yield i
+
+    assert list(runner.iterate(numbers())) == [0, 1, 2, 3, 4]
+
+
+def test_iterate_closes_the_async_generator_on_early_exit(runner: LoopThread[None]) -> None:
+    finalized = threading.Event()
+
+    async def endless() -> AsyncIterator[int]:
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+        finally:
+            await asyncio.sleep(0)  # async cleanup must run on the loop, not be skipped
+            finalized.set()
+
+    for item in runner.iterate(endless()):
+        if item == 2:
+            break
+
+    assert finalized.is_set()
+
+
+def test_iterate_propagates_errors_from_the_async_generator(runner: LoopThread[None]) -> None:
+    async def broken() -> AsyncIterator[int]:
+        yield 1
+        raise LookupError("page 2 failed")
+
+    got = []
+    with pytest.raises(LookupError, match="page 2"):
+        for item in runner.iterate(broken()):
+            got.append(item)
+    assert got == [1]
+
+
+class Tracked:
+    """An async context manager that records what happened to it."""
+
+    def __init__(self, suppress: bool = False) -> None:
+        self.suppress = suppress
+        self.events: list[object] = []
+
+    async def __aenter__(self) -> str:
+        self.events.append(("enter", id(asyncio.get_running_loop())))
+        return "stream"
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        self.events.append(("exit", exc_type))
+        return self.suppress
+
+
+def test_context_enters_and_exits_on_the_loop(runner: LoopThread[None]) -> None:
+    acm = Tracked()
+
+    with runner.context(acm) as value:
+        assert value == "stream"
+
+    assert acm.events == [("enter", id(runner.loop)), ("exit", None)]
+
+
+def test_context_passes_exceptions_to_aexit(runner: LoopThread[None]) -> None:
+    acm = Tracked()
+    with pytest.raises(KeyError), runner.context(acm):
+        raise KeyError("x")
+    assert acm.events[-1] == ("exit", KeyError)
+
+    suppressing = Tracked(suppress=True)
+    with runner.context(suppressing):
+        raise KeyError("swallowed by __aexit__")
+    assert suppressing.events[-1] == ("exit", KeyError)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_forked_child_gets_a_fresh_loop_and_resource() -> None:
+    lt = LoopThread(factory=Resource, aclose=Resource.aclose)
+    try:
+        parent_loop_id, parent_thread = lt.run(loop_identity())
+        parent_resource_id = id(lt.resource())
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child: report through the pipe, never return into pytest
+            code = 1
+            try:
+                # Thread idents may repeat across processes; loop ids cannot (the parent's
+                # loop object is kept alive in the child).
+                child_loop_id, _ = lt.run(loop_identity())
+                fresh = id(lt.resource()) != parent_resource_id
+                ok = child_loop_id != parent_loop_id
+                os.write(write_end, f"{ok} {fresh} {lt.run(echo(42))}".encode())
+                lt.close()
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write_end)
+        _, status = os.waitpid(pid, 0)
+        with os.fdopen(read_end) as pipe:
+            report = pipe.read()
+
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert report == "True True 42"
+        assert lt.run(loop_identity()) == (parent_loop_id, parent_thread)  # parent unaffected
+    finally:
+        lt.close()
+
+
+EXIT_SCRIPT = """
+import aiohttp
+from vpsbg_support._loop_thread import LoopThread
+
+async def pending_forever():
+    import asyncio
+    asyncio.get_running_loop().create_task(asyncio.sleep(3600))
+
+def factory():
+    return aiohttp.ClientSession()
+
+lt = LoopThread(factory=factory, aclose=aiohttp.ClientSession.close)
+lt.resource()
+lt.run(pending_forever())
+print("done")
+"""
+
+
+def test_unclosed_runner_exits_cleanly() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-W", "default", "-X", "dev", "-c", EXIT_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD,
+    )
+
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "done"
+    for complaint in ("Task was destroyed", "Unclosed", "Exception ignored", "Traceback"):
+        assert complaint not in proc.stderr, proc.stderr
