@@ -1,5 +1,82 @@
-"""Python client for the VPSBG support API."""
+"""Python client for the VPSBG support API: tickets, attachments and support plans.
 
+``AsyncClient`` is the implementation; ``Client`` is its generated blocking twin.
+"""
+
+from vpsbg_support import errors
+from vpsbg_support._client import AsyncClient
+from vpsbg_support._files import safe_filename
+from vpsbg_support._retry import RetryPolicy
 from vpsbg_support._version import __version__
+from vpsbg_support.errors import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    DownloadError,
+    InternalServerError,
+    InvalidParameterError,
+    LockedError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ResponseDecodeError,
+    UnprocessableEntityError,
+    VPSBGError,
+)
+from vpsbg_support.models import (
+    Attachment,
+    Department,
+    Order,
+    OrderInvoice,
+    OrderService,
+    Page,
+    PaymentInformation,
+    Promo,
+    RelatedService,
+    SupportPlan,
+    Ticket,
+    TicketMessage,
+)
+from vpsbg_support.resources.tickets import AttachmentStream
 
-__all__ = ["__version__"]
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AsyncClient",
+    "Attachment",
+    "AttachmentStream",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "Department",
+    "DownloadError",
+    "InternalServerError",
+    "InvalidParameterError",
+    "LockedError",
+    "NotFoundError",
+    "Order",
+    "OrderInvoice",
+    "OrderService",
+    "Page",
+    "PaymentInformation",
+    "PermissionDeniedError",
+    "Promo",
+    "RateLimitError",
+    "RelatedService",
+    "ResponseDecodeError",
+    "RetryPolicy",
+    "SupportPlan",
+    "Ticket",
+    "TicketMessage",
+    "UnprocessableEntityError",
+    "VPSBGError",
+    "__version__",
+    "errors",
+    "safe_filename",
+]

@@ -39,8 +39,27 @@ _FIELD = "attachments"
 _DEFAULT_TYPE = "application/octet-stream"
 
 
+#: Types of files people attach to support tickets that the stdlib table does not know.
+_SUPPORT_TYPES = {
+    ".log": "text/plain",
+    ".out": "text/plain",
+    ".err": "text/plain",
+    ".conf": "text/plain",
+    ".cfg": "text/plain",
+    ".ini": "text/plain",
+    ".yaml": "application/yaml",
+    ".yml": "application/yaml",
+    ".jsonl": "application/jsonl",
+    ".har": "application/json",
+    ".md": "text/markdown",
+}
+
+
 def guess_content_type(name: str) -> str:
     """The MIME type for a file name, ``application/octet-stream`` when unknown."""
+    ext = os.path.splitext(name)[1].lower()
+    if ext in _SUPPORT_TYPES:
+        return _SUPPORT_TYPES[ext]
     return mimetypes.guess_type(name, strict=False)[0] or _DEFAULT_TYPE
 
 
@@ -212,7 +231,9 @@ class Multipart:
         """A fresh FormData; files opened for it are closed by ``stack``."""
         # quote_fields=False writes file names as browsers do (UTF-8, quotes escaped);
         # aiohttp's default percent-encodes them, which PHP/Laravel servers do not decode.
-        form = aiohttp.FormData(quote_fields=False)
+        # default_to_multipart: the API documents multipart/form-data even for a reply with no
+        # files; aiohttp would otherwise send such a form url-encoded.
+        form = aiohttp.FormData(quote_fields=False, default_to_multipart=True)
         for key, value in self.fields:
             form.add_field(key, value)
         for upload in self.uploads:
@@ -253,7 +274,7 @@ def safe_filename(name: str | None, fallback: str) -> str:
         if name is fallback:
             return "attachment"
         return safe_filename(fallback, "attachment")
-    stem, dot, ext = cleaned.partition(".")
+    stem = cleaned.partition(".")[0]
     if stem.upper().rstrip() in _RESERVED:
         cleaned = "_" + cleaned
     encoded = cleaned.encode("utf-8")
@@ -263,9 +284,7 @@ def safe_filename(name: str | None, fallback: str) -> str:
         if len(ext_bytes) > 32:  # a very long "extension" is not one
             base, ext_bytes = cleaned, b""
         room = _MAX_NAME_BYTES - len(ext_bytes)
-        cleaned = (
-            base.encode("utf-8")[:room].decode("utf-8", "ignore") + ext_bytes.decode("utf-8")
-        )
+        cleaned = base.encode("utf-8")[:room].decode("utf-8", "ignore") + ext_bytes.decode("utf-8")
     return cleaned
 
 
@@ -328,7 +347,9 @@ async def write_atomically(
     The temporary file is renamed only once every byte arrived and the count matches each
     ``expected`` size; otherwise it is removed and the error raised. Returns the byte count.
     """
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name[:40]}.", suffix=".part")
+    fd, tmp_name = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name[:40]}.", suffix=".part"
+    )
     try:
         with os.fdopen(fd, "wb") as out:
             written = 0

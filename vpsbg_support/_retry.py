@@ -69,7 +69,7 @@ class RetryPolicy:
 
 @attrs.frozen
 class Decision:
-    """The outcome of :func:`decide`: retry after ``delay`` seconds, or give up (``reason`` says why)."""
+    """What :func:`decide` chose: retry after ``delay`` seconds, or give up (``reason``)."""
 
     retry: bool
     delay: float = 0.0
@@ -113,7 +113,7 @@ def backoff_delay(
     ``attempt`` counts from 0 for the first retry.
     """
     ceiling = min(policy.max_delay, policy.initial_delay * (2 ** min(attempt, 32)))
-    return ceiling * rand()
+    return float(ceiling * rand())
 
 
 def _is_idempotent(method: str) -> bool:

@@ -421,6 +421,9 @@ class Transport:
         status = resp.status
         body: Any = None
         message = ""
+        if self._token and self._token.encode() in raw:
+            # An echoed token must not survive into the exception's body, message or repr.
+            raw = raw.replace(self._token.encode(), b"***")
         if raw.strip():
             try:
                 body = json.loads(raw)

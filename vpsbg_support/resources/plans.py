@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 from vpsbg_support import _routes as R
@@ -23,7 +24,7 @@ class AsyncPlans(AsyncResource):
     ``request_sent=True``: check the account's orders before trying again.
     """
 
-    async def list(self) -> list[SupportPlan]:
+    async def list(self) -> builtins.list[SupportPlan]:
         """List the support plans on offer (and the account's current one, when the API says).
 
         Returns:

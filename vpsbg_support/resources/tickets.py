@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import os
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -126,7 +127,7 @@ class AsyncTickets(AsyncResource):
                 return
             page_number += 1
 
-    async def departments(self) -> list[Department]:
+    async def departments(self) -> builtins.list[Department]:
         """The support departments; their ids are what :meth:`create` takes as ``department_id``.
 
         Raises:
@@ -135,7 +136,7 @@ class AsyncTickets(AsyncResource):
         response = await self._request(R.TICKETS_DEPARTMENTS)
         return list(self._structure_page(response, Department).items)
 
-    async def services(self) -> list[RelatedService]:
+    async def services(self) -> builtins.list[RelatedService]:
         """The account's services a ticket can be about (``service_id`` + ``service_type``).
 
         Raises:
@@ -192,7 +193,10 @@ class AsyncTickets(AsyncResource):
         dept = check_id("department_id", department_id)
         fields: list[tuple[str, str]] = [
             ("department_id", str(dept)),
-            ("subject", check_text("subject", subject, minimum=C.SUBJECT_MIN, maximum=C.SUBJECT_MAX)),
+            (
+                "subject",
+                check_text("subject", subject, minimum=C.SUBJECT_MIN, maximum=C.SUBJECT_MAX),
+            ),
             ("message", check_text("message", message, minimum=C.MESSAGE_MIN)),
         ]
         if service_id is not None:
@@ -259,7 +263,10 @@ class AsyncTickets(AsyncResource):
     async def stream_attachment(
         self, ticket_id: int | str, attachment_id: int | str | Attachment
     ) -> AsyncIterator[AttachmentStream]:
-        """Open an attachment for streaming: ``async with ... as s: async for c in s.iter_chunks()``.
+        """Open an attachment for streaming, for piping its bytes elsewhere.
+
+        ``async with client.tickets.stream_attachment(216, 5) as s:``
+        ``async for chunk in s.iter_chunks(): ...``
 
         Args:
             ticket_id: the ticket's id.
@@ -325,7 +332,8 @@ class AsyncTickets(AsyncResource):
         if isinstance(dest, str | os.PathLike) and not is_dir_safe(dest):
             raise InvalidParameterError("dest", f"{os.fspath(dest)!r} is not a usable path")
         async with self.stream_attachment(ticket_id, attachment_id) as stream:
-            fallback = f"attachment-{attachment_id if not isinstance(attachment_id, Attachment) else attachment_id.id}"
+            aid = attachment_id.id if isinstance(attachment_id, Attachment) else attachment_id
+            fallback = f"attachment-{aid}"
             if isinstance(dest, str | os.PathLike):
                 target = final_path(dest, stream.name, fallback, overwrite=overwrite)
                 await write_atomically(stream.iter_chunks(), target, overwrite=overwrite)
