@@ -214,7 +214,7 @@ def _dump_epoch(value: datetime) -> int:
 
 def _tuple_of(read: _Parse) -> _Parse:
     def read_tuple(value: Any) -> tuple[Any, ...]:
-        if type(value) is not list:
+        if not isinstance(value, list):
             if value is None:
                 return ()
             raise _expected("an array", value)
@@ -538,7 +538,7 @@ def _section(envelope: dict[str, Any], name: str) -> dict[str, Any]:
     section = envelope.get(name)
     if section is None:
         return {}
-    if type(section) is not dict:
+    if not isinstance(section, dict):
         raise _expected("an object", section).under(name)
     return section
 
@@ -547,11 +547,11 @@ def _page_structure_hook(item_type: type[Any]) -> Callable[[Any], Page[Any]]:
     read_items = _tuple_of(_structure_hooks[item_type])
 
     def structure_page(data: Any) -> Page[Any]:
-        if type(data) is list:
+        if isinstance(data, list):
             return Page(items=read_items(data))
-        if type(data) is not dict or "data" not in data:
+        if not isinstance(data, dict) or "data" not in data:
             raise _expected("an array, or an object with a 'data' array", data)
-        if type(data["data"]) is not list:
+        if not isinstance(data["data"], list):
             raise _expected("an array", data["data"]).under("data")
         try:
             items = read_items(data["data"])
@@ -590,6 +590,15 @@ def _unstructure_page(page: Page[Any]) -> dict[str, Any]:
     return out
 
 
+def _hook(read: _Parse) -> Callable[[Any, Any], Any]:
+    """Adapt a one-argument reader to cattrs' ``(data, type)`` hook signature."""
+
+    def hook(data: Any, _cl: Any) -> Any:
+        return read(data)
+
+    return hook
+
+
 def _is_page(cl: Any) -> bool:
     return cl is Page or get_origin(cl) is Page
 
@@ -598,23 +607,13 @@ def _page_hook_factory(cl: Any) -> Callable[[Any, Any], Page[Any]]:
     args = get_args(cl)
     if len(args) != 1 or args[0] not in _structure_hooks:
         raise TypeError(f"cannot structure {cl!r}: use Page[<a model class>]")
-    hook = _page_structure_hook(args[0])
-    return lambda data, _cl: hook(data)
+    return _hook(_page_structure_hook(args[0]))
 
 
 # --- the converter -------------------------------------------------------------------------
 
 #: The one converter. Hooks for every model and for ``Page[Model]`` are registered on it.
 converter = cattrs.Converter(detailed_validation=False)
-
-
-def _hook(read: _Parse) -> Callable[[Any, Any], Any]:
-    """Adapt a one-argument reader to cattrs' ``(data, type)`` hook signature."""
-
-    def hook(data: Any, _cl: Any) -> Any:
-        return read(data)
-
-    return hook
 
 
 _TYPE_KINDS: dict[Any, str] = {
