@@ -81,6 +81,9 @@ class FakeState:
         active_plan: key of the account's current support plan, or ``None`` for none.
         clock: returns "now" (aware UTC); defaults to the real time. The state makes successive
             timestamps strictly increasing either way, so ``updated_at`` always moves.
+
+    Raises:
+        ValueError: when ``active_plan`` is not a known plan key.
     """
 
     def __init__(
@@ -111,8 +114,8 @@ class FakeState:
         }
         self._sha256_cache: dict[int, str] = {}
         self._orders: list[Order] = []
-        if active_plan is not None:
-            self.plan(active_plan)
+        if active_plan is not None and all(p.key != active_plan for p in self.plans):
+            raise ValueError(f"unknown plan {active_plan!r}")
         self.active_plan: str | None = active_plan
         self.plan_status: PlanStatus | None = "active" if active_plan else None
         self._subscription_id = self._subscription_ids.next()
