@@ -26,6 +26,7 @@ from typing import Any, Generic, TypeVar, cast, overload
 __all__ = ["DeadlockError", "LoopClosedError", "LoopThread", "SyncContextManager"]
 
 T = TypeVar("T")
+U = TypeVar("U")
 R = TypeVar("R")
 
 #: Seconds to wait for a task cancelled by Ctrl-C to run its cleanup before re-raising.
@@ -208,16 +209,27 @@ class LoopThread(Generic[R]):
                 self._close_async_iterator(aiterator)
             raise
 
-    def context(self, acm: AbstractAsyncContextManager[T]) -> SyncContextManager[T]:
+    @overload
+    def context(self, acm: AbstractAsyncContextManager[T]) -> SyncContextManager[T, T]: ...
+
+    @overload
+    def context(
+        self, acm: AbstractAsyncContextManager[T], wrap: Callable[[T], U]
+    ) -> SyncContextManager[T, U]: ...
+
+    def context(
+        self, acm: AbstractAsyncContextManager[T], wrap: Callable[[T], Any] | None = None
+    ) -> SyncContextManager[T, Any]:
         """Wrap an async context manager so that ``with`` enters and exits it on the loop.
 
         Args:
             acm: the async context manager.
+            wrap: applied to what ``acm`` yields (to give blocking users a blocking view of it).
 
         Returns:
-            A blocking context manager yielding what ``acm`` yields.
+            A blocking context manager yielding what ``acm`` yields, passed through ``wrap``.
         """
-        return SyncContextManager(self, acm)
+        return SyncContextManager(self, acm, wrap)
 
     def close(self) -> None:
         """Close the resource on the loop, stop the loop and join its thread. Idempotent.
@@ -293,15 +305,22 @@ class LoopThread(Generic[R]):
             self._box.state = None
 
 
-class SyncContextManager(Generic[T]):
+class SyncContextManager(Generic[T, U]):
     """A blocking context manager entering and exiting an async one on a :class:`LoopThread`."""
 
-    def __init__(self, runner: LoopThread[Any], acm: AbstractAsyncContextManager[T]) -> None:
+    def __init__(
+        self,
+        runner: LoopThread[Any],
+        acm: AbstractAsyncContextManager[T],
+        wrap: Callable[[T], U] | None = None,
+    ) -> None:
         self._runner = runner
         self._acm = acm
+        self._wrap = wrap
 
-    def __enter__(self) -> T:
-        return self._runner.run(_aenter(self._acm))
+    def __enter__(self) -> U:
+        value = self._runner.run(_aenter(self._acm))
+        return cast(U, value) if self._wrap is None else self._wrap(value)
 
     def __exit__(
         self,
