@@ -150,12 +150,18 @@ def _read_bool(value: Any) -> bool:
     raise _expected("a boolean", value)
 
 
+# A plain decimal number as a string: Laravel's ``decimal`` cast serialises money as "15.00".
+_DECIMAL_STRING = re.compile(r"-?[0-9]{1,30}(\.[0-9]{1,30})?")
+
+
 def _read_decimal(value: Any) -> Decimal:
     if type(value) is int:
         return Decimal(value)
     if type(value) is float and math.isfinite(value):
         # repr() is the shortest string that round-trips, i.e. the number as the JSON wrote it.
         return Decimal(repr(value))
+    if isinstance(value, str) and _DECIMAL_STRING.fullmatch(value.strip()):
+        return Decimal(value.strip())
     raise _expected("a number", value)
 
 
