@@ -43,8 +43,11 @@ test: lint typecheck check-generated pytest
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
+# Every CPython 3.10-3.13 on this machine: on PATH, plus any under pyenv (whose shims hide them).
+PYENV_BINS := $(shell ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.1[0-3]*/bin 2>/dev/null | tr '\n' ':')
+
 test-all: $(STAMP)
-	$(BIN)/nox
+	PATH="$(PYENV_BINS)$$PATH" $(BIN)/nox
 
 clean:
 	rm -rf $(VENV) .nox .mypy_cache .ruff_cache .pytest_cache dist build .coverage
