@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import signal
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
@@ -660,3 +663,18 @@ def test_vpsbg_fake_factory_starts_several_fakes(vpsbg_fake_factory: Any) -> Non
     assert one.url != two.url
     assert urlopen_json(two.url + "/support/tickets", "other-token")[1]["meta"]["total"] == 2
     assert urlopen_json(one.url + "/support/tickets", "other-token")[0] == 401
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child needs a console group")
+def test_command_line_serves_until_ctrl_c() -> None:
+    command = [sys.executable, "-m", "vpsbg_support.testing", "--port", "0", "--tickets", "2"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            url = process.stdout.readline().split(" at ")[1].strip()
+            token = process.stdout.readline().split(":")[1].strip()
+            status, body = urlopen_json(url + "/support/tickets", token)
+            assert status == 200 and body["meta"]["total"] == 2
+        finally:
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=10) == 0
