@@ -6,19 +6,25 @@ source (re-opened path, rewound file) so a retried upload never goes out short.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import mimetypes
 import os
-import tempfile
+import secrets
+import stat
+import unicodedata
 from collections.abc import AsyncIterable, Iterable, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import IO, Any, Union
+from typing import IO, Any, Literal, Union
 
 import aiohttp
+import aiohttp.payload
 import attrs
+from aiohttp.abc import AbstractStreamWriter
 
+from vpsbg_support import _constants as C
 from vpsbg_support.errors import DownloadError, InvalidParameterError
 
 __all__ = ["AttachmentInput", "Multipart", "Upload", "guess_content_type", "normalize_uploads"]
@@ -37,6 +43,9 @@ AttachmentInput = Union[
 
 _FIELD = "attachments"
 _DEFAULT_TYPE = "application/octet-stream"
+#: Upload read size: each read is one hop to a worker thread, so fewer, larger reads; memory
+#: stays bounded by one read plus aiohttp's write buffer.
+_READ_SIZE = 4 * C.CHUNK_SIZE
 
 
 #: Types of files people attach to support tickets that the stdlib table does not know.
@@ -71,56 +80,106 @@ def _check_name(name: object) -> str:
     return name
 
 
+UploadKind = Literal["path", "bytes", "file", "aiter"]
+
+
 @attrs.frozen
 class Upload:
-    """One attachment, normalised: a name, a content type and a way to open its bytes again."""
+    """One attachment, normalised: a name, a content type and a way to send its bytes again.
+
+    Attributes:
+        name: the file name sent in the part's ``Content-Disposition``.
+        content_type: the part's ``Content-Type``.
+        source: the path, bytes, caller's file object or async iterable.
+        kind: which of those ``source`` is.
+        start: where a caller's seekable file stood when it was given (rewound there before
+            each attempt); None for a file that cannot seek.
+        size: bytes to send when known in advance (then the request has a Content-Length).
+    """
 
     name: str
     content_type: str
     source: Any = attrs.field(repr=False)
-    kind: str  # "path" | "bytes" | "file" | "aiter"
-    start: int = 0
+    kind: UploadKind
+    start: int | None = None
+    size: int | None = None
 
     @property
     def replayable(self) -> bool:
         """Whether a second attempt can send exactly the same bytes."""
-        return self.kind != "aiter" and not (self.kind == "file" and self.start < 0)
+        return self.kind != "aiter" and not (self.kind == "file" and self.start is None)
 
     def payload(self, stack: AsyncExitStack) -> Any:
-        """A fresh object for aiohttp to stream this attachment from."""
+        """A fresh object for aiohttp to stream this attachment from.
+
+        Raises:
+            InvalidParameterError: a path can no longer be opened (deleted or replaced since it
+                was checked).
+        """
         if self.kind == "path":
-            handle = open(self.source, "rb")  # noqa: SIM115 -- closed by the stack
+            try:
+                handle = open(self.source, "rb")  # noqa: SIM115 -- closed by the stack
+            except OSError as exc:
+                raise InvalidParameterError(
+                    _FIELD, f"cannot read {self.source}: {exc.strerror}"
+                ) from None
             stack.callback(handle.close)
-            return handle
+            # The size is taken now, not when checked: a log still being written is sent as it
+            # stands at this attempt, and Content-Length always matches what goes out.
+            size = os.fstat(handle.fileno()).st_size
+            return _ReaderPayload(handle, self, start=None, size=size)
         if self.kind == "file":
-            if self.start >= 0:
-                self.source.seek(self.start)
-            return _Unclosable(self.source)
+            return _ReaderPayload(self.source, self, start=self.start, size=self.size)
         return self.source
 
 
-class _Unclosable(io.RawIOBase):
-    """Lends a caller's file to aiohttp, which closes what it streams, without closing it."""
+class _ReaderPayload(aiohttp.payload.Payload):
+    """Streams a binary file in bounded reads on a worker thread, and never closes it.
 
-    def __init__(self, raw: IO[bytes]) -> None:
-        super().__init__()
-        self._raw = raw
-        self.name = getattr(raw, "name", None)
+    aiohttp's own file payloads close the file they were given (a caller's file must stay open)
+    and cannot tell the size of a file object without a real descriptor (the body then goes out
+    chunked). With a known ``size`` exactly that many bytes are sent: a file growing meanwhile is
+    cut there, one ending sooner raises instead of leaving the server waiting for the rest.
+    """
 
-    def readable(self) -> bool:
-        return True
+    def __init__(self, reader: IO[bytes], upload: Upload, *, start: int | None, size: int | None):
+        super().__init__(reader, content_type=upload.content_type, filename=upload.name)
+        self._reader = reader
+        self._start = start
+        self._size = size
 
-    def readinto(self, buffer: Any) -> int:
-        data = self._raw.read(len(buffer))
-        n = len(data)
-        buffer[:n] = data
-        return n
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        """Refused: an attachment is streamed, never held whole in memory."""
+        raise TypeError("an attachment file is streamed, not decoded")
 
-    def read(self, size: int | None = -1) -> bytes:
-        return self._raw.read(-1 if size is None else size)
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        """Send the file's bytes (from its start offset) to ``writer``."""
+        await self.write_with_length(writer, None)
 
-    def close(self) -> None:  # the caller owns the file
-        super().close()
+    async def write_with_length(
+        self, writer: AbstractStreamWriter, content_length: int | None
+    ) -> None:
+        """Send at most ``content_length`` bytes (all of them when None).
+
+        Raises:
+            OSError: the file ended before its announced size.
+        """
+        loop = asyncio.get_running_loop()
+        if self._start is not None:
+            await loop.run_in_executor(None, self._reader.seek, self._start)
+        remaining = self._size
+        if content_length is not None:
+            remaining = content_length if remaining is None else min(remaining, content_length)
+        while remaining is None or remaining > 0:
+            want = _READ_SIZE if remaining is None else min(_READ_SIZE, remaining)
+            chunk = await loop.run_in_executor(None, self._reader.read, want)
+            if not chunk:
+                break
+            await writer.write(chunk)
+            if remaining is not None:
+                remaining -= len(chunk)
+        if remaining:
+            raise OSError(f"{self.filename}: the file ended {remaining} bytes short of its size")
 
 
 def _from_path(path: str | os.PathLike[str], name: str | None, ctype: str | None) -> Upload:
@@ -131,20 +190,25 @@ def _from_path(path: str | os.PathLike[str], name: str | None, ctype: str | None
         raise InvalidParameterError(_FIELD, f"file not found: {fspath}") from None
     except OSError as exc:
         raise InvalidParameterError(_FIELD, f"cannot read {fspath}: {exc.strerror}") from None
-    if not os.path.isfile(fspath):
+    if not stat.S_ISREG(st.st_mode):
+        # A folder, FIFO or device: opening a FIFO would block, a device may never end.
         raise InvalidParameterError(_FIELD, f"not a regular file: {fspath}")
-    if not os.access(fspath, os.R_OK):
-        raise InvalidParameterError(_FIELD, f"file is not readable: {fspath}")
     if st.st_size == 0:
         raise InvalidParameterError(_FIELD, f"file is empty: {fspath}")
+    try:
+        # access() says yes to root for any file; opening is the check that does not lie.
+        with open(fspath, "rb"):
+            pass
+    except OSError as exc:
+        raise InvalidParameterError(_FIELD, f"cannot read {fspath}: {exc.strerror}") from None
     final = _check_name(name if name is not None else os.path.basename(fspath))
-    return Upload(final, ctype or guess_content_type(final), fspath, "path")
+    return Upload(final, ctype or guess_content_type(final), fspath, "path", size=st.st_size)
 
 
 def _from_file(handle: Any, name: str | None, ctype: str | None) -> Upload:
     if name is None:
         raw_name = getattr(handle, "name", None)
-        if not isinstance(raw_name, str | bytes) or isinstance(raw_name, int):
+        if not isinstance(raw_name, str | bytes):
             raise InvalidParameterError(
                 _FIELD, "this file object has no name: pass (name, file) instead"
             )
@@ -152,19 +216,29 @@ def _from_file(handle: Any, name: str | None, ctype: str | None) -> Upload:
     final = _check_name(name)
     if isinstance(handle, io.TextIOBase):
         raise InvalidParameterError(_FIELD, f"{final}: open the file in binary mode ('rb')")
+    readable = getattr(handle, "readable", None)
+    if callable(readable) and not readable():
+        raise InvalidParameterError(_FIELD, f"{final}: the file is not open for reading")
+    start, size = _seekable_span(handle, final)
+    if size == 0:
+        raise InvalidParameterError(_FIELD, f"{final}: file is empty")
+    return Upload(final, ctype or guess_content_type(final), handle, "file", start, size)
+
+
+def _seekable_span(handle: Any, name: str) -> tuple[int | None, int | None]:
+    """Where a file object stands and how many bytes are left, or (None, None) if it cannot seek."""
     try:
-        start = handle.tell() if handle.seekable() else -1
+        if not handle.seekable():
+            return None, None
+        start = handle.tell()
     except (OSError, ValueError, AttributeError):
-        start = -1
-    if start >= 0:
-        try:
-            end = handle.seek(0, io.SEEK_END)
-            handle.seek(start)
-        except (OSError, ValueError) as exc:
-            raise InvalidParameterError(_FIELD, f"{final}: cannot read: {exc}") from None
-        if end - start <= 0:
-            raise InvalidParameterError(_FIELD, f"{final}: file is empty")
-    return Upload(final, ctype or guess_content_type(final), handle, "file", start)
+        return None, None
+    try:
+        end = handle.seek(0, io.SEEK_END)
+        handle.seek(start)
+    except (OSError, ValueError) as exc:
+        raise InvalidParameterError(_FIELD, f"{name}: cannot read: {exc}") from None
+    return start, max(0, end - start)
 
 
 def _normalize_one(item: Any) -> Upload:
@@ -178,12 +252,15 @@ def _normalize_one(item: Any) -> Upload:
         name = _check_name(item[0])
         content = item[1]
         ctype = item[2] if len(item) == 3 else None
-        if ctype is not None and (not isinstance(ctype, str) or "/" not in ctype):
+        if ctype is not None and (
+            not isinstance(ctype, str) or "/" not in ctype or not ctype.isprintable()
+        ):
             raise InvalidParameterError(_FIELD, f"{name}: invalid content type {ctype!r}")
         if isinstance(content, bytes | bytearray | memoryview):
             if len(content) == 0:
                 raise InvalidParameterError(_FIELD, f"{name}: content is empty")
-            return Upload(name, ctype or guess_content_type(name), bytes(content), "bytes")
+            data = bytes(content)
+            return Upload(name, ctype or guess_content_type(name), data, "bytes", size=len(data))
         if isinstance(content, str | os.PathLike):
             return _from_path(content, name, ctype)
         if isinstance(content, AsyncIterable):
@@ -202,6 +279,12 @@ def _normalize_one(item: Any) -> Upload:
 
 def normalize_uploads(attachments: Iterable[AttachmentInput]) -> tuple[Upload, ...]:
     """Check every attachment before anything is sent.
+
+    Args:
+        attachments: the ``attachments=`` argument of create/reply.
+
+    Returns:
+        One Upload per attachment, in order.
 
     Raises:
         InvalidParameterError: (field ``attachments``) a file is missing, unreadable, empty,
@@ -228,7 +311,11 @@ class Multipart:
         return all(u.replayable for u in self.uploads)
 
     def build(self, stack: AsyncExitStack) -> aiohttp.FormData:
-        """A fresh FormData; files opened for it are closed by ``stack``."""
+        """A fresh FormData; files opened for it are closed by ``stack``.
+
+        Raises:
+            InvalidParameterError: a file can no longer be opened.
+        """
         # quote_fields=False writes file names as browsers do (UTF-8, quotes escaped);
         # aiohttp's default percent-encodes them, which PHP/Laravel servers do not decode.
         # default_to_multipart: the API documents multipart/form-data even for a reply with no
@@ -250,46 +337,80 @@ class Multipart:
 
 _RESERVED = frozenset(
     ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"]
-    + [f"COM{i}" for i in range(1, 10)]
-    + [f"LPT{i}" for i in range(1, 10)]
+    + [f"{port}{n}" for port in ("COM", "LPT") for n in "0123456789\u00b9\u00b2\u00b3"]
 )
-_FORBIDDEN = set('/\\<>:"|?*')
+_FORBIDDEN = frozenset('/\\<>:"|?*')
+#: Unicode categories dropped from names: controls (NUL, newline, NEL...), format characters
+#: (bidi overrides that make "txt.exe" display as "exe.txt"), surrogates (undecodable bytes),
+#: line and paragraph separators.
+_DROPPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 _MAX_NAME_BYTES = 255
+#: A longer "extension" is part of the name, not an extension worth keeping when shortening.
+_MAX_EXT_BYTES = 32
+_DEFAULT_NAME = "attachment"
 
 
-def safe_filename(name: str | None, fallback: str) -> str:
+def safe_filename(name: str | None, fallback: str = _DEFAULT_NAME) -> str:
     """A file name that is safe to create inside a folder, from a name a server gave us.
 
-    No path separators, no ``..``, no leading dots, no control characters, no Windows reserved
-    names (``CON``, ``NUL``...), at most 255 UTF-8 bytes with the extension kept. ``fallback`` is
-    used when nothing usable is left (and is sanitised the same way).
+    The result is one path component on every OS: no path separators (they become ``_``), no
+    control, format or line-separator characters, no leading dots (so never ``.`` or ``..``,
+    never hidden), no trailing dots or spaces, no Windows reserved name (``CON``, ``nul.txt``...
+    get a ``_`` prefix), at most 255 UTF-8 bytes with the extension kept.
+
+    Args:
+        name: the name the server gave (``Content-Disposition``, the attachment's ``name``).
+        fallback: used when nothing usable is left of ``name``; sanitised the same way, and
+            ``"attachment"`` when nothing is left of it either.
+
+    Returns:
+        A non-empty file name.
     """
-    cleaned = "".join(
-        "_" if ch in _FORBIDDEN else ch
-        for ch in (name or "")
-        if ord(ch) >= 32 and ord(ch) != 127 and not (0xD800 <= ord(ch) <= 0xDFFF)
-    )
-    cleaned = cleaned.strip().lstrip(".").rstrip(". ")
-    if not cleaned or set(cleaned) <= {"_", "."}:
-        if name is fallback:
-            return "attachment"
-        return safe_filename(fallback, "attachment")
-    stem = cleaned.partition(".")[0]
-    if stem.upper().rstrip() in _RESERVED:
-        cleaned = "_" + cleaned
-    encoded = cleaned.encode("utf-8")
-    if len(encoded) > _MAX_NAME_BYTES:
-        base, ext = os.path.splitext(cleaned)
-        ext_bytes = ext.encode("utf-8")
-        if len(ext_bytes) > 32:  # a very long "extension" is not one
-            base, ext_bytes = cleaned, b""
-        room = _MAX_NAME_BYTES - len(ext_bytes)
-        cleaned = base.encode("utf-8")[:room].decode("utf-8", "ignore") + ext_bytes.decode("utf-8")
+    cleaned = _clean(name)
+    if not cleaned:
+        cleaned = _clean(fallback) or _DEFAULT_NAME
     return cleaned
 
 
+def _clean(name: str | None) -> str:
+    kept = "".join(
+        "_" if ch in _FORBIDDEN else ch
+        for ch in (name or "")
+        if unicodedata.category(ch) not in _DROPPED_CATEGORIES
+    )
+    kept = _trim(kept)
+    if not kept.strip("_."):
+        return ""  # nothing but separators and dots: no name worth keeping
+    if kept.partition(".")[0].rstrip(" ").upper() in _RESERVED:
+        kept = "_" + kept
+    if len(kept.encode("utf-8")) > _MAX_NAME_BYTES:
+        kept = _shorten(kept)
+    return kept
+
+
+def _trim(name: str) -> str:
+    # Leading dots would hide the file (or make it . or ..); Windows drops trailing dots/spaces.
+    return name.strip().lstrip(".").rstrip(". ")
+
+
+def _shorten(name: str) -> str:
+    base, ext = os.path.splitext(name)
+    if len(ext.encode("utf-8")) > _MAX_EXT_BYTES:
+        base, ext = name, ""
+    room = _MAX_NAME_BYTES - len(ext.encode("utf-8"))
+    base = _trim(base.encode("utf-8")[:room].decode("utf-8", "ignore"))
+    return base + ext
+
+
 def filename_from_headers(headers: Any) -> str | None:
-    """The file name in a ``Content-Disposition`` header (``filename*`` preferred), or None."""
+    """The file name in a ``Content-Disposition`` header (``filename*`` preferred), or None.
+
+    Args:
+        headers: the response headers.
+
+    Returns:
+        The name as sent (not sanitised), or None when there is none or it cannot be decoded.
+    """
     header = headers.get("Content-Disposition")
     if not header:
         return None
@@ -310,25 +431,55 @@ def is_folder_target(dest: str | os.PathLike[str]) -> bool:
     return os.path.isdir(text) or text.endswith((os.sep, "/"))
 
 
+def check_dest(dest: object) -> None:
+    """Refuse a download destination that cannot work, before anything is sent.
+
+    Raises:
+        InvalidParameterError: (field ``dest``) not a path nor a writable binary file object.
+    """
+    if isinstance(dest, str | os.PathLike):
+        text = os.fspath(dest)
+        if not isinstance(text, str) or not text or "\0" in text:
+            raise InvalidParameterError("dest", f"{text!r} is not a usable path")
+        return
+    if isinstance(dest, io.TextIOBase):
+        raise InvalidParameterError("dest", "open the file in binary mode ('wb')")
+    writable = getattr(dest, "writable", None)
+    if not callable(getattr(dest, "write", None)) or (callable(writable) and not writable()):
+        raise InvalidParameterError(
+            "dest", "expected a folder, a file path or a writable binary file"
+        )
+
+
 def final_path(
     dest: str | os.PathLike[str], server_name: str | None, fallback: str, *, overwrite: bool
 ) -> Path:
     """Where the download lands: inside the folder under a safe name, or the given file path.
 
+    Args:
+        dest: a folder (existing, or ending with a separator: then created) or a file path.
+        server_name: the name the server gave, sanitised here.
+        fallback: the name to use when the server gave none usable.
+        overwrite: whether an existing file may be replaced.
+
+    Returns:
+        The absolute path to write; its folder exists.
+
     Raises:
-        InvalidParameterError: the file exists and ``overwrite`` is False, or a safe name would
-            still resolve outside the folder.
+        InvalidParameterError: the file exists and ``overwrite`` is False, or it is a folder.
     """
     if is_folder_target(dest):
         folder = Path(dest).resolve()
         folder.mkdir(parents=True, exist_ok=True)
+        # safe_filename returns a single component, so the target's parent is the folder; an
+        # existing symlink under that name is replaced (never written through) by os.replace.
         target = folder / safe_filename(server_name, fallback)
-        if target.resolve().parent != folder:  # belt and braces: never outside the folder
-            raise InvalidParameterError("dest", f"refusing to write outside {folder}")
     else:
         target = Path(dest).resolve()
         target.parent.mkdir(parents=True, exist_ok=True)
-    if not overwrite and target.exists():
+    if target.is_dir():
+        raise InvalidParameterError("dest", f"{target} is a folder")
+    if not overwrite and os.path.lexists(target):
         raise InvalidParameterError(
             "dest", f"{target} already exists; pass overwrite=True to replace it"
         )
@@ -344,12 +495,25 @@ async def write_atomically(
 ) -> int:
     """Stream ``chunks`` into a temporary file beside ``target``, then move it into place.
 
-    The temporary file is renamed only once every byte arrived and the count matches each
-    ``expected`` size; otherwise it is removed and the error raised. Returns the byte count.
+    The temporary file is renamed only once every byte arrived, the count matches each
+    ``expected`` size and the data is on disk (fsync); otherwise it is removed and the error
+    raised, so ``target`` is either untouched or complete.
+
+    Args:
+        chunks: the bytes, as they arrive.
+        target: the final path (see :func:`final_path`).
+        overwrite: replace an existing file; when False a file that appeared meanwhile is kept.
+        expected: sizes the byte count must match (None entries are ignored).
+
+    Returns:
+        The byte count.
+
+    Raises:
+        DownloadError: a size does not match.
+        InvalidParameterError: ``target`` exists and ``overwrite`` is False.
     """
-    fd, tmp_name = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name[:40]}.", suffix=".part"
-    )
+    loop = asyncio.get_running_loop()
+    fd, tmp_name = _create_temp(target)
     try:
         with os.fdopen(fd, "wb") as out:
             written = 0
@@ -357,36 +521,79 @@ async def write_atomically(
                 out.write(chunk)
                 written += len(chunk)
             check_size(written, expected)
-            out.flush()
-            os.fsync(out.fileno())
-        if overwrite:
-            os.replace(tmp_name, target)
-        else:
-            # link() refuses to replace an existing file, closing the race with a concurrent writer.
-            try:
-                os.link(tmp_name, target)
-            except FileExistsError:
-                raise InvalidParameterError(
-                    "dest", f"{target} already exists; pass overwrite=True to replace it"
-                ) from None
-            except OSError:
-                if target.exists():
-                    raise
-                os.replace(tmp_name, target)
-            else:
-                os.unlink(tmp_name)
+            # fsync can take a while for a big file: off the loop, so other tasks keep running.
+            await loop.run_in_executor(None, os.fsync, out.fileno())
+        _move_into_place(tmp_name, target, overwrite=overwrite)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
+    await loop.run_in_executor(None, _fsync_folder, target.parent)
     return written
 
 
-def check_size(written: int, expected: Iterable[int | None]) -> None:
-    """Raise DownloadError when ``written`` differs from a known expected size."""
+def _create_temp(target: Path) -> tuple[int, str]:
+    """A new hidden ``.part`` file beside ``target``.
+
+    Created with mode 0o666 so the umask applies as for any new file: mkstemp's 0o600 would
+    leave every download readable by its owner only.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        name = str(target.parent / f".{target.name[:40]}.{secrets.token_hex(4)}.part")
+        try:
+            return os.open(name, flags, 0o666), name
+        except FileExistsError:
+            continue
+
+
+def _move_into_place(tmp_name: str, target: Path, *, overwrite: bool) -> None:
+    if overwrite:
+        os.replace(tmp_name, target)
+        return
+    # link() refuses to replace an existing file, closing the race with a concurrent writer.
+    try:
+        os.link(tmp_name, target)
+    except FileExistsError:
+        raise InvalidParameterError(
+            "dest", f"{target} already exists; pass overwrite=True to replace it"
+        ) from None
+    except OSError:
+        # No hard links on this file system (FAT, some network mounts): check, then rename.
+        if os.path.lexists(target):
+            raise InvalidParameterError(
+                "dest", f"{target} already exists; pass overwrite=True to replace it"
+            ) from None
+        os.replace(tmp_name, target)
+    else:
+        os.unlink(tmp_name)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename itself durable (POSIX); best effort where folders cannot be opened."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def check_size(written: int, expected: Iterable[int | None], *, url: str | None = None) -> None:
+    """Raise DownloadError when ``written`` differs from a known expected size.
+
+    Args:
+        written: bytes received.
+        expected: sizes it must match; None entries are unknown sizes and ignored.
+        url: the download's URL, for the error.
+
+    Raises:
+        DownloadError: a size is known and differs.
+    """
     for size in expected:
         if size is not None and written != size:
             raise DownloadError(
                 f"download incomplete: received {written} bytes, expected {size}",
-                request_sent=True,
+                method="GET" if url else None,
+                url=url,
             )

@@ -7,7 +7,6 @@ import os
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import IO
 
 import aiohttp
 import attrs
@@ -18,14 +17,16 @@ from vpsbg_support._files import (
     AttachmentInput,
     DownloadTarget,
     Multipart,
+    check_dest,
     check_size,
     filename_from_headers,
     final_path,
+    is_folder_target,
     normalize_uploads,
     write_atomically,
 )
 from vpsbg_support._validate import check_id, check_int, check_text
-from vpsbg_support.errors import DownloadError, InvalidParameterError
+from vpsbg_support.errors import DownloadError
 from vpsbg_support.models import Attachment, Department, Page, RelatedService, Ticket
 from vpsbg_support.resources._base import AsyncResource
 
@@ -35,9 +36,12 @@ class AttachmentStream:
     """An attachment being downloaded: its metadata, and its bytes as they arrive.
 
     Attributes:
-        name: the file name the server gave (``Content-Disposition``), unsanitised: sanitise it
-            (see ``safe_filename``) before using it as a path.
-        size: ``Content-Length`` when the server sent one.
+        name: the file name the server gave (``Content-Disposition``, else the Attachment's
+            name when one was passed), unsanitised: sanitise it (see ``safe_filename``) before
+            using it as a path.
+        size: the body's size in bytes when known (``Content-Length`` of an uncompressed body,
+            else the ``size`` of the Attachment passed), or None. The bytes received are checked
+            against both.
         content_type: the ``Content-Type`` the server sent.
     """
 
@@ -46,32 +50,38 @@ class AttachmentStream:
     content_type: str | None
     _response: aiohttp.ClientResponse = attrs.field(repr=False, alias="response")
     _expected: tuple[int | None, ...] = attrs.field(default=(), repr=False, alias="expected")
+    _started: bool = attrs.field(default=False, repr=False, init=False)
 
     async def iter_chunks(self, chunk_size: int = C.CHUNK_SIZE) -> AsyncIterator[bytes]:
-        """Yield the body in chunks of at most ``chunk_size`` bytes.
+        """Yield the body in chunks of at most ``chunk_size`` bytes; the body can be read once.
+
+        Args:
+            chunk_size: the largest chunk to yield, in bytes.
 
         Raises:
-            DownloadError: the body ended early or differs from the announced size.
+            InvalidParameterError: ``chunk_size`` is not a positive integer.
+            DownloadError: the body ended early, differs from the announced size, or was
+                already read.
         """
         check_int("chunk_size", chunk_size)
+        url = str(self._response.url)
+        if self._started:
+            raise DownloadError("this attachment's body was already read", method="GET", url=url)
+        self._started = True
         received = 0
         try:
             async for chunk in self._response.content.iter_chunked(chunk_size):
                 received += len(chunk)
                 yield chunk
-        except aiohttp.ClientPayloadError as exc:
-            raise DownloadError(
-                f"download cut short after {received} bytes ({exc.__class__.__name__})",
-                method="GET",
-                url=str(self._response.url),
-            ) from None
         except aiohttp.ClientError as exc:
+            cut = isinstance(exc, aiohttp.ClientPayloadError)
             raise DownloadError(
-                f"download failed after {received} bytes ({exc.__class__.__name__})",
+                f"download {'cut short' if cut else 'failed'} after {received} bytes"
+                f" ({exc.__class__.__name__})",
                 method="GET",
-                url=str(self._response.url),
+                url=url,
             ) from None
-        check_size(received, (self.size, *self._expected))
+        check_size(received, (self.size, *self._expected), url=url)
 
 
 class AsyncTickets(AsyncResource):
@@ -270,13 +280,14 @@ class AsyncTickets(AsyncResource):
 
         Args:
             ticket_id: the ticket's id.
-            attachment_id: the attachment's id, or the Attachment itself (its size is then
-                checked against the bytes received).
+            attachment_id: the attachment's id, or the Attachment itself (its name is the
+                fallback name and its size is checked against the bytes received).
 
         Yields:
             An AttachmentStream with name, size, content_type and ``iter_chunks()``.
 
         Raises:
+            InvalidParameterError: an id is not a positive integer.
             NotFoundError: no such ticket or attachment.
             DownloadError: (while iterating) the body was cut short.
         """
@@ -286,12 +297,14 @@ class AsyncTickets(AsyncResource):
         async with self._transport.stream(
             R.TICKETS_ATTACHMENT, path_params={"ticket_id": tid, "attachment_id": aid}
         ) as response:
+            known_size = known.size if known else None
+            body_size = _body_size(response)
             yield AttachmentStream(
                 name=filename_from_headers(response.headers) or (known.name if known else None),
-                size=response.content_length,
+                size=known_size if body_size is None else body_size,
                 content_type=response.headers.get("Content-Type"),
                 response=response,
-                expected=(known.size if known else None,),
+                expected=(known_size,),
             )
 
     async def download_attachment(
@@ -304,53 +317,50 @@ class AsyncTickets(AsyncResource):
     ) -> Path | None:
         """Download an attachment, streamed in constant memory.
 
-        ``dest`` is a folder (an existing one, or a path ending in ``/``): the file is named from
-        the server's ``Content-Disposition`` (or the attachment's name), sanitised so it always
-        lands inside the folder. Or a file path. Either way the bytes go to a temporary file beside
-        the target, renamed into place only when complete and of the announced size. Or a
-        writable binary file object, written as the bytes arrive.
+        ``dest`` is a folder (an existing one, or a path ending in ``/``, created): the file is
+        named from the server's ``Content-Disposition`` (or the attachment's name), sanitised
+        so it always lands inside the folder. Or a file path. Either way the bytes go to a
+        temporary file beside the target, renamed into place only when complete, of the
+        announced size and synced to disk. Or a writable binary file object, written as the
+        bytes arrive (on failure it holds what arrived before; it is not closed).
 
         Args:
             ticket_id: the ticket's id.
             attachment_id: the attachment's id, or the Attachment (its name and size are used).
-            dest: a folder, a file path, or a binary file object.
+            dest: a folder, a file path, or a writable binary file object.
             overwrite: replace an existing file instead of raising.
 
         Returns:
             The path written, or None when ``dest`` was a file object.
 
         Raises:
-            InvalidParameterError: the target exists and ``overwrite`` is False.
+            InvalidParameterError: ``dest`` is unusable, or the target exists and ``overwrite``
+                is False (for a file path, checked before anything is sent).
             NotFoundError: no such ticket or attachment.
             DownloadError: the body was cut short or differs from the announced size; no file
                 is left behind.
         """
-        if not isinstance(dest, str | os.PathLike) and not hasattr(dest, "write"):
-            raise InvalidParameterError(
-                "dest", "expected a folder, a file path or a writable binary file"
-            )
-        if isinstance(dest, str | os.PathLike) and not is_dir_safe(dest):
-            raise InvalidParameterError("dest", f"{os.fspath(dest)!r} is not a usable path")
+        check_dest(dest)
+        aid = attachment_id.id if isinstance(attachment_id, Attachment) else attachment_id
+        fallback = f"attachment-{aid}"
+        if isinstance(dest, str | os.PathLike) and not is_folder_target(dest):
+            # A file path does not depend on the answer: refuse an existing one before asking.
+            final_path(dest, None, fallback, overwrite=overwrite)
         async with self.stream_attachment(ticket_id, attachment_id) as stream:
-            aid = attachment_id.id if isinstance(attachment_id, Attachment) else attachment_id
-            fallback = f"attachment-{aid}"
             if isinstance(dest, str | os.PathLike):
                 target = final_path(dest, stream.name, fallback, overwrite=overwrite)
                 await write_atomically(stream.iter_chunks(), target, overwrite=overwrite)
                 return target
-            await _write_to_file(stream, dest)
+            async for chunk in stream.iter_chunks():
+                dest.write(chunk)
             return None
 
 
-def is_dir_safe(dest: str | os.PathLike[str]) -> bool:
-    """A destination path is usable when it is non-empty and has no NUL byte."""
-    text = os.fspath(dest)
-    return bool(text) and "\0" not in text
-
-
-async def _write_to_file(stream: AttachmentStream, out: IO[bytes]) -> None:
-    async for chunk in stream.iter_chunks():
-        out.write(chunk)
+def _body_size(response: aiohttp.ClientResponse) -> int | None:
+    """Content-Length when it is the size of the bytes we get; not for a compressed body, which
+    aiohttp decompresses on the fly."""
+    encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+    return response.content_length if encoding in ("", "identity") else None
 
 
 __all__: Sequence[str] = ["AsyncTickets", "AttachmentStream"]
