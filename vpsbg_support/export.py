@@ -1,0 +1,719 @@
+"""Bulk export: every ticket, message and attachment of an account into a folder, resumably.
+
+Layout of an export folder::
+
+    tickets.jsonl                     one line per ticket, the JSON exactly as the API sent it
+    attachments/<ticket>/<id>-<name>  every attachment, byte for byte
+    manifest.json                     counts, time, size and sha256 of every file (written last)
+    .export-journal.jsonl             what is done so far: lets a re-run resume and skip work
+    .export.lock                      held while an export runs into the folder
+
+How it survives a crash: progress goes to the journal, one whole line per ``os.write``; a
+re-run drops a torn last line. Attachments are written to a temporary file and renamed when
+complete. ``tickets.jsonl`` and ``manifest.json`` are replaced atomically at the end, the manifest
+last and only when nothing failed, after removing the old one: a folder whose ``manifest.json``
+exists holds a complete export, and one without it does not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import IO, Any
+
+import attrs
+
+from vpsbg_support import _routes as R
+from vpsbg_support._client import AsyncClient
+from vpsbg_support._convert import ConversionError, structure
+from vpsbg_support._files import safe_filename
+from vpsbg_support._retry import backoff_delay
+from vpsbg_support.errors import (
+    AuthenticationError,
+    DownloadError,
+    InvalidParameterError,
+    PermissionDeniedError,
+    VPSBGError,
+)
+from vpsbg_support.models import Attachment, Ticket
+from vpsbg_support.resources._base import _decode_error
+
+__all__ = [
+    "ATTACHMENTS_DIR",
+    "MANIFEST_FILE",
+    "TICKETS_FILE",
+    "ExportFailure",
+    "ExportProgress",
+    "ExportSummary",
+    "attachment_path",
+    "export_tickets",
+]
+
+TICKETS_FILE = "tickets.jsonl"
+MANIFEST_FILE = "manifest.json"
+ATTACHMENTS_DIR = "attachments"
+JOURNAL_FILE = ".export-journal.jsonl"
+LOCK_FILE = ".export.lock"
+#: Version of the folder layout and manifest, written into the manifest.
+FORMAT_VERSION = 1
+#: The journal is fsynced at most this often (seconds): a crash of the process loses nothing
+#: (the page cache survives it), a power cut loses at most this much work, which is redone.
+_FSYNC_INTERVAL = 1.0
+_HASH_CHUNK = 1024 * 1024
+
+
+@attrs.frozen(kw_only=True)
+class ExportFailure:
+    """A ticket or attachment that could not be exported (after the client's retries).
+
+    Attributes:
+        ticket_id: the ticket concerned.
+        attachment_id: the attachment, or None when the ticket itself failed.
+        error: a one-line description of the last error.
+    """
+
+    ticket_id: int
+    attachment_id: int | None
+    error: str
+
+
+@attrs.frozen(kw_only=True)
+class ExportProgress:
+    """Where a running export is, as passed to the ``progress`` callback.
+
+    Attributes:
+        listed: tickets found so far by listing (those matching ``since``).
+        listing_done: True once every page was listed, so ``listed`` is the final total.
+        done: tickets finished (fetched, unchanged or failed).
+        failed: tickets with a failure (the ticket or one of its attachments).
+        attachments: attachment files downloaded so far in this run.
+        bytes: bytes of attachments downloaded so far in this run.
+    """
+
+    listed: int
+    listing_done: bool
+    done: int
+    failed: int
+    attachments: int
+    bytes: int
+
+
+@attrs.frozen(kw_only=True)
+class ExportSummary:
+    """The result of :func:`export_tickets`.
+
+    Attributes:
+        dest: the export folder.
+        complete: True when nothing failed and ``manifest.json`` was written.
+        tickets: tickets in ``tickets.jsonl`` (this run's and earlier runs').
+        messages: messages of those tickets.
+        attachments: attachment files of those tickets on disk (0 with ``attachments=False``).
+        attachment_bytes: total size of those files.
+        tickets_listed: tickets the listing returned (matching ``since``).
+        tickets_fetched: tickets read from the API in this run (new or changed).
+        tickets_unchanged: tickets skipped because an earlier run exported the same version.
+        attachments_downloaded: attachment files downloaded in this run.
+        attachments_unchanged: attachment files already complete from an earlier run.
+        bytes_downloaded: bytes of attachments downloaded in this run.
+        failures: what could not be exported; a re-run retries it.
+        started_at: when the run started (UTC).
+        finished_at: when it finished (UTC).
+        manifest: path of the manifest written, or None when the export is incomplete.
+    """
+
+    dest: Path
+    complete: bool
+    tickets: int
+    messages: int
+    attachments: int
+    attachment_bytes: int
+    tickets_listed: int
+    tickets_fetched: int
+    tickets_unchanged: int
+    attachments_downloaded: int
+    attachments_unchanged: int
+    bytes_downloaded: int
+    failures: tuple[ExportFailure, ...]
+    started_at: datetime
+    finished_at: datetime
+    manifest: Path | None
+
+    @property
+    def seconds(self) -> float:
+        """Wall-clock duration of the run, in seconds."""
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+ProgressCallback = Callable[[ExportProgress], None]
+
+
+def attachment_path(ticket_id: int, attachment: Attachment) -> str:
+    """Where an attachment goes inside an export folder, as a relative POSIX path.
+
+    Args:
+        ticket_id: the ticket the attachment belongs to.
+        attachment: the attachment (its id and name are used; the name is sanitised).
+
+    Returns:
+        ``attachments/<ticket_id>/<attachment_id>-<safe name>``.
+    """
+    name = safe_filename(f"{attachment.id}-{attachment.name}", f"{attachment.id}-attachment")
+    return f"{ATTACHMENTS_DIR}/{ticket_id}/{name}"
+
+
+async def export_tickets(
+    client: AsyncClient,
+    dest: str | os.PathLike[str],
+    *,
+    concurrency: int = 8,
+    attachments: bool = True,
+    since: datetime | date | None = None,
+    progress: ProgressCallback | None = None,
+    per_page: int | None = None,
+) -> ExportSummary:
+    """Export every ticket of the account, with its messages and attachments, into ``dest``.
+
+    Lists every ticket (all pages), then reads each one with at most ``concurrency`` requests in
+    flight. Re-running on the same folder resumes an interrupted run and is incremental: a ticket
+    whose ``updated_at`` matches the exported version is not read again, and complete attachment
+    files are not downloaded again. A ticket or attachment that still fails after the client's
+    retries is reported in ``failures`` (the run goes on; ``manifest.json`` is then not written);
+    run again to finish it.
+
+    ``await export_tickets(client, "archive/", concurrency=16)``
+
+    Args:
+        client: the client to read with (its retry settings apply to every request).
+        dest: the export folder, created if needed.
+        concurrency: requests in flight at once, at least 1.
+        attachments: download attachments (False: tickets only).
+        since: export only tickets updated at or after this moment (a naive datetime or a date
+            is taken as UTC); tickets exported earlier into ``dest`` are kept.
+        progress: called (on the event loop, so keep it quick) whenever a page is listed, a
+            ticket is finished or an attachment downloaded.
+        per_page: tickets per list request (the API's default when None).
+
+    Returns:
+        An ExportSummary; ``summary.complete`` is False when something failed.
+
+    Raises:
+        InvalidParameterError: a bad argument, or another export is running into ``dest``.
+        AuthenticationError / PermissionDeniedError: the token was refused (nothing can work).
+        APIStatusError / APIConnectionError: listing the tickets failed after retries; what was
+            exported so far is kept for the next run.
+    """
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise InvalidParameterError("concurrency", f"must be an integer >= 1, got {concurrency!r}")
+    job = _ExportJob(
+        client,
+        Path(dest),
+        concurrency=concurrency,
+        attachments=attachments,
+        since=_as_utc(since),
+        progress=progress,
+        per_page=per_page,
+    )
+    return await job.run()
+
+
+def _as_utc(moment: datetime | date | None) -> datetime | None:
+    if moment is None:
+        return None
+    if not isinstance(moment, datetime):
+        if not isinstance(moment, date):
+            raise InvalidParameterError("since", f"expected a datetime, got {moment!r}")
+        moment = datetime(moment.year, moment.month, moment.day)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _dump(value: Any) -> bytes:
+    """One JSON line's bytes; deterministic, so the same ticket always gives the same line."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or exc.__class__.__name__
+    return f"{exc.__class__.__name__}: {text}"
+
+
+# --- on-disk state ----------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class _TicketRecord:
+    """An exported ticket: its line for tickets.jsonl and what resuming needs from it."""
+
+    id: int
+    line: bytes
+    updated_at: datetime | None
+    messages: int
+    attachments: tuple[Attachment, ...]
+
+    @classmethod
+    def from_raw(cls, raw: Any) -> _TicketRecord:
+        ticket = structure(raw, Ticket)  # raises ConversionError on a bad shape
+        return cls(
+            id=ticket.id,
+            line=_dump(raw),
+            updated_at=ticket.updated_at,
+            messages=len(ticket.messages),
+            attachments=ticket.attachments,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class _FileRecord:
+    """A complete attachment file: where it is, its size and digest."""
+
+    attachment_id: int
+    ticket_id: int
+    path: str
+    size: int
+    sha256: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "attachment_id": self.attachment_id,
+            "ticket_id": self.ticket_id,
+            "path": self.path,
+            "size": self.size,
+            "sha256": self.sha256,
+        }
+
+
+class _Journal:
+    """Append-only record of exported tickets and attachment files, one whole line per write."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.tickets: dict[int, _TicketRecord] = {}
+        self.files: dict[int, _FileRecord] = {}
+        self._fd: int | None = None
+        self._synced_at = 0.0
+
+    def load(self) -> None:
+        """Read what earlier runs recorded; cut a torn last line so appends start clean."""
+        try:
+            handle = open(self.path, "rb")  # noqa: SIM115 -- closed below
+        except FileNotFoundError:
+            return
+        with handle:
+            good_end = 0
+            for line in handle:
+                if not line.endswith(b"\n"):
+                    break  # a write cut short by a crash: dropped, and redone by this run
+                good_end += len(line)
+                self._apply(line)
+        if good_end != self.path.stat().st_size:
+            os.truncate(self.path, good_end)
+
+    def _apply(self, line: bytes) -> None:
+        try:
+            entry = json.loads(line)
+            if "ticket" in entry:
+                record = _TicketRecord.from_raw(entry["ticket"])
+                self.tickets[record.id] = record
+            elif "file" in entry:
+                data = entry["file"]
+                file = _FileRecord(
+                    attachment_id=int(data["attachment_id"]),
+                    ticket_id=int(data["ticket_id"]),
+                    path=str(data["path"]),
+                    size=int(data["size"]),
+                    sha256=str(data["sha256"]),
+                )
+                self.files[file.attachment_id] = file
+        except (ValueError, TypeError, KeyError, AttributeError, ConversionError):
+            # Garbage (e.g. zeros after a power cut) proves nothing was done: the work is redone.
+            return
+
+    def open(self) -> None:
+        """Open the journal for appending."""
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def add_ticket(self, record: _TicketRecord) -> None:
+        """Record an exported ticket."""
+        self._append(b'{"ticket":' + record.line + b"}\n")
+        self.tickets[record.id] = record
+
+    def add_file(self, record: _FileRecord) -> None:
+        """Record a complete attachment file."""
+        self._append(_dump({"file": record.to_json()}) + b"\n")
+        self.files[record.attachment_id] = record
+
+    def _append(self, line: bytes) -> None:
+        assert self._fd is not None, "journal not open"
+        view = memoryview(line)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        now = time.monotonic()
+        if now - self._synced_at >= _FSYNC_INTERVAL:
+            os.fsync(self._fd)
+            self._synced_at = now
+
+    def close(self) -> None:
+        """Flush the journal to disk and close it."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def lines(self) -> Iterator[bytes]:
+        """The journal's minimal content: one line per ticket and per attachment file."""
+        for tid in sorted(self.tickets):
+            yield b'{"ticket":' + self.tickets[tid].line + b"}\n"
+        for aid in sorted(self.files):
+            yield _dump({"file": self.files[aid].to_json()}) + b"\n"
+
+
+def _write_atomically(path: Path, chunks: Iterable[bytes]) -> tuple[int, str]:
+    """Write ``chunks`` to a temporary file beside ``path``, fsync it, rename it over ``path``.
+
+    Returns:
+        The size and hex sha256 of what was written.
+    """
+    digest = hashlib.sha256()
+    size = 0
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+    return size, digest.hexdigest()
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (POSIX; a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _hash_file(path: Path) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def _file_size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
+
+
+class _FolderLock:
+    """An exclusive lock on the export folder, released by the OS if the process dies."""
+
+    def __init__(self, folder: Path) -> None:
+        self._path = folder / LOCK_FILE
+        self._handle: IO[bytes] | None = None
+
+    def acquire(self) -> None:
+        handle = open(self._path, "ab")  # noqa: SIM115 -- closed by release()
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory lock; one export per folder is on the caller
+            self._handle = handle
+            return
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise InvalidParameterError(
+                "dest", f"another export is running into {self._path.parent}"
+            ) from None
+        self._handle = handle
+
+    def release(self) -> None:
+        if self._handle is not None:
+            self._handle.close()  # closing the file releases the flock
+            self._handle = None
+
+
+# --- the job ----------------------------------------------------------------------------------
+
+
+class _ExportJob:
+    """One run of :func:`export_tickets`: list, fetch and download with a pool of workers."""
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        dest: Path,
+        *,
+        concurrency: int,
+        attachments: bool,
+        since: datetime | None,
+        progress: ProgressCallback | None,
+        per_page: int | None,
+    ) -> None:
+        self.client = client
+        self.dest = dest
+        self.concurrency = concurrency
+        self.with_attachments = attachments
+        self.since = since
+        self.progress = progress
+        self.per_page = per_page
+        self.journal = _Journal(dest / JOURNAL_FILE)
+        self.failures: list[ExportFailure] = []
+        self.failed_tickets: set[int] = set()
+        self.started_at = _now()
+        self.listed = 0
+        self.listing_done = False
+        self.done = 0
+        self.fetched = 0
+        self.unchanged = 0
+        self.downloaded = 0
+        self.files_unchanged = 0
+        self.bytes = 0
+
+    async def run(self) -> ExportSummary:
+        self.dest.mkdir(parents=True, exist_ok=True)
+        lock = _FolderLock(self.dest)
+        lock.acquire()
+        try:
+            await asyncio.to_thread(self._prepare)
+            self.journal.open()
+            try:
+                await self._pump()
+            finally:
+                self.journal.close()
+            return await asyncio.to_thread(self._finish)
+        finally:
+            lock.release()
+
+    def _prepare(self) -> None:
+        self.journal.load()
+        # Temporary files of downloads a killed run left behind: never part of the export.
+        for leftover in (self.dest / ATTACHMENTS_DIR).glob("*/.*.part"):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+
+    # -- the pipeline: one lister feeding a pool of workers --------------------------------
+
+    async def _pump(self) -> None:
+        queue: asyncio.Queue[Ticket | None] = asyncio.Queue(maxsize=self.concurrency * 4)
+        tasks = [asyncio.create_task(self._list(queue))]
+        tasks += [asyncio.create_task(self._work(queue)) for _ in range(self.concurrency)]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                error = None if task.cancelled() else task.exception()
+                if error is not None:
+                    raise error
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _list(self, queue: asyncio.Queue[Ticket | None]) -> None:
+        async for listed in self.client.tickets.iter_all(per_page=self.per_page):
+            updated = listed.updated_at
+            if self.since is not None and updated is not None and updated < self.since:
+                continue
+            self.listed += 1
+            await queue.put(listed)
+            self._report()
+        self.listing_done = True
+        self._report()
+        for _ in range(self.concurrency):
+            await queue.put(None)
+
+    async def _work(self, queue: asyncio.Queue[Ticket | None]) -> None:
+        while (listed := await queue.get()) is not None:
+            await self._export_ticket(listed)
+            self.done += 1
+            self._report()
+
+    async def _export_ticket(self, listed: Ticket) -> None:
+        known = self.journal.tickets.get(listed.id)
+        if (
+            known is not None
+            and listed.updated_at is not None
+            and known.updated_at == listed.updated_at
+        ):
+            self.unchanged += 1
+            record = known
+        else:
+            try:
+                record = await self._fetch(listed.id)
+            except VPSBGError as exc:
+                self._fail(listed.id, None, exc)
+                return
+            self.journal.add_ticket(record)
+            self.fetched += 1
+        if self.with_attachments:
+            for attachment in record.attachments:
+                try:
+                    await self._download(record.id, attachment)
+                except VPSBGError as exc:
+                    self._fail(record.id, attachment.id, exc)
+
+    def _fail(self, ticket_id: int, attachment_id: int | None, exc: VPSBGError) -> None:
+        if isinstance(exc, AuthenticationError | PermissionDeniedError):
+            raise exc  # a refused token fails every request: stop the whole run
+        self.failures.append(
+            ExportFailure(ticket_id=ticket_id, attachment_id=attachment_id, error=_one_line(exc))
+        )
+        self.failed_tickets.add(ticket_id)
+
+    async def _fetch(self, ticket_id: int) -> _TicketRecord:
+        """Read one ticket as raw JSON, keeping every key the models do not know."""
+        response = await self.client._transport.request(
+            R.TICKETS_GET, path_params={"ticket_id": ticket_id}
+        )
+        try:
+            record = _TicketRecord.from_raw(response.json())
+        except ConversionError as exc:
+            raise _decode_error(response, Ticket, exc) from None
+        return record
+
+    async def _download(self, ticket_id: int, attachment: Attachment) -> None:
+        relative = attachment_path(ticket_id, attachment)
+        target = self.dest / relative
+        known = self.journal.files.get(attachment.id)
+        if known is not None and known.path == relative and _file_size(target) == known.size:
+            self.files_unchanged += 1
+            return
+        policy = self.client._transport.retry
+        attempt = 0
+        while True:
+            try:
+                await self.client.tickets.download_attachment(
+                    ticket_id, attachment, target, overwrite=True
+                )
+                break
+            except DownloadError:
+                # A body cut short mid-stream is past the transport's retries: retry it here.
+                if attempt >= policy.max_retries:
+                    raise
+                await asyncio.sleep(backoff_delay(attempt, policy))
+                attempt += 1
+        size, sha256 = await asyncio.to_thread(_hash_file, target)
+        self.journal.add_file(
+            _FileRecord(
+                attachment_id=attachment.id,
+                ticket_id=ticket_id,
+                path=relative,
+                size=size,
+                sha256=sha256,
+            )
+        )
+        self.downloaded += 1
+        self.bytes += size
+        self._report()
+
+    def _report(self) -> None:
+        if self.progress is not None:
+            self.progress(
+                ExportProgress(
+                    listed=self.listed,
+                    listing_done=self.listing_done,
+                    done=self.done,
+                    failed=len(self.failed_tickets),
+                    attachments=self.downloaded,
+                    bytes=self.bytes,
+                )
+            )
+
+    # -- the end: tickets.jsonl, then (only when complete) the manifest --------------------
+
+    def _finish(self) -> ExportSummary:
+        manifest_path = self.dest / MANIFEST_FILE
+        # First, so that no crash below can leave an old manifest beside new files.
+        with contextlib.suppress(FileNotFoundError):
+            manifest_path.unlink()
+        tickets = [self.journal.tickets[tid] for tid in sorted(self.journal.tickets)]
+        size, sha256 = _write_atomically(
+            self.dest / TICKETS_FILE, (record.line + b"\n" for record in tickets)
+        )
+        _write_atomically(self.journal.path, self.journal.lines())
+        files: list[dict[str, Any]] = [{"path": TICKETS_FILE, "size": size, "sha256": sha256}]
+        if self.with_attachments:
+            for record in tickets:
+                for attachment in record.attachments:
+                    file = self.journal.files.get(attachment.id)
+                    if file is not None and file.path == attachment_path(record.id, attachment):
+                        files.append(file.to_json())
+        attachment_files = files[1:]
+        complete = not self.failures
+        finished_at = _now()
+        counts = {
+            "tickets": len(tickets),
+            "messages": sum(record.messages for record in tickets),
+            "attachments": len(attachment_files),
+            "attachment_bytes": sum(f["size"] for f in attachment_files),
+        }
+        if complete:
+            manifest = {
+                "format": FORMAT_VERSION,
+                "exported_at": _timestamp(finished_at),
+                "started_at": _timestamp(self.started_at),
+                "base_url": self.client.base_url,
+                "since": _timestamp(self.since) if self.since is not None else None,
+                "attachments_included": self.with_attachments,
+                "counts": counts,
+                "files": files,
+            }
+            _write_atomically(manifest_path, [json.dumps(manifest, indent=2).encode() + b"\n"])
+        return ExportSummary(
+            dest=self.dest,
+            complete=complete,
+            tickets=counts["tickets"],
+            messages=counts["messages"],
+            attachments=counts["attachments"],
+            attachment_bytes=counts["attachment_bytes"],
+            tickets_listed=self.listed,
+            tickets_fetched=self.fetched,
+            tickets_unchanged=self.unchanged,
+            attachments_downloaded=self.downloaded,
+            attachments_unchanged=self.files_unchanged,
+            bytes_downloaded=self.bytes,
+            failures=tuple(self.failures),
+            started_at=self.started_at,
+            finished_at=finished_at,
+            manifest=manifest_path if complete else None,
+        )
