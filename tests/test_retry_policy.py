@@ -9,6 +9,7 @@ import pytest
 
 from vpsbg_support._retry import (
     FailureKind,
+    RateBudget,
     RetryPolicy,
     backoff_delay,
     decide,
@@ -129,3 +130,120 @@ def test_policy_rejects_negative_settings() -> None:
         RetryPolicy(max_retries=-1)
     with pytest.raises(ValueError):
         RetryPolicy(initial_delay=-1)
+
+
+def test_retry_after_as_http_date_is_honoured_by_decide() -> None:
+    now = datetime(2026, 11, 24, 12, 0, 0, tzinfo=timezone.utc)
+    header = format_datetime(now + timedelta(seconds=7), usegmt=True)
+    wait = parse_retry_after(header, now=now)
+    d = decide(
+        method="POST",
+        attempt=0,
+        policy=POLICY,
+        kind=FailureKind.STATUS,
+        status=429,
+        retry_after=wait,
+    )
+    assert d.retry and d.delay == 7.0
+
+
+def test_retry_after_ignores_backoff_jitter() -> None:
+    d = decide(
+        method="GET",
+        attempt=5,
+        policy=RetryPolicy(max_retries=9),
+        kind=FailureKind.STATUS,
+        status=503,
+        retry_after=0.25,
+        rand=one,
+    )
+    assert d.delay == 0.25
+
+
+def test_jitter_is_drawn_from_the_whole_interval() -> None:
+    policy = RetryPolicy(initial_delay=1.0, max_delay=100.0)
+    assert backoff_delay(2, policy, rand=lambda: 0.0) == 0.0
+    assert backoff_delay(2, policy, rand=lambda: 0.5) == 2.0
+
+
+def test_policy_rejects_negative_retry_after_cap() -> None:
+    with pytest.raises(ValueError):
+        RetryPolicy(max_retry_after=-1)
+
+
+# --- RateBudget: the limiter's bookkeeping, driven by an explicit clock ---------------------
+
+LIMITED = {"X-RateLimit-Limit": "10", "X-RateLimit-Remaining": "3"}
+
+
+def test_first_request_probes_alone_until_the_server_says_more() -> None:
+    b = RateBudget()
+    assert b.ask(0.0) == 0.0
+    assert b.ask(0.0) is None  # nothing known yet: wait for the probe's answer
+    b.done(0.1, 200, LIMITED)
+    assert b.remaining == 3
+    assert [b.ask(0.1) for _ in range(4)] == [0.0, 0.0, 0.0, None]
+
+
+def test_a_server_without_rate_limit_headers_is_not_throttled() -> None:
+    b = RateBudget()
+    assert b.ask(0.0) == 0.0
+    b.done(0.1, 200, {})
+    assert b.tracked is False
+    assert all(b.ask(0.1) == 0.0 for _ in range(100))
+    assert b.in_flight == 100
+
+
+def test_answers_count_requests_still_in_flight_as_unseen() -> None:
+    b = RateBudget()
+    b.ask(0.0)
+    b.done(0.0, 200, {"X-RateLimit-Remaining": "10"})
+    for _ in range(4):
+        assert b.ask(0.0) == 0.0
+    # The server saw one of the four: 9 left; three more are still out there.
+    b.done(0.0, 200, {"X-RateLimit-Remaining": "9"})
+    assert b.remaining == 6
+
+
+def test_spent_budget_waits_for_answers_then_probes_one_at_a_time() -> None:
+    b = RateBudget()
+    b.ask(0.0)
+    b.done(0.0, 200, {"X-RateLimit-Remaining": "1"})
+    assert b.ask(0.0) == 0.0
+    assert b.ask(0.0) is None  # one in flight, nothing left
+    b.done(0.0, 200, {"X-RateLimit-Remaining": "0"})
+    assert b.ask(0.0) == 0.0  # nothing in flight: one probe goes
+    assert b.ask(0.0) is None
+
+
+def test_429_with_retry_after_holds_everyone_until_then() -> None:
+    b = RateBudget()
+    b.ask(10.0)
+    b.done(10.0, 429, {"Retry-After": "2", "X-RateLimit-Remaining": "0"})
+    assert b.ask(10.5) == 1.5
+    assert b.ask(11.9) == pytest.approx(0.1)
+    assert b.ask(12.0) == 0.0  # the probe
+    assert b.ask(12.0) is None
+    b.done(12.1, 200, {"X-RateLimit-Remaining": "59"})
+    assert b.ask(12.1) == 0.0
+
+
+def test_429_without_headers_probes_then_recovers() -> None:
+    b = RateBudget()
+    b.ask(0.0)
+    b.done(0.0, 200, {})
+    b.ask(0.0)
+    b.done(0.0, 429, {})
+    assert b.ask(0.0) == 0.0 and b.ask(0.0) is None
+    b.done(0.1, 200, {})  # an untracked server answered normally again: no throttling
+    assert b.ask(0.1) == 0.0 and b.ask(0.1) == 0.0
+
+
+def test_retry_after_as_date_on_503_and_failures_without_answer() -> None:
+    b = RateBudget()
+    b.ask(0.0)
+    b.done(0.0, None, {})  # connection failed: frees the slot, learns nothing
+    assert b.in_flight == 0 and b.remaining is None
+    b.ask(0.0)
+    b.done(0.0, 503, {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"})  # in the past
+    assert b.ask(0.0) == 0.0

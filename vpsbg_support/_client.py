@@ -40,6 +40,7 @@ class AsyncClient:
         trust_env: bool = False,
         sleep_budget: float | None = None,
         raise_on_rate_limit: bool = False,
+        retry_policy: RetryPolicy | None = None,
     ) -> None:
         """Create a client. No connection is made until the first call.
 
@@ -54,10 +55,13 @@ class AsyncClient:
             trust_env: let our own session read proxy settings (``HTTPS_PROXY``...) and .netrc.
             sleep_budget: total seconds one call may sleep between retries (None: no cap).
             raise_on_rate_limit: raise RateLimitError on 429 instead of sleeping and retrying.
+            retry_policy: the whole retry policy (backoff delays, Retry-After cap...), instead of
+                ``max_retries``, ``sleep_budget`` and ``raise_on_rate_limit``.
 
         Raises:
             ConfigurationError: no token given and ``VPSBG_API_TOKEN`` is not set.
-            ValueError: ``max_retries`` or ``timeout`` is negative.
+            ValueError: ``max_retries`` or ``timeout`` is negative, or ``retry_policy`` is given
+                together with one of the three settings it replaces.
         """
         token = token if token is not None else os.environ.get(C.ENV_TOKEN)
         if not token or not token.strip():
@@ -70,11 +74,22 @@ class AsyncClient:
         url = base_url or os.environ.get(C.ENV_BASE_URL) or C.DEFAULT_BASE_URL
         if not url.startswith(("https://", "http://")):
             raise ConfigurationError(f"base_url must start with https:// (got {url!r})")
-        policy = RetryPolicy(
-            max_retries=max_retries,
-            sleep_budget=sleep_budget,
-            raise_on_rate_limit=raise_on_rate_limit,
-        )
+        if retry_policy is None:
+            policy = RetryPolicy(
+                max_retries=max_retries,
+                sleep_budget=sleep_budget,
+                raise_on_rate_limit=raise_on_rate_limit,
+            )
+        elif (max_retries, sleep_budget, raise_on_rate_limit) != (
+            C.DEFAULT_MAX_RETRIES,
+            None,
+            False,
+        ):
+            raise ValueError(
+                "pass either retry_policy or max_retries/sleep_budget/raise_on_rate_limit"
+            )
+        else:
+            policy = retry_policy
         self._transport = Transport(
             token=token.strip(),
             base_url=url,
@@ -102,20 +117,45 @@ class AsyncClient:
         """Retries after the first attempt, for what is safe to retry."""
         return self._transport.retry.max_retries
 
+    @property
+    def timeout(self) -> aiohttp.ClientTimeout:
+        """The timeout of each request (``total``, ``connect``...)."""
+        return self._transport.timeout
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """How this client retries (see :class:`~vpsbg_support._retry.RetryPolicy`)."""
+        return self._transport.retry
+
     def with_options(
         self,
         *,
         timeout: float | aiohttp.ClientTimeout | None = None,
         max_retries: int | None = None,
+        retry_policy: RetryPolicy | None = None,
     ) -> AsyncClient:
-        """A client with other timeout or retry settings, sharing this one's connection pool.
+        """A client with other timeout or retry settings, sharing this one's connection pool
+        and rate limiter.
 
         ``await client.with_options(max_retries=0).plans.renew(billing_cycle=1)``
+
+        Args:
+            timeout: seconds for a whole request, or an ``aiohttp.ClientTimeout``.
+            max_retries: retries after the first attempt (applied on top of ``retry_policy``).
+            retry_policy: a whole retry policy to use instead of this client's.
+
+        Returns:
+            A new client; closing either one closes the shared pool.
+
+        Raises:
+            ValueError: ``timeout`` or ``max_retries`` is negative.
         """
+        if isinstance(timeout, int | float) and timeout <= 0:
+            raise ValueError("timeout must be > 0")
         clone = object.__new__(AsyncClient)
-        retry = None
+        retry = retry_policy
         if max_retries is not None:
-            retry = attrs.evolve(self._transport.retry, max_retries=max_retries)
+            retry = attrs.evolve(retry or self._transport.retry, max_retries=max_retries)
         clone._transport = self._transport.with_options(timeout=timeout, retry=retry)
         clone._init_resources()
         return clone

@@ -10,7 +10,7 @@ from __future__ import annotations
 import email.utils
 import enum
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 
 import attrs
@@ -20,6 +20,7 @@ from vpsbg_support import _constants as C
 __all__ = [
     "Decision",
     "FailureKind",
+    "RateBudget",
     "RetryPolicy",
     "backoff_delay",
     "decide",
@@ -175,3 +176,82 @@ def decide(
     if policy.sleep_budget is not None and slept + delay > policy.sleep_budget:
         return Decision(False, reason="sleep budget exhausted")
     return Decision(True, delay=delay)
+
+
+def _int_header(headers: Mapping[str, str], name: str) -> int | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        return int(value.strip())
+    except ValueError:
+        return None
+
+
+class RateBudget:
+    """The client-wide rate-limit bookkeeping, as pure state driven by an explicit clock.
+
+    The server tells us how many requests are left (``X-RateLimit-Remaining``) and, once we are
+    over, how long to wait (``Retry-After``). Concurrent tasks share one budget: a request is sent
+    only while the last known remaining count, minus the requests sent since, is positive. When the
+    budget is spent, one request at a time probes the server (its answer refreshes the budget, or a
+    429 tells everyone how long to wait), so a bulk job causes about one 429 per window instead of
+    one per task. Until the first answer says whether the server sends these headers at all, one
+    request probes alone.
+    """
+
+    def __init__(self) -> None:
+        #: Clock time before which nothing is sent (from a Retry-After).
+        self.not_before = 0.0
+        #: Requests we may still send, as far as we know; None when nothing is known.
+        self.remaining: int | None = None
+        #: Whether the server sends X-RateLimit-Remaining: None until an answer says.
+        self.tracked: bool | None = None
+        #: Requests sent and not answered yet.
+        self.in_flight = 0
+
+    def ask(self, now: float) -> float | None:
+        """Ask to send one request at clock time ``now``.
+
+        Returns:
+            ``0.0``: go; a slot is reserved, call :meth:`done` once answered (or failed).
+            A positive number: sleep that many seconds (a Retry-After), then ask again.
+            ``None``: wait until an in-flight request is answered, then ask again.
+        """
+        if now < self.not_before:
+            return self.not_before - now
+        if self.remaining is None:
+            if self.tracked is False or self.in_flight == 0:
+                self.in_flight += 1
+                return 0.0
+            return None
+        if self.remaining > 0 or self.in_flight == 0:
+            self.remaining = max(0, self.remaining - 1)
+            self.in_flight += 1
+            return 0.0
+        return None
+
+    def done(self, now: float, status: int | None, headers: Mapping[str, str]) -> None:
+        """Record the answer to a request :meth:`ask` let through (``status`` None: no answer)."""
+        self.in_flight = max(0, self.in_flight - 1)
+        if status is None:
+            return
+        if status in (429, 503):
+            retry_after = parse_retry_after(headers.get("Retry-After"))
+            if retry_after is not None:
+                self.not_before = max(self.not_before, now + retry_after)
+        left = _int_header(headers, "X-RateLimit-Remaining")
+        if left is None:
+            if status == 429:
+                self.remaining = 0  # over the limit: probe one at a time until told otherwise
+                return
+            if self.tracked is None:
+                self.tracked = False
+            if not self.tracked:
+                self.remaining = None
+            return
+        self.tracked = True
+        # Requests still in flight may not be counted in this answer yet: assume they are not.
+        self.remaining = max(0, left - self.in_flight)
+        if status == 429:
+            self.remaining = 0

@@ -14,19 +14,28 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
 import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from vpsbg_support import _constants as C
-from vpsbg_support._retry import FailureKind, RetryPolicy, decide, parse_retry_after
+from vpsbg_support._retry import (
+    Decision,
+    FailureKind,
+    RateBudget,
+    RetryPolicy,
+    decide,
+    parse_retry_after,
+)
 from vpsbg_support._routes import Route
 from vpsbg_support._version import __version__
 from vpsbg_support.errors import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
+    InvalidParameterError,
     RateLimitError,
     ResponseDecodeError,
     status_error_class,
@@ -70,7 +79,7 @@ class Response:
             return None
         try:
             return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise ResponseDecodeError(
                 f"Expected a JSON body from {self.method} {self.url}, got undecodable bytes"
                 f" ({exc.__class__.__name__}).",
@@ -84,47 +93,58 @@ class Response:
 class RateLimiter:
     """Client-wide pacing from the server's rate-limit headers, shared by all concurrent tasks.
 
-    After a 429 with Retry-After, every task waits until that moment instead of each hitting the
-    server and collecting its own 429. When ``X-RateLimit-Remaining`` runs low, requests are spaced
-    at the nominal per-minute rate so a bulk job drains the budget smoothly.
+    The bookkeeping is :class:`~vpsbg_support._retry.RateBudget`; this adds the waiting. After a
+    429 with ``Retry-After`` every task waits until that moment; once ``X-RateLimit-Remaining``
+    is spent, tasks wait for answers to the requests in flight and then probe one at a time,
+    instead of each collecting its own 429.
     """
-
-    #: Start pacing once fewer than this share of the per-minute budget remains.
-    LOW_WATER = 0.1
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._not_before = 0.0
-        self._lock: asyncio.Lock | None = None
+        self._budget = RateBudget()
+        self._waiters: list[asyncio.Future[None]] = []
 
     @property
-    def not_before(self) -> float:
-        """Monotonic time before which no request should be sent."""
-        return self._not_before
+    def budget(self) -> RateBudget:
+        """The shared bookkeeping (for inspection)."""
+        return self._budget
 
-    async def wait(self) -> None:
-        """Sleep until the shared pacing allows the next request."""
-        delay = self._not_before - self._clock()
-        if delay > 0:
+    async def acquire(self, before_sleep: Callable[[float], None] | None = None) -> float:
+        """Wait until a request may be sent and reserve it; pair with :meth:`release`.
+
+        Args:
+            before_sleep: called with the seconds about to be slept for a ``Retry-After``; it may
+                raise to refuse the wait (the reservation is then not taken).
+
+        Returns:
+            The seconds slept for ``Retry-After`` waits.
+        """
+        slept = 0.0
+        while True:
+            delay = self._budget.ask(self._clock())
+            if delay == 0.0:
+                return slept
+            if delay is None:
+                waiter = asyncio.get_running_loop().create_future()
+                self._waiters.append(waiter)
+                try:
+                    await waiter
+                finally:
+                    if waiter in self._waiters:
+                        self._waiters.remove(waiter)
+                continue
+            if before_sleep is not None:
+                before_sleep(delay)
             await asyncio.sleep(delay)
+            slept += delay
 
-    def observe(self, status: int, headers: Mapping[str, str]) -> None:
-        """Update the pacing from a response's status and headers."""
-        now = self._clock()
-        if status in (429, 503):
-            retry_after = parse_retry_after(headers.get("Retry-After"))
-            if retry_after is not None:
-                self._not_before = max(self._not_before, now + retry_after)
-            return
-        limit = _int_header(headers, "X-RateLimit-Limit")
-        remaining = _int_header(headers, "X-RateLimit-Remaining")
-        if limit is None or remaining is None or limit <= 0:
-            return
-        if remaining <= 0:
-            self._not_before = max(self._not_before, now + 60.0 / limit)
-        elif remaining < limit * self.LOW_WATER:
-            # Space requests at the nominal rate: one every 60/limit seconds.
-            self._not_before = max(self._not_before, now) + 60.0 / limit
+    def release(self, status: int | None, headers: Mapping[str, str] | None = None) -> None:
+        """Record the answer (``status`` None: the request failed) and wake waiting tasks."""
+        self._budget.done(self._clock(), status, headers or {})
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 class _SessionHolder:
@@ -148,16 +168,6 @@ class _SessionHolder:
     async def aclose(self) -> None:
         if self._owned and self._session is not None and not self._session.closed:
             await self._session.close()
-
-
-def _int_header(headers: Mapping[str, str], name: str) -> int | None:
-    value = headers.get(name)
-    if value is None:
-        return None
-    try:
-        return int(value.strip())
-    except ValueError:
-        return None
 
 
 def _classify(exc: BaseException) -> FailureKind:
@@ -307,6 +317,7 @@ class Transport:
             policy = attrs.evolve(policy, max_retries=max_retries)
         method = route.method
         url = self.url_for(route, path_params)
+        log_path = urlsplit(url).path
         headers: dict[str, str] | CIMultiDict[str] = self._headers
         if accept is not None:
             headers = {**self._headers, "Accept": accept}
@@ -315,90 +326,109 @@ class Transport:
         session = self._get_session()
         attempt = 0
         slept = 0.0
+
+        def allow_wait(delay: float) -> None:
+            # The limiter is about to sleep for a Retry-After another request received.
+            nonlocal slept
+            why = _refuse_wait(policy, delay, slept)
+            if why:
+                raise self._rate_limited_locally(delay, why, method, url)
+            slept += delay
+
         while True:
-            await self.limiter.wait()
+            await self.limiter.acquire(allow_wait)
+            released = False
             started = time.monotonic()
-            async with AsyncExitStack() as stack:
-                data = multipart.build(stack) if multipart is not None else None
-                try:
-                    resp = await stack.enter_async_context(
-                        session.request(
-                            method,
-                            url,
-                            params=params,
-                            json=json_body if route.body == "json" else None,
-                            data=data,
-                            headers=headers,
-                            timeout=req_timeout,
-                            allow_redirects=False,
+            try:
+                async with AsyncExitStack() as stack:
+                    data = _build_body(multipart, stack)
+                    try:
+                        resp = await stack.enter_async_context(
+                            session.request(
+                                method,
+                                url,
+                                params=params,
+                                json=json_body if route.body == "json" else None,
+                                data=data,
+                                headers=headers,
+                                timeout=req_timeout,
+                                allow_redirects=False,
+                            )
                         )
-                    )
-                    status = resp.status
-                    if status >= 300 or read_body:
-                        body = await resp.read()
+                        released = True
+                        self.limiter.release(resp.status, resp.headers)
+                        status = resp.status
+                        body = await resp.read() if status >= 300 or read_body else b""
+                    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                        kind = _classify(exc)
+                        decision = decide(
+                            method=method,
+                            attempt=attempt,
+                            policy=policy,
+                            kind=kind,
+                            replayable=replayable,
+                            slept=slept,
+                        )
+                        logger.debug(
+                            "%s %s failed: %s (attempt %d, %.3fs); %s",
+                            method,
+                            log_path,
+                            exc.__class__.__name__,
+                            attempt + 1,
+                            time.monotonic() - started,
+                            _outcome(decision),
+                        )
+                        if not decision.retry:
+                            raise self._connection_error(exc, kind, method, url) from exc
                     else:
-                        body = b""
-                except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-                    kind = _classify(exc)
-                    elapsed = time.monotonic() - started
-                    decision = decide(
-                        method=method,
-                        attempt=attempt,
-                        policy=policy,
-                        kind=kind,
-                        replayable=replayable,
-                        slept=slept,
-                    )
-                    logger.debug(
-                        "%s %s failed: %s (attempt %d, %.3fs); %s",
-                        method,
-                        route.path,
-                        exc.__class__.__name__,
-                        attempt + 1,
-                        elapsed,
-                        "retrying" if decision.retry else f"giving up: {decision.reason}",
-                    )
-                    if not decision.retry:
-                        raise self._connection_error(exc, kind, method, url) from exc
-                    attempt += 1
-                    slept += decision.delay
-                    await asyncio.sleep(decision.delay)
-                    continue
-                elapsed = time.monotonic() - started
-                self.limiter.observe(status, resp.headers)
-                logger.debug(
-                    "%s %s -> %d (attempt %d, %.3fs)",
-                    method,
-                    route.path,
-                    status,
-                    attempt + 1,
-                    elapsed,
-                )
-                if status < 300:
-                    yield resp, body
-                    return
-                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-                decision = decide(
-                    method=method,
-                    attempt=attempt,
-                    policy=policy,
-                    kind=FailureKind.STATUS,
-                    status=status,
-                    retry_after=retry_after,
-                    replayable=replayable,
-                    slept=slept,
-                )
-                if not decision.retry:
-                    raise self._status_error(resp, body, retry_after, method)
-                logger.debug("retrying %s %s in %.2fs", method, route.path, decision.delay)
+                        logger.debug(
+                            "%s %s -> %d (attempt %d, %.3fs)",
+                            method,
+                            log_path,
+                            status,
+                            attempt + 1,
+                            time.monotonic() - started,
+                        )
+                        if status < 300:
+                            yield resp, body
+                            return
+                        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                        decision = decide(
+                            method=method,
+                            attempt=attempt,
+                            policy=policy,
+                            kind=FailureKind.STATUS,
+                            status=status,
+                            retry_after=retry_after,
+                            replayable=replayable,
+                            slept=slept,
+                        )
+                        logger.debug("%s %s: %s", method, log_path, _outcome(decision))
+                        if not decision.retry:
+                            raise self._status_error(resp, body, retry_after, method)
+            finally:
+                if not released:
+                    self.limiter.release(None)
             attempt += 1
             slept += decision.delay
             await asyncio.sleep(decision.delay)
+
+    def _rate_limited_locally(self, wait: float, why: str, method: str, url: str) -> RateLimitError:
+        return RateLimitError(
+            f"rate limited: the API asked this client to wait {wait:.2f}s more, and {why};"
+            " the request was not sent",
+            status=429,
+            retry_after=wait,
+            method=method,
+            url=self.scrub(url),
+            request_sent=False,
+        )
 
     def _connection_error(
         self, exc: BaseException, kind: FailureKind, method: str, url: str
     ) -> APIConnectionError:
         sent = kind is not FailureKind.NOT_SENT
+        url = self.scrub(url)
         detail = self.scrub(str(exc)) or exc.__class__.__name__
         if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
             return APITimeoutError(
@@ -427,7 +457,7 @@ class Transport:
         if raw.strip():
             try:
                 body = json.loads(raw)
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError, RecursionError):
                 body = self.scrub(raw.decode("utf-8", "replace"))
                 message = body[:200].strip()
         if isinstance(body, Mapping):
@@ -439,14 +469,47 @@ class Transport:
         kwargs: dict[str, Any] = {
             "status": status,
             "body": body,
-            "headers": {k: v for k, v in resp.headers.items() if k.lower() != "set-cookie"},
+            "headers": {
+                k: self.scrub(v) for k, v in resp.headers.items() if k.lower() != "set-cookie"
+            },
             "method": method,
-            "url": str(resp.url),
+            "url": self.scrub(str(resp.url)),
             "request_sent": True,
         }
         if cls is RateLimitError:
             return RateLimitError(message, retry_after=retry_after, **kwargs)
         return cls(message, **kwargs)
+
+
+def _refuse_wait(policy: RetryPolicy, delay: float, slept: float) -> str:
+    """Why a Retry-After wait must not be slept through ("" when it may)."""
+    if policy.raise_on_rate_limit:
+        return "raise_on_rate_limit is set"
+    if delay > policy.max_retry_after:
+        return f"that exceeds max_retry_after ({policy.max_retry_after:g}s)"
+    if policy.sleep_budget is not None and slept + delay > policy.sleep_budget:
+        return f"that exceeds the sleep budget ({policy.sleep_budget:g}s)"
+    return ""
+
+
+def _outcome(decision: Decision) -> str:
+    if decision.retry:
+        return f"retrying in {decision.delay:.3f}s"
+    return f"giving up: {decision.reason}"
+
+
+def _build_body(multipart: MultipartBody | None, stack: AsyncExitStack) -> aiohttp.FormData | None:
+    """The body for one attempt, rebuilt from its sources (a file may have gone meanwhile)."""
+    if multipart is None:
+        return None
+    try:
+        return multipart.build(stack)
+    except InvalidParameterError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise InvalidParameterError(
+            "attachments", f"cannot read an attachment ({exc.__class__.__name__}: {exc})"
+        ) from None
 
 
 def _as_timeout(timeout: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
