@@ -77,6 +77,23 @@ def test_every_async_member_has_a_twin_with_the_same_signature_and_doc(gen: Modu
     assert checked >= 17  # 8 ticket methods, 5 plan methods, the client's, the stream's
 
 
+def test_bound_functions_become_client_methods_without_the_client_argument(
+    gen: ModuleType,
+) -> None:
+    assert gen.BOUND_FUNCTIONS, "export_tickets is offered on Client"
+    for bound in gen.BOUND_FUNCTIONS:
+        function = getattr(importlib.import_module(bound.module), bound.name)
+        twin = getattr(_sync.Client, bound.sync_name or bound.name)
+        a_params = list(inspect.signature(function).parameters.values())[1:]
+        s_params = list(inspect.signature(twin).parameters.values())[1:]
+        assert [(p.name, p.kind, p.default) for p in a_params] == [
+            (p.name, p.kind, p.default) for p in s_params
+        ]
+        node = gen.SourceModule(bound.module).find(bound.name)
+        assert inspect.getdoc(twin) == gen.sync_docstring(gen.bound_doc(bound, node))
+        assert "client:" not in (inspect.getdoc(twin) or "")
+
+
 def test_return_annotations_are_mapped(gen: ModuleType) -> None:
     tickets = _sync.Tickets
     assert inspect.signature(tickets.get).return_annotation == "Ticket"

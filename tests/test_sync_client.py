@@ -1,0 +1,171 @@
+"""The blocking Client against the fake server: README usage, threads, nested loops, fork."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from vpsbg_support._loop_thread import LoopClosedError
+from vpsbg_support._sync import Client, SyncAttachmentStream
+from vpsbg_support.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    InvalidParameterError,
+    NotFoundError,
+)
+from vpsbg_support.models import Ticket
+from vpsbg_support.testing import FakeVPSBGThread
+
+
+@pytest.fixture
+def client(vpsbg_fake: FakeVPSBGThread) -> Iterator[Client]:
+    with Client(token=vpsbg_fake.token, base_url=vpsbg_fake.url, max_retries=0) as c:
+        yield c
+
+
+def test_readme_usage(vpsbg_fake: FakeVPSBGThread, tmp_path: Path) -> None:
+    record = vpsbg_fake.state.tickets[2]
+    attachment = vpsbg_fake.state.add_attachment(record.id, name="df.log", size=200_000)
+
+    with Client(token=vpsbg_fake.token, base_url=vpsbg_fake.url) as client:
+        ticket = client.tickets.get(record.id)
+        subjects = {t.id: t.subject for t in client.tickets.iter_all(per_page=3)}
+        path = client.tickets.download_attachment(record.id, attachment.id, tmp_path)
+
+    assert isinstance(ticket, Ticket)
+    assert (ticket.id, ticket.subject) == (record.id, record.subject)
+    assert subjects == {t.id: t.subject for t in vpsbg_fake.state.tickets}
+    assert path == tmp_path / "df.log"
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert digest == vpsbg_fake.state.attachment_sha256(attachment.id)
+    assert client.closed
+
+
+def test_stream_attachment_yields_a_blocking_stream(
+    vpsbg_fake: FakeVPSBGThread, client: Client
+) -> None:
+    record = vpsbg_fake.state.tickets[0]
+    attachment = vpsbg_fake.state.add_attachment(record.id, name="big.log", size=300_001)
+    digest = hashlib.sha256()
+
+    with client.tickets.stream_attachment(record.id, attachment.id) as stream:
+        assert isinstance(stream, SyncAttachmentStream)
+        assert (stream.name, stream.size) == ("big.log", attachment.size)
+        for chunk in stream.iter_chunks(65_536):
+            digest.update(chunk)
+
+    assert digest.hexdigest() == vpsbg_fake.state.attachment_sha256(attachment.id)
+
+
+def test_breaking_out_of_iter_all_stops_paging(vpsbg_fake: FakeVPSBGThread, client: Client) -> None:
+    for ticket in client.tickets.iter_all(per_page=2):
+        assert ticket.id
+        break
+
+    assert vpsbg_fake.count("tickets.list") == 1
+    assert len(client.tickets.list(per_page=2).items) == 2  # the client is still usable
+
+
+def test_export_tickets_as_a_client_method(
+    vpsbg_fake: FakeVPSBGThread, client: Client, tmp_path: Path
+) -> None:
+    summary = client.export_tickets(tmp_path / "archive", attachments=False, concurrency=4)
+
+    assert summary.complete
+    assert summary.tickets == len(vpsbg_fake.state.tickets)
+    assert summary.manifest is not None and summary.manifest.exists()
+
+
+def test_sixteen_threads_share_one_client(vpsbg_fake: FakeVPSBGThread, client: Client) -> None:
+    ids = [t.id for t in vpsbg_fake.state.tickets]
+
+    def work(worker: int) -> list[int]:
+        return [client.tickets.get(ids[(worker + i) % len(ids)]).id for i in range(10)]
+
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(work, range(16)))
+
+    assert results == [[ids[(w + i) % len(ids)] for i in range(10)] for w in range(16)]
+    assert vpsbg_fake.count("tickets.get") == 160
+
+
+def test_call_from_inside_a_running_event_loop(vpsbg_fake: FakeVPSBGThread, client: Client) -> None:
+    record = vpsbg_fake.state.tickets[1]
+
+    async def notebook_cell() -> str:
+        return client.tickets.get(record.id).subject
+
+    assert asyncio.run(notebook_cell()) == record.subject
+
+
+def test_errors_have_the_async_api_classes(vpsbg_fake: FakeVPSBGThread, client: Client) -> None:
+    with pytest.raises(NotFoundError) as info:
+        client.tickets.get(987_654)
+    assert info.value.status == 404
+
+    with pytest.raises(InvalidParameterError) as bad:
+        client.tickets.get(0)
+    assert bad.value.field == "ticket_id"
+
+    with (
+        Client(token="wrong-token", base_url=vpsbg_fake.url) as stranger,
+        pytest.raises(AuthenticationError),
+    ):
+        stranger.plans.list()
+
+
+def test_missing_token_fails_in_the_constructor(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VPSBG_API_TOKEN", raising=False)
+    before = threading.active_count()
+
+    with pytest.raises(ConfigurationError, match="No API token"):
+        Client(base_url="http://127.0.0.1:9")
+
+    assert threading.active_count() == before  # the loop thread was not left running
+
+
+def test_closed_client_refuses_calls_and_repr_hides_the_token(
+    vpsbg_fake: FakeVPSBGThread,
+) -> None:
+    client = Client(token=vpsbg_fake.token, base_url=vpsbg_fake.url)
+    assert vpsbg_fake.token not in repr(client)
+    assert vpsbg_fake.url in repr(client)
+
+    client.close()
+
+    with pytest.raises(LoopClosedError):
+        client.plans.list()
+    assert vpsbg_fake.token not in repr(client)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_forked_child_uses_its_own_client(vpsbg_fake: FakeVPSBGThread, client: Client) -> None:
+    record = vpsbg_fake.state.tickets[4]
+    client.tickets.get(record.id)  # the parent's loop and session are in use
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: report through the pipe, never return into pytest
+        code = 1
+        try:
+            os.write(write_end, client.tickets.get(record.id).subject.encode())
+            client.close()
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    _, status = os.waitpid(pid, 0)
+    with os.fdopen(read_end, encoding="utf-8") as pipe:
+        reported = pipe.read()
+
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert reported == record.subject
+    assert client.tickets.get(record.id).subject == record.subject  # parent unaffected
+    assert vpsbg_fake.count("tickets.get") == 3
