@@ -1,0 +1,616 @@
+"""The ``vpsbg-support`` command: bulk export, tickets and support plans from a shell.
+
+Exit status: 0 success, 1 any other error, 2 bad usage, 3 authentication (no, wrong or read-only
+token), 4 invalid input (checked locally or refused by the API with 422/400, or a money action
+not confirmed), 5 not found, 6 network (connection, timeout, download cut short), 7 an export
+that finished with failures (run it again to complete it), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from vpsbg_support import _constants as C
+from vpsbg_support._client import AsyncClient
+from vpsbg_support._convert import ConversionError, structure, unstructure
+from vpsbg_support._version import __version__
+from vpsbg_support.errors import (
+    APIConnectionError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    DownloadError,
+    InvalidParameterError,
+    NotFoundError,
+    PermissionDeniedError,
+    UnprocessableEntityError,
+    VPSBGError,
+)
+from vpsbg_support.export import ExportProgress, ExportSummary, attachment_path, export_tickets
+from vpsbg_support.models import Order, SupportPlan, Ticket
+
+__all__ = [
+    "EXIT_AUTH",
+    "EXIT_ERROR",
+    "EXIT_INTERRUPTED",
+    "EXIT_NETWORK",
+    "EXIT_NOT_FOUND",
+    "EXIT_OK",
+    "EXIT_PARTIAL",
+    "EXIT_USAGE",
+    "EXIT_VALIDATION",
+    "exit_code_for",
+    "main",
+]
+
+PROG = "vpsbg-support"
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_AUTH = 3
+EXIT_VALIDATION = 4
+EXIT_NOT_FOUND = 5
+EXIT_NETWORK = 6
+EXIT_PARTIAL = 7
+EXIT_INTERRUPTED = 130
+
+Handler = Callable[[AsyncClient, argparse.Namespace, "_Output"], Awaitable[int]]
+
+
+class _NotConfirmed(InvalidParameterError):
+    """A money action was not confirmed (declined, or no terminal to ask and no ``--yes``)."""
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The exit status for an error.
+
+    Args:
+        exc: the error that ended the command.
+
+    Returns:
+        3 auth, 4 validation, 5 not found, 6 network, 1 anything else.
+    """
+    if isinstance(exc, ConfigurationError | AuthenticationError | PermissionDeniedError):
+        return EXIT_AUTH
+    if isinstance(exc, InvalidParameterError | UnprocessableEntityError | BadRequestError):
+        return EXIT_VALIDATION
+    if isinstance(exc, NotFoundError):
+        return EXIT_NOT_FOUND
+    if isinstance(exc, APIConnectionError | DownloadError):
+        return EXIT_NETWORK
+    return EXIT_ERROR
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for an error: the library's message, plus the API's field errors on a 422."""
+    text = str(exc) or exc.__class__.__name__
+    if isinstance(exc, UnprocessableEntityError) and exc.errors:
+        fields = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.errors.items())
+        text = f"{text} ({fields})"
+    if not isinstance(exc, VPSBGError):
+        text = f"{exc.__class__.__name__}: {text}"
+    return " ".join(text.split())
+
+
+# --- output -----------------------------------------------------------------------------------
+
+
+class _Output:
+    """Where results go: stdout as text for people, or one JSON document with ``--json``."""
+
+    def __init__(self, as_json: bool, out: IO[str] = sys.stdout) -> None:
+        self.as_json = as_json
+        self._out = out
+
+    def emit(self, data: Any, text: Callable[[], str]) -> None:
+        if self.as_json:
+            json.dump(data, self._out, indent=2, ensure_ascii=False, default=str)
+            self._out.write("\n")
+        else:
+            self._out.write(text().rstrip("\n") + "\n")
+        self._out.flush()
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if moment is not None else "-"
+
+
+def _size(count: int | None) -> str:
+    if count is None:
+        return "?"
+    value = float(count)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def _ticket_rows(tickets: Sequence[Ticket]) -> str:
+    if not tickets:
+        return "No tickets."
+    rows = [("ID", "STATUS", "UPDATED", "SUBJECT")]
+    rows += [(str(t.id), t.status, _when(t.updated_at), t.subject) for t in tickets]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    return "\n".join(
+        f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:<{widths[2]}}  {d}" for a, b, c, d in rows
+    )
+
+
+def _ticket_text(ticket: Ticket) -> str:
+    lines = [f"#{ticket.id} [{ticket.status}] {ticket.subject}"]
+    about = [f"department: {ticket.department or '-'}"]
+    if ticket.service_label:
+        about.append(f"service: {ticket.service_label}")
+    lines.append("  ".join(about))
+    lines.append(f"created {_when(ticket.created_at)}  updated {_when(ticket.updated_at)}")
+    for message in ticket.messages:
+        author = {True: "customer", False: "support", None: "unknown"}[message.is_customer]
+        lines += ["", f"--- {author}, {_when(message.created_at)}"]
+        lines.append(message.content or "")
+        for attachment in message.attachments:
+            lines.append(
+                f"  attachment {attachment.id}: {attachment.name} ({_size(attachment.size)})"
+            )
+    return "\n".join(lines)
+
+
+def _order_text(order: Order | None, done: str) -> str:
+    if order is None:
+        return f"{done}."
+    amount = f"{order.amount} ({order.amount_with_vat} with VAT)"
+    return f"{done}: order {order.id} ({order.type or 'order'}), {amount}, status {order.status}."
+
+
+def _plans_text(plans: Sequence[SupportPlan]) -> str:
+    rows = [("PLAN", "NAME", "PRICE/MONTH", "STATUS")]
+    rows += [(p.key, p.name or "-", str(p.price or "-"), p.status or "-") for p in plans]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    return "\n".join(
+        f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:<{widths[2]}}  {d}" for a, b, c, d in rows
+    )
+
+
+class _ProgressBar:
+    """A one-line progress bar on stderr, redrawn at most ten times a second; silent off a tty."""
+
+    WIDTH = 24
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+        self._enabled = stream.isatty()
+        self._drawn_at = 0.0
+        self._drawn = False
+
+    def __call__(self, event: ExportProgress) -> None:
+        if not self._enabled:
+            return
+        now = time.monotonic()
+        if now - self._drawn_at < 0.1 and not (event.listing_done and event.done == event.listed):
+            return
+        self._drawn_at = now
+        total = max(event.listed, 1)
+        filled = int(self.WIDTH * event.done / total) if event.listing_done else 0
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        of = f"{event.listed}" if event.listing_done else f"{event.listed}+"
+        failed = f"  {event.failed} failed" if event.failed else ""
+        self._stream.write(
+            f"\rexport [{bar}] {event.done}/{of} tickets  {event.attachments} files"
+            f"  {_size(event.bytes)}{failed}\x1b[K"
+        )
+        self._stream.flush()
+        self._drawn = True
+
+    def close(self) -> None:
+        if self._drawn:
+            self._stream.write("\n")
+            self._stream.flush()
+
+
+# --- confirmation -----------------------------------------------------------------------------
+
+
+def _confirm(args: argparse.Namespace, action: str) -> None:
+    """Ask before an action that creates an order, unless ``--yes``.
+
+    Raises:
+        _NotConfirmed: declined, or there is no terminal to ask on.
+    """
+    if args.yes:
+        return
+    if not sys.stdin.isatty():
+        raise _NotConfirmed(
+            "confirm", f"{action} costs money: pass --yes to confirm (no terminal to ask on)"
+        )
+    sys.stderr.write(f"{action}. This creates an order that costs money. Proceed? [y/N] ")
+    sys.stderr.flush()
+    answer = sys.stdin.readline().strip().lower()
+    if answer not in ("y", "yes"):
+        raise _NotConfirmed("confirm", "not confirmed; nothing was sent")
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+def _message(args: argparse.Namespace) -> str:
+    text: str = args.message
+    return sys.stdin.read() if text == "-" else text
+
+
+async def _tickets_list(client: AsyncClient, args: argparse.Namespace, out: _Output) -> int:
+    if args.all:
+        tickets = [t async for t in client.tickets.iter_all(per_page=args.per_page)]
+    else:
+        tickets = list(await client.tickets.list(page=args.page, per_page=args.per_page))
+    out.emit(unstructure(tickets), lambda: _ticket_rows(tickets))
+    return EXIT_OK
+
+
+async def _tickets_show(client: AsyncClient, args: argparse.Namespace, out: _Output) -> int:
+    ticket = await client.tickets.get(args.ticket_id)
+    out.emit(unstructure(ticket), lambda: _ticket_text(ticket))
+    return EXIT_OK
+
+
+async def _tickets_create(client: AsyncClient, args: argparse.Namespace, out: _Output) -> int:
+    ticket = await client.tickets.create(
+        department_id=args.department,
+        subject=args.subject,
+        message=_message(args),
+        attachments=args.attach,
+        service_id=args.service_id,
+        service_type=args.service_type,
+    )
+    out.emit(unstructure(ticket), lambda: f"Opened ticket #{ticket.id}: {ticket.subject}")
+    return EXIT_OK
+
+
+async def _tickets_reply(client: AsyncClient, args: argparse.Namespace, out: _Output) -> int:
+    ticket = await client.tickets.reply(
+        args.ticket_id, message=_message(args), attachments=args.attach
+    )
+    out.emit(
+        unstructure(ticket),
+        lambda: f"Replied to ticket #{ticket.id} ({len(ticket.messages)} messages now).",
+    )
+    return EXIT_OK
+
+
+async def _tickets_resolve(client: AsyncClient, args: argparse.Namespace, out: _Output) -> int:
+    ticket = await client.tickets.resolve(args.ticket_id, refresh=True)
+    data = unstructure(ticket) if ticket is not None else {"id": args.ticket_id}
+    out.emit(data, lambda: f"Ticket #{args.ticket_id} resolved.")
+    return EXIT_OK
+
+
+async def _tickets_download(client: AsyncClient, args: argparse.Namespace, out: _Output) -> int:
+    ticket = await client.tickets.get(args.ticket_id)
+    wanted = ticket.attachments
+    if args.attachment_id is not None:
+        wanted = tuple(a for a in wanted if a.id == args.attachment_id)
+        if not wanted:
+            raise NotFoundError(
+                f"ticket {ticket.id} has no attachment {args.attachment_id}", status=404
+            )
+    written: list[str] = []
+    for attachment in wanted:
+        if args.attachment_id is not None:
+            # One file: a folder target, so it is named as the server names it.
+            target = os.path.join(args.output, "")
+        else:
+            # Every file: names repeat within a ticket ("screenshot.png" twice), ids do not.
+            target = os.path.join(args.output, Path(attachment_path(ticket.id, attachment)).name)
+        path = await client.tickets.download_attachment(
+            ticket.id, attachment, target, overwrite=args.overwrite
+        )
+        written.append(str(path))
+    out.emit(
+        written,
+        lambda: "\n".join(written) if written else f"Ticket #{ticket.id} has no attachments.",
+    )
+    return EXIT_OK
+
+
+async def _plans_list(client: AsyncClient, args: argparse.Namespace, out: _Output) -> int:
+    plans = await client.plans.list()
+    out.emit(unstructure(plans), lambda: _plans_text(plans))
+    return EXIT_OK
+
+
+async def _plans_purchase(client: AsyncClient, args: argparse.Namespace, out: _Output) -> int:
+    _confirm(args, f"Purchase support plan {args.plan!r} for {args.billing_cycle} month(s)")
+    order = await client.plans.purchase(plan=args.plan, billing_cycle=args.billing_cycle)
+    out.emit(unstructure(order), lambda: _order_text(order, "Purchased"))
+    return EXIT_OK
+
+
+async def _plans_renew(client: AsyncClient, args: argparse.Namespace, out: _Output) -> int:
+    _confirm(args, f"Renew the support plan for {args.billing_cycle} month(s)")
+    order = await client.plans.renew(billing_cycle=args.billing_cycle)
+    out.emit(unstructure(order), lambda: _order_text(order, "Renewed"))
+    return EXIT_OK
+
+
+async def _plans_cancel(client: AsyncClient, args: argparse.Namespace, out: _Output) -> int:
+    when = "now" if args.now else "at the end of the paid period"
+    _confirm(args, f"Cancel the support plan {when}")
+    order = await client.plans.cancel(reason=args.reason, now=args.now)
+    out.emit(unstructure(order), lambda: _order_text(order, "Cancellation requested"))
+    return EXIT_OK
+
+
+async def _plans_undo_cancel(client: AsyncClient, args: argparse.Namespace, out: _Output) -> int:
+    order = await client.plans.undo_cancel()
+    out.emit(unstructure(order), lambda: _order_text(order, "Cancellation withdrawn"))
+    return EXIT_OK
+
+
+def _summary_json(summary: ExportSummary) -> dict[str, Any]:
+    return {
+        "dest": str(summary.dest),
+        "complete": summary.complete,
+        "manifest": str(summary.manifest) if summary.manifest else None,
+        "tickets": summary.tickets,
+        "messages": summary.messages,
+        "attachments": summary.attachments,
+        "attachment_bytes": summary.attachment_bytes,
+        "tickets_listed": summary.tickets_listed,
+        "tickets_fetched": summary.tickets_fetched,
+        "tickets_unchanged": summary.tickets_unchanged,
+        "attachments_downloaded": summary.attachments_downloaded,
+        "attachments_unchanged": summary.attachments_unchanged,
+        "bytes_downloaded": summary.bytes_downloaded,
+        "seconds": round(summary.seconds, 3),
+        "failures": [
+            {"ticket_id": f.ticket_id, "attachment_id": f.attachment_id, "error": f.error}
+            for f in summary.failures
+        ],
+    }
+
+
+def _summary_text(summary: ExportSummary) -> str:
+    lines = [
+        f"Exported {summary.tickets} tickets ({summary.messages} messages) and"
+        f" {summary.attachments} attachments ({_size(summary.attachment_bytes)}) to"
+        f" {summary.dest} in {summary.seconds:.1f} s.",
+        f"  this run: {summary.tickets_fetched} tickets fetched,"
+        f" {summary.tickets_unchanged} unchanged; {summary.attachments_downloaded} attachments"
+        f" downloaded ({_size(summary.bytes_downloaded)}), {summary.attachments_unchanged}"
+        " already complete.",
+    ]
+    if summary.manifest is not None:
+        lines.append(f"  manifest: {summary.manifest}")
+    else:
+        lines.append(
+            f"INCOMPLETE: {len(summary.failures)} failure(s); run the same command again to"
+            " finish (no manifest.json until then):"
+        )
+        for failure in summary.failures[:10]:
+            where = f"ticket {failure.ticket_id}"
+            if failure.attachment_id is not None:
+                where += f" attachment {failure.attachment_id}"
+            lines.append(f"  {where}: {failure.error}")
+        if len(summary.failures) > 10:
+            lines.append(f"  ... and {len(summary.failures) - 10} more")
+    return "\n".join(lines)
+
+
+async def _export(client: AsyncClient, args: argparse.Namespace, out: _Output) -> int:
+    bar = _ProgressBar(sys.stderr)
+    try:
+        summary = await export_tickets(
+            client,
+            args.dest,
+            concurrency=args.concurrency,
+            attachments=not args.no_attachments,
+            since=args.since,
+            progress=bar,
+            per_page=args.per_page,
+        )
+    finally:
+        bar.close()
+    out.emit(_summary_json(summary), lambda: _summary_text(summary))
+    return EXIT_OK if summary.complete else EXIT_PARTIAL
+
+
+# --- arguments --------------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _moment(text: str) -> datetime:
+    try:
+        return structure(text, datetime)
+    except ConversionError:
+        raise argparse.ArgumentTypeError(
+            f"expected a date (2024-05-01) or an ISO time (2024-05-01T12:00:00Z), got {text!r}"
+        ) from None
+
+
+def _common_options() -> argparse.ArgumentParser:
+    """Options accepted before or after the command; SUPPRESS keeps a later one from resetting
+    an earlier one to its default."""
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("connection and output")
+    s = argparse.SUPPRESS
+    group.add_argument("--token", default=s, help=f"API token (default: ${C.ENV_TOKEN})")
+    group.add_argument(
+        "--base-url", default=s, help=f"API root (default: ${C.ENV_BASE_URL} or the real API)"
+    )
+    group.add_argument("--json", action="store_true", default=s, help="machine-readable output")
+    group.add_argument(
+        "--yes", "-y", action="store_true", default=s, help="do not ask before money actions"
+    )
+    group.add_argument(
+        "--demo",
+        action="store_true",
+        default=s,
+        help="run against an embedded fake API with seeded data (no token needed)",
+    )
+    group.add_argument("--timeout", type=float, default=s, help="seconds per request (60)")
+    group.add_argument(
+        "--max-retries", type=int, default=s, help="retries of a failed read (default 2)"
+    )
+    group.add_argument("--verbose", "-v", action="store_true", default=s, help="log requests")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``vpsbg-support``.
+
+    Returns:
+        The parser; each command sets ``handler`` on the parsed namespace.
+    """
+    common = _common_options()
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        parents=[common],
+        description="VPSBG support from the command line: export, tickets and support plans.",
+        epilog="Exit status: 0 ok, 1 error, 2 usage, 3 auth, 4 invalid input, 5 not found,"
+        " 6 network, 7 export incomplete.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(group: Any, name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = group.add_parser(
+            name, parents=[common], help=help_text, description=help_text
+        )
+        sub.set_defaults(handler=handler)
+        return sub
+
+    export = command(commands, "export", _export, "archive every ticket and attachment")
+    export.add_argument("dest", help="export folder (re-run on it to resume or update)")
+    export.add_argument("--concurrency", type=_positive_int, default=8, help="requests at once")
+    export.add_argument("--since", type=_moment, help="only tickets updated since DATE")
+    export.add_argument("--no-attachments", action="store_true", help="tickets only")
+    export.add_argument("--per-page", type=_positive_int, help="tickets per list request")
+
+    tickets = commands.add_parser("tickets", help="list, show, open, reply, resolve, download")
+    tickets_cmds = tickets.add_subparsers(dest="tickets_command", required=True, metavar="ACTION")
+    listing = command(tickets_cmds, "list", _tickets_list, "list tickets (one page, or --all)")
+    listing.add_argument("--page", type=_positive_int, help="page number (1)")
+    listing.add_argument("--per-page", type=_positive_int, help="tickets per page")
+    listing.add_argument("--all", action="store_true", help="every page")
+    show = command(tickets_cmds, "show", _tickets_show, "show a ticket and its messages")
+    show.add_argument("ticket_id", type=_positive_int)
+    create = command(tickets_cmds, "create", _tickets_create, "open a ticket")
+    create.add_argument("--department", type=_positive_int, required=True, help="department id")
+    create.add_argument("--subject", required=True)
+    create.add_argument("--message", required=True, help="the message ('-': read stdin)")
+    create.add_argument("--attach", action="append", default=[], metavar="FILE")
+    create.add_argument("--service-id", type=_positive_int)
+    create.add_argument("--service-type")
+    reply = command(tickets_cmds, "reply", _tickets_reply, "reply to a ticket")
+    reply.add_argument("ticket_id", type=_positive_int)
+    reply.add_argument("--message", required=True, help="the message ('-': read stdin)")
+    reply.add_argument("--attach", action="append", default=[], metavar="FILE")
+    resolve = command(tickets_cmds, "resolve", _tickets_resolve, "mark a ticket resolved")
+    resolve.add_argument("ticket_id", type=_positive_int)
+    download = command(
+        tickets_cmds, "download", _tickets_download, "download a ticket's attachments"
+    )
+    download.add_argument("ticket_id", type=_positive_int)
+    download.add_argument("attachment_id", type=_positive_int, nargs="?", help="(default: all)")
+    download.add_argument("--output", "-o", default=".", help="folder to write to (.)")
+    download.add_argument("--overwrite", action="store_true", help="replace existing files")
+
+    plans = commands.add_parser("plans", help="list, purchase, renew, cancel, undo-cancel")
+    plans_cmds = plans.add_subparsers(dest="plans_command", required=True, metavar="ACTION")
+    command(plans_cmds, "list", _plans_list, "list the support plans")
+    purchase = command(plans_cmds, "purchase", _plans_purchase, "buy a support plan (costs money)")
+    purchase.add_argument("plan", help="plan key, e.g. professional")
+    purchase.add_argument("--billing-cycle", type=_positive_int, required=True, help="months")
+    renew = command(plans_cmds, "renew", _plans_renew, "renew the support plan (costs money)")
+    renew.add_argument("--billing-cycle", type=_positive_int, required=True, help="months")
+    cancel = command(plans_cmds, "cancel", _plans_cancel, "cancel the support plan")
+    cancel.add_argument("--reason")
+    cancel.add_argument("--now", action="store_true", help="at once, not at the period's end")
+    command(plans_cmds, "undo-cancel", _plans_undo_cancel, "withdraw a pending cancellation")
+    return parser
+
+
+# --- running ----------------------------------------------------------------------------------
+
+
+async def _run(args: argparse.Namespace) -> int:
+    async with contextlib.AsyncExitStack() as stack:
+        token: str | None = args.token
+        base_url: str | None = args.base_url
+        if args.demo:
+            from vpsbg_support.demo import DEMO_EXPORT_TICKETS, DEMO_TICKETS, demo_server
+
+            size = DEMO_EXPORT_TICKETS if args.handler is _export else DEMO_TICKETS
+            fake = await stack.enter_async_context(demo_server(size))
+            token, base_url = fake.token, fake.url
+        options: dict[str, Any] = {}
+        if args.timeout is not None:
+            options["timeout"] = args.timeout
+        if args.max_retries is not None:
+            options["max_retries"] = args.max_retries
+        client = await stack.enter_async_context(AsyncClient(token, base_url=base_url, **options))
+        handler: Handler = args.handler
+        return await handler(client, args, _Output(args.json))
+    raise AssertionError("unreachable")  # pragma: no cover -- for mypy: the stack may swallow
+
+
+def _fail(message: str, code: int) -> int:
+    sys.stderr.write(f"{PROG}: error: {message}\n")
+    sys.stderr.flush()
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``vpsbg-support`` (the console script).
+
+    Args:
+        argv: the arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status (see the module docstring).
+    """
+    args = build_parser().parse_args(argv)
+    for name in ("token", "base_url", "timeout", "max_retries"):
+        if not hasattr(args, name):
+            setattr(args, name, None)
+    for flag in ("json", "yes", "demo", "verbose"):
+        if not hasattr(args, flag):
+            setattr(args, flag, False)
+    if args.verbose:
+        logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+        logging.getLogger(C.LOGGER_NAME).setLevel(logging.DEBUG)
+    try:
+        return asyncio.run(_run(args))
+    except KeyboardInterrupt:
+        return _fail("interrupted", EXIT_INTERRUPTED)
+    except VPSBGError as exc:
+        return _fail(_describe(exc), exit_code_for(exc))
+    except ValueError as exc:  # e.g. a negative --timeout, refused by the client
+        return _fail(_describe(exc), EXIT_VALIDATION)
+    except OSError as exc:  # e.g. the export folder cannot be written
+        return _fail(_describe(exc), EXIT_ERROR)
+    except Exception as exc:
+        return _fail(f"unexpected {_describe(exc)}", EXIT_ERROR)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
