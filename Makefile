@@ -17,7 +17,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m vpsbg_support.demo
+	$(BIN)/vpsbg-support --demo export ./demo-export
 
 lint: $(STAMP)
 	$(BIN)/ruff check vpsbg_support tests benchmarks scripts
