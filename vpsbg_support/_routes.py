@@ -1,7 +1,8 @@
 """One table of every endpoint the library calls: method, path, body encoding, documented or not.
 
-VPSBG documents only some support routes (see the README's routes table). Where the docs give no path,
-the path below is this library's choice, marked ``documented=False``, so a correction is one line here.
+VPSBG documents only some support routes (see the README's routes table). Where the docs give no
+path, the path below is this library's choice, marked ``documented=False``, so a correction is one
+line here.
 """
 
 from __future__ import annotations

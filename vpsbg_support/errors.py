@@ -1,8 +1,9 @@
 """The public exception tree: every error the library raises is a ``VPSBGError``.
 
-``InvalidParameterError`` is raised before anything is sent. ``APIError`` and its subclasses describe a
-request that was attempted; ``request_sent`` says whether the server may have acted on it, which
-matters for money: a purchase that failed with ``request_sent=True`` may have created an order.
+``InvalidParameterError`` is raised before anything is sent. ``APIError`` and its subclasses
+describe a request that was attempted; ``request_sent`` says whether the server may have acted on
+it, which matters for money: a purchase that failed with ``request_sent=True`` may have created an
+order.
 """
 
 from __future__ import annotations
