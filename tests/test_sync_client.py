@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from vpsbg_support import Client, SyncAttachmentStream
 from vpsbg_support._loop_thread import LoopClosedError
-from vpsbg_support._sync import Client, SyncAttachmentStream
 from vpsbg_support.errors import (
     AuthenticationError,
     ConfigurationError,

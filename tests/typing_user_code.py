@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vpsbg_support._sync import Client
+from vpsbg_support import Client
 from vpsbg_support.models import Order, Ticket
 
 

@@ -6,7 +6,9 @@
 from vpsbg_support import errors
 from vpsbg_support._client import AsyncClient
 from vpsbg_support._files import safe_filename
+from vpsbg_support._loop_thread import DeadlockError, LoopClosedError
 from vpsbg_support._retry import RetryPolicy
+from vpsbg_support._sync import Client, SyncAttachmentStream
 from vpsbg_support._version import __version__
 from vpsbg_support.errors import (
     APIConnectionError,
@@ -53,11 +55,14 @@ __all__ = [
     "AttachmentStream",
     "AuthenticationError",
     "BadRequestError",
+    "Client",
     "ConfigurationError",
+    "DeadlockError",
     "Department",
     "DownloadError",
     "InternalServerError",
     "InvalidParameterError",
+    "LoopClosedError",
     "LockedError",
     "NotFoundError",
     "Order",
@@ -72,6 +77,7 @@ __all__ = [
     "ResponseDecodeError",
     "RetryPolicy",
     "SupportPlan",
+    "SyncAttachmentStream",
     "Ticket",
     "TicketMessage",
     "UnprocessableEntityError",

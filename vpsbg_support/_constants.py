@@ -35,3 +35,8 @@ RENEW_BILLING_CYCLES = (1, 3, 6, 12, 24)
 PURCHASE_BILLING_CYCLE_RANGE = (1, 24)
 
 LOGGER_NAME = "vpsbg_support"
+
+#: Blocking facade: seconds a task cancelled by Ctrl-C may take to clean up before re-raising.
+LOOP_CANCEL_GRACE = 2.0
+#: Blocking facade: seconds allowed for close() to close the client and join the loop thread.
+LOOP_CLOSE_TIMEOUT = 10.0

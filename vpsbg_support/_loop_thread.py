@@ -23,16 +23,17 @@ from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, Generic, TypeVar, cast, overload
 
+from vpsbg_support import _constants as C
+from vpsbg_support.errors import VPSBGError
+
 __all__ = ["DeadlockError", "LoopClosedError", "LoopThread", "SyncContextManager"]
 
 T = TypeVar("T")
 U = TypeVar("U")
 R = TypeVar("R")
 
-#: Seconds to wait for a task cancelled by Ctrl-C to run its cleanup before re-raising.
-_CANCEL_GRACE = 2.0
-#: Seconds allowed for the resource's async close and for the loop thread to finish on close().
-_CLOSE_TIMEOUT = 10.0
+_CANCEL_GRACE = C.LOOP_CANCEL_GRACE
+_CLOSE_TIMEOUT = C.LOOP_CLOSE_TIMEOUT
 
 # Loops and resources inherited from a parent process. The child must not close them (the loop
 # "runs" on a thread that does not exist here, the sockets are shared with the parent) and must not
@@ -42,7 +43,7 @@ _ABANDONED_AFTER_FORK: list[object] = []
 _INSTANCES: weakref.WeakSet[LoopThread[Any]] = weakref.WeakSet()
 
 
-class DeadlockError(RuntimeError):
+class DeadlockError(VPSBGError, RuntimeError):
     """A blocking call was made from the background loop's own thread, where it would wait forever.
 
     This happens when code running on the client's loop (for example a callback handed to the
@@ -50,7 +51,7 @@ class DeadlockError(RuntimeError):
     """
 
 
-class LoopClosedError(RuntimeError):
+class LoopClosedError(VPSBGError, RuntimeError):
     """The blocking client was used after ``close()`` (or after its ``with`` block ended)."""
 
 
