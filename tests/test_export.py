@@ -1,0 +1,367 @@
+"""Bulk export against the fake: exact copies, incremental re-runs, crashes, faults and failures."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aioresponses import aioresponses
+
+from vpsbg_support import AsyncClient, AuthenticationError, InvalidParameterError, RetryPolicy
+from vpsbg_support.export import (
+    MANIFEST_FILE,
+    TICKETS_FILE,
+    ExportProgress,
+    ExportSummary,
+    _FolderLock,
+    export_tickets,
+)
+from vpsbg_support.testing import FakeVPSBG, FakeVPSBGThread
+
+JOURNAL = ".export-journal.jsonl"
+FAST_RETRIES = RetryPolicy(max_retries=10, initial_delay=0.001, max_delay=0.01)
+
+
+def shrink(fake: FakeVPSBG | FakeVPSBGThread, limit: int = 8 * 1024) -> None:
+    """Cap the generated attachments (up to 4 MiB each) so a test moves kilobytes, not megabytes."""
+    for ticket in fake.state.tickets:
+        for message in ticket.messages:
+            for attachment in message.attachments:
+                attachment.size = min(attachment.size, limit)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeVPSBG]:
+    async with FakeVPSBG(seed=3, tickets=8, rate_limit=100_000) as server:
+        shrink(server)
+        yield server
+
+
+def client_for(fake: FakeVPSBG | FakeVPSBGThread, **options: Any) -> AsyncClient:
+    options.setdefault("retry_policy", FAST_RETRIES)
+    return AsyncClient(fake.token, base_url=fake.url, **options)
+
+
+async def export(fake: FakeVPSBG | FakeVPSBGThread, dest: Path, **options: Any) -> ExportSummary:
+    async with client_for(fake) as client:
+        return await export_tickets(client, dest, **options)
+
+
+async def server_tickets(fake: FakeVPSBG | FakeVPSBGThread) -> dict[int, Any]:
+    """Every ticket exactly as GET /support/tickets/{id} returns it, by raw HTTP."""
+    headers = {"Authorization": f"Bearer {fake.token}", "Accept": "application/json"}
+    result = {}
+    async with aiohttp.ClientSession(headers=headers) as http:
+        for ticket in fake.state.tickets:
+            async with http.get(f"{fake.url}/support/tickets/{ticket.id}") as response:
+                result[ticket.id] = await response.json()
+    return result
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def exported_tickets(dest: Path) -> dict[int, Any]:
+    lines = (dest / TICKETS_FILE).read_bytes().split(b"\n")
+    assert lines[-1] == b"", "tickets.jsonl ends with a complete line"
+    tickets = [json.loads(line) for line in lines[:-1]]
+    return {t["id"]: t for t in tickets}
+
+
+def attachment_files(dest: Path) -> dict[str, str]:
+    """Relative path -> sha256 of every attachment file (temporary files included, on purpose)."""
+    root = dest / "attachments"
+    return {p.relative_to(dest).as_posix(): sha256(p) for p in root.rglob("*") if p.is_file()}
+
+
+async def assert_matches_server(fake: FakeVPSBG | FakeVPSBGThread, dest: Path) -> None:
+    """tickets.jsonl, attachments/ and manifest.json are exactly the server's state."""
+    expected = await server_tickets(fake)
+    assert exported_tickets(dest) == expected
+    files = attachment_files(dest)
+    wanted = {}
+    for ticket in fake.state.tickets:
+        for message in ticket.messages:
+            for attachment in message.attachments:
+                matches = [p for p in files if p.startswith(f"attachments/{ticket.id}/")]
+                path = next(p for p in matches if p.split("/")[2].startswith(f"{attachment.id}-"))
+                wanted[path] = fake.state.attachment_sha256(attachment.id)
+    assert files == wanted
+    manifest = json.loads((dest / MANIFEST_FILE).read_text())
+    listed = {f["path"]: f for f in manifest["files"]}
+    assert set(listed) == {TICKETS_FILE, *wanted}
+    for path, entry in listed.items():
+        assert entry["sha256"] == sha256(dest / path)
+        assert entry["size"] == (dest / path).stat().st_size
+    assert manifest["counts"] == {
+        "tickets": len(expected),
+        "messages": sum(len(t["messages"]) for t in expected.values()),
+        "attachments": len(wanted),
+        "attachment_bytes": sum((dest / p).stat().st_size for p in wanted),
+    }
+
+
+# -- a full export ---------------------------------------------------------------------------
+
+
+async def test_full_export_is_an_exact_copy_of_the_server(fake: FakeVPSBG, tmp_path: Path) -> None:
+    hostile = fake.state.add_attachment(
+        fake.state.tickets[0].id, name="../../etc/passwd", content=b"root:x:0:0\n"
+    )
+    events: list[ExportProgress] = []
+
+    summary = await export(fake, tmp_path / "out", concurrency=4, progress=events.append)
+
+    await assert_matches_server(fake, tmp_path / "out")
+    assert summary.complete and summary.failures == ()
+    assert summary.manifest == tmp_path / "out" / MANIFEST_FILE
+    assert summary.tickets == summary.tickets_fetched == len(fake.state.tickets)
+    assert summary.attachments == summary.attachments_downloaded > 0
+    # A hostile name stays inside the ticket's folder.
+    inside = tmp_path / "out" / "attachments" / str(hostile.ticket_id)
+    assert [p.name for p in inside.iterdir() if p.name.startswith(f"{hostile.id}-")] == [
+        f"{hostile.id}-.._.._etc_passwd"
+    ]
+    assert events[-1].done == events[-1].listed == len(fake.state.tickets)
+    assert events[-1].listing_done
+
+
+async def test_unknown_fields_of_the_api_are_kept(tmp_path: Path) -> None:
+    base = "https://api.test/v1"
+    drifted = {
+        "id": 7,
+        "status": "opened",
+        "subject": "Disk is full",
+        "updated_at": "2024-08-02T11:57:57.000000Z",
+        "user": "Ana",
+        "owner": {"id": 3, "email": "ana@example.com"},
+        "priority": "high",
+        "messages": [{"message": "Please help", "from_customer": 1, "x_flag": [1, 2.5, None]}],
+    }
+    with aioresponses() as mocked:
+        mocked.get(
+            f"{base}/support/tickets?page=1",
+            payload=[{"id": 7, "status": "opened", "subject": "s"}],
+        )
+        mocked.get(f"{base}/support/tickets/7", payload=drifted)
+        async with AsyncClient("t0ken", base_url=base, max_retries=0) as client:
+            summary = await export_tickets(client, tmp_path, attachments=False)
+    assert summary.complete
+    assert exported_tickets(tmp_path) == {7: drifted}
+
+
+# -- incremental and resumable -----------------------------------------------------------------
+
+
+async def test_second_run_refetches_only_the_changed_ticket(
+    fake: FakeVPSBG, tmp_path: Path
+) -> None:
+    await export(fake, tmp_path)
+    changed = fake.state.tickets[2].id
+    fake.state.reply(changed, "One more thing about this problem.")
+    fake.state.add_attachment(changed, name="more.log", content=b"line 1\nline 2\n")
+    fake.clear_requests()
+
+    summary = await export(fake, tmp_path)
+
+    assert fake.count("tickets.get") == 1
+    assert [r.path for r in fake.requests if r.route == "tickets.get"] == [
+        f"/v1/support/tickets/{changed}"
+    ]
+    assert fake.count("tickets.download_attachment") == 1
+    assert summary.tickets_fetched == 1
+    assert summary.tickets_unchanged == len(fake.state.tickets) - 1
+    assert summary.attachments_downloaded == 1
+    await assert_matches_server(fake, tmp_path)
+
+
+async def test_since_exports_only_tickets_updated_since(fake: FakeVPSBG, tmp_path: Path) -> None:
+    moments = sorted(t.updated_at for t in fake.state.tickets)
+    since = moments[len(moments) // 2]
+
+    summary = await export(fake, tmp_path, since=since, attachments=False)
+
+    recent = {t.id for t in fake.state.tickets if t.updated_at >= since}
+    assert set(exported_tickets(tmp_path)) == recent
+    assert summary.tickets_listed == len(recent) < len(fake.state.tickets)
+    manifest = json.loads((tmp_path / MANIFEST_FILE).read_text())
+    assert manifest["since"] is not None and not manifest["attachments_included"]
+    assert not (tmp_path / "attachments").exists()
+    # A full run later adds the older tickets and keeps the recent ones.
+    await export(fake, tmp_path)
+    await assert_matches_server(fake, tmp_path)
+
+
+async def test_cancelled_run_leaves_no_manifest_and_a_rerun_finishes(
+    fake: FakeVPSBG, tmp_path: Path
+) -> None:
+    await export(fake, tmp_path / "clean")
+    fake.clear_requests()
+    enough = asyncio.Event()
+
+    def progress(event: ExportProgress) -> None:
+        if event.attachments >= 3:
+            enough.set()
+
+    async with client_for(fake) as client:
+        job = asyncio.create_task(
+            export_tickets(client, tmp_path / "out", concurrency=2, progress=progress)
+        )
+        await enough.wait()
+        job.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await job
+
+    out = tmp_path / "out"
+    assert not (out / MANIFEST_FILE).exists()
+    assert not (out / TICKETS_FILE).exists()
+    assert not [p for p in out.rglob("*.part")]
+    first = fake.count("tickets.get")
+
+    summary = await export(fake, out)
+
+    assert summary.complete
+    # Only what the first run had not finished is read again.
+    assert summary.tickets_fetched + summary.tickets_unchanged == len(fake.state.tickets)
+    assert 1 <= summary.tickets_unchanged <= first
+    assert summary.attachments_unchanged >= 3
+    assert (out / TICKETS_FILE).read_bytes() == (tmp_path / "clean" / TICKETS_FILE).read_bytes()
+    assert attachment_files(out) == attachment_files(tmp_path / "clean")
+    await assert_matches_server(fake, out)
+
+
+_EXPORT_IN_CHILD = """
+import asyncio, sys
+from vpsbg_support import AsyncClient
+from vpsbg_support.export import export_tickets
+
+async def main():
+    async with AsyncClient(sys.argv[2], base_url=sys.argv[1]) as client:
+        await export_tickets(client, sys.argv[3], concurrency=2)
+
+asyncio.run(main())
+"""
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+async def test_killed_run_reruns_to_the_same_result(
+    vpsbg_fake_factory: Callable[..., FakeVPSBGThread], tmp_path: Path
+) -> None:
+    fake = vpsbg_fake_factory(seed=5, tickets=12, rate_limit=100_000)
+    shrink(fake)
+    out, clean = tmp_path / "out", tmp_path / "clean"
+    await export(fake, clean)
+    latency = fake.faults.add(None, "latency", seconds=0.02)
+    journal = out / JOURNAL
+
+    def files_done() -> int:
+        return journal.read_bytes().count(b'{"file":') if journal.exists() else 0
+
+    argv = [sys.executable, "-c", _EXPORT_IN_CHILD, fake.url, fake.token, str(out)]
+    child = subprocess.Popen(argv)  # noqa: ASYNC220 -- the fake runs on its own thread
+    try:
+        wait_for(lambda: files_done() >= 4, "the child to download a few attachments")
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+    assert not (out / MANIFEST_FILE).exists()
+    # As if the kill had landed in the middle of a write: the torn line must not count.
+    with open(journal, "ab") as handle:
+        handle.write(b'{"ticket":{"id":99999,"status":"op')
+    fake.faults.remove(latency)
+
+    summary = await export(fake, out)
+
+    assert summary.complete and summary.attachments_unchanged >= 4
+    assert (out / TICKETS_FILE).read_bytes() == (clean / TICKETS_FILE).read_bytes()
+    assert attachment_files(out) == attachment_files(clean)
+    manifest, reference = (json.loads((d / MANIFEST_FILE).read_text()) for d in (out, clean))
+    assert manifest["files"] == reference["files"]
+    assert manifest["counts"] == reference["counts"]
+    await assert_matches_server(fake, out)
+
+
+# -- faults and failures -----------------------------------------------------------------------
+
+
+async def test_export_under_20_percent_faults_loses_nothing(tmp_path: Path) -> None:
+    async with FakeVPSBG(seed=4, tickets=10, rate_limit=100_000) as fake:
+        shrink(fake, 64 * 1024)
+        # About one request in five fails, in every way a GET can fail.
+        for status in (500, 503, 429):
+            fake.faults.add(None, "status", status=status, probability=0.06)
+        fake.faults.add(None, "reset", probability=0.06)
+        fake.faults.add("tickets.download_attachment", "truncate", probability=0.06)
+
+        summary = await export(fake, tmp_path, concurrency=6)
+
+        faulted = sum(1 for r in fake.requests if r.fault not in (None, "latency"))
+        assert faulted >= 0.1 * len(fake.requests), (faulted, len(fake.requests))
+        assert summary.complete, summary.failures
+        fake.faults.clear()
+        await assert_matches_server(fake, tmp_path)
+
+
+async def test_failures_are_reported_and_a_rerun_finishes(fake: FakeVPSBG, tmp_path: Path) -> None:
+    await export(fake, tmp_path / "clean")
+    broken = fake.faults.add("tickets.get", "status", status=500, times=2)
+    async with client_for(fake, retry_policy=RetryPolicy(max_retries=0)) as client:
+        summary = await export_tickets(client, tmp_path / "out")
+
+    assert broken.fired == 2
+    assert not summary.complete and summary.manifest is None
+    assert len(summary.failures) == 2
+    assert all(f.attachment_id is None and "500" in f.error for f in summary.failures)
+    assert not (tmp_path / "out" / MANIFEST_FILE).exists()
+    assert len(exported_tickets(tmp_path / "out")) == len(fake.state.tickets) - 2
+    fake.clear_requests()
+
+    again = await export(fake, tmp_path / "out")
+
+    assert again.complete and again.tickets_fetched == 2 == fake.count("tickets.get")
+    assert (tmp_path / "out" / TICKETS_FILE).read_bytes() == (
+        tmp_path / "clean" / TICKETS_FILE
+    ).read_bytes()
+
+
+async def test_refused_token_stops_the_run(fake: FakeVPSBG, tmp_path: Path) -> None:
+    async with AsyncClient("not-the-token", base_url=fake.url) as client:
+        with pytest.raises(AuthenticationError):
+            await export_tickets(client, tmp_path)
+    assert not (tmp_path / MANIFEST_FILE).exists()
+
+
+async def test_one_export_at_a_time_per_folder(fake: FakeVPSBG, tmp_path: Path) -> None:
+    lock = _FolderLock(tmp_path)
+    lock.acquire()
+    try:
+        with pytest.raises(InvalidParameterError, match="another export"):
+            await export(fake, tmp_path)
+    finally:
+        lock.release()
+    assert (await export(fake, tmp_path, attachments=False)).complete
+
+
+async def test_bad_concurrency_is_refused(fake: FakeVPSBG, tmp_path: Path) -> None:
+    with pytest.raises(InvalidParameterError, match="concurrency"):
+        await export(fake, tmp_path, concurrency=0)
+    assert not os.listdir(tmp_path)
