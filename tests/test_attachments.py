@@ -1,0 +1,626 @@
+"""Attachments over loopback HTTP against the fake: every upload input, every download target."""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import io
+import os
+import stat
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+from aioresponses import aioresponses
+
+from tests.conftest import BASE
+from vpsbg_support import (
+    AsyncClient,
+    Attachment,
+    DownloadError,
+    InvalidParameterError,
+    NotFoundError,
+    RateLimitError,
+    _files,
+)
+from vpsbg_support._files import Multipart, Upload, normalize_uploads
+from vpsbg_support._sync import Client
+from vpsbg_support.testing import FakeVPSBG, FakeVPSBGThread
+
+#: Bigger than one upload read (256 KiB) and one download chunk (64 KiB), still quick.
+BIG = 700_000
+DOWNLOAD_ROUTE = "tickets.download_attachment"
+
+# The fake reads uploaded parts with aiohttp's BodyPartReader.read_chunk, which calls its own
+# deprecated unread_data() at some chunk boundaries: a warning from aiohttp inside the fake.
+pytestmark = pytest.mark.filterwarnings("ignore:unread_data:DeprecationWarning")
+
+
+def blob(size: int, seed: int = 0) -> bytes:
+    """Incompressible, position-dependent bytes: a shifted or repeated chunk cannot pass."""
+    out = bytearray()
+    counter = 0
+    while len(out) < size:
+        out += hashlib.sha256(f"{seed}:{counter}".encode()).digest()
+        counter += 1
+    return bytes(out[:size])
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeVPSBG]:
+    async with FakeVPSBG(seed=3, tickets=2) as server:
+        yield server
+
+
+@pytest.fixture
+async def api(fake: FakeVPSBG) -> AsyncIterator[AsyncClient]:
+    async with AsyncClient(fake.token, base_url=fake.url, max_retries=2) as c:
+        yield c
+
+
+@pytest.fixture
+def ticket_id(fake: FakeVPSBG) -> int:
+    return fake.state.tickets[0].id
+
+
+def received(fake: FakeVPSBG, ticket_id: int) -> list[tuple[str, str, bytes | None]]:
+    """(name, type, bytes) of the files the fake stored with the ticket's last message."""
+    last = fake.state.ticket(ticket_id).messages[-1]
+    return [(a.name, a.mime_type, a.content) for a in last.attachments]
+
+
+def files_in(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+# -- uploads --------------------------------------------------------------------------------
+
+
+async def test_every_input_type_arrives_byte_identical_with_its_name_and_type(
+    fake: FakeVPSBG, api: AsyncClient, ticket_id: int, tmp_path: Path
+) -> None:
+    log, shot, data = blob(BIG, 1), blob(3000, 2), blob(BIG, 3)
+    (tmp_path / "server.log").write_bytes(log)
+    (tmp_path / "shot.png").write_bytes(shot)
+    (tmp_path / "dump.bin").write_bytes(data)
+    opened = open(tmp_path / "dump.bin", "rb")  # noqa: SIM115 -- checked still open below
+    partial = io.BytesIO(b"SKIP" + data)
+    partial.seek(4)
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for start in range(0, len(log), 100_000):
+            yield log[start : start + 100_000]
+
+    try:
+        ticket = await api.tickets.reply(
+            ticket_id,
+            message="Logs and screenshots attached.",
+            attachments=[
+                str(tmp_path / "server.log"),
+                tmp_path / "shot.png",
+                ("notes.txt", b"plain bytes"),
+                ("trace", b"\x00\x01custom", "application/x-trace"),
+                opened,
+                ("dump-from-offset.json", partial),
+                ("streamed.log", pieces()),
+            ],
+        )
+        assert not opened.closed and not partial.closed  # the caller's files stay theirs
+    finally:
+        opened.close()
+    assert received(fake, ticket_id) == [
+        ("server.log", "text/plain", log),
+        ("shot.png", "image/png", shot),
+        ("notes.txt", "text/plain", b"plain bytes"),
+        ("trace", "application/x-trace", b"\x00\x01custom"),
+        ("dump.bin", "application/octet-stream", data),
+        ("dump-from-offset.json", "application/json", data),
+        ("streamed.log", "text/plain", log),
+    ]
+    sizes = [(a.name, a.size) for a in ticket.messages[-1].attachments]
+    assert sizes[0] == ("server.log", BIG) and sizes[-1] == ("streamed.log", BIG)
+
+
+async def test_create_sends_attachments_too(
+    fake: FakeVPSBG, api: AsyncClient, tmp_path: Path
+) -> None:
+    (tmp_path / "df.txt").write_bytes(b"/dev/sda1 100%\n")
+    ticket = await api.tickets.create(
+        department_id=fake.state.departments[0].id,
+        subject="Disk full",
+        message="The disk is full again.",
+        attachments=[tmp_path / "df.txt", ("shot.png", b"\x89PNG")],
+    )
+    assert received(fake, ticket.id) == [
+        ("df.txt", "text/plain", b"/dev/sda1 100%\n"),
+        ("shot.png", "image/png", b"\x89PNG"),
+    ]
+
+
+async def render(body: Multipart) -> tuple[int | None, bytes]:
+    """What aiohttp would announce as Content-Length for ``body``, and what it would send."""
+
+    class Sink:
+        def __init__(self) -> None:
+            self.data = bytearray()
+
+        async def write(self, chunk: bytes) -> None:
+            self.data += chunk
+
+    async with AsyncExitStack() as stack:
+        writer = body.build(stack)()
+        sink = Sink()
+        await writer.write(sink)  # type: ignore[arg-type]
+        return writer.size, bytes(sink.data)
+
+
+async def test_sized_inputs_announce_their_exact_length_unsized_ones_go_chunked(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "a.log"
+    path.write_bytes(blob(BIG))
+    moved = io.BytesIO(b"xx" + blob(5000))
+    moved.seek(2)
+    sized: list[Any] = [path, ("b.bin", b"12345"), ("c.bin", moved)]
+    for item in sized:
+        size, sent = await render(Multipart([("message", "hello")], normalize_uploads([item])))
+        assert size == len(sent), item
+
+    async def one() -> AsyncIterator[bytes]:
+        yield b"abc"
+
+    size, sent = await render(Multipart([], normalize_uploads([("d.txt", one())])))
+    assert size is None and b"\r\n\r\nabc\r\n" in sent
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"piped")
+    os.close(write_end)
+    with open(read_end, "rb") as pipe:
+        size, sent = await render(Multipart([], normalize_uploads([("e.txt", pipe)])))
+    assert size is None and b"\r\n\r\npiped\r\n" in sent
+
+
+async def test_files_are_streamed_in_bounded_reads_never_read_whole(
+    fake: FakeVPSBG,
+    api: AsyncClient,
+    ticket_id: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    content = blob(2 * 1024 * 1024 + 17)
+    reads: list[int] = []
+
+    class Recording(io.BufferedReader):
+        def read(self, size: int | None = -1) -> bytes:
+            reads.append(-1 if size is None else size)
+            return super().read(size)
+
+    def recording_open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> IO[Any]:
+        handle = builtins.open(file, mode, *args, **kwargs)  # noqa: SIM115 -- returned
+        if mode == "rb" and str(file).endswith("big.bin"):
+            return Recording(handle.detach())  # type: ignore[attr-defined]
+        return handle
+
+    # Shadow open() in the module that opens upload paths; everything else is untouched.
+    monkeypatch.setattr(_files, "open", recording_open, raising=False)
+    (tmp_path / "big.bin").write_bytes(content)
+    await api.tickets.reply(ticket_id, message="big file", attachments=[tmp_path / "big.bin"])
+    assert received(fake, ticket_id) == [("big.bin", "application/octet-stream", content)]
+    assert len(reads) > 1 and all(0 < n <= 256 * 1024 for n in reads), reads
+
+
+@pytest.mark.parametrize("seekable", [True, False], ids=["seekable", "pipe-like"])
+async def test_caller_file_is_read_in_bounded_reads(
+    fake: FakeVPSBG, api: AsyncClient, ticket_id: int, seekable: bool
+) -> None:
+    class RecordingBytes(io.BytesIO):
+        name = "/var/log/app.log"
+
+        def __init__(self, data: bytes) -> None:
+            super().__init__(data)
+            self.reads: list[int] = []
+
+        def seekable(self) -> bool:
+            return seekable
+
+        def read(self, size: int | None = -1) -> bytes:
+            self.reads.append(-1 if size is None else size)
+            return super().read(size)
+
+    content = blob(BIG)
+    handle = RecordingBytes(content)
+    await api.tickets.reply(ticket_id, message="from a file object", attachments=[handle])
+    assert received(fake, ticket_id) == [("app.log", "text/plain", content)]
+    assert len(handle.reads) > 1 and all(0 < n <= 256 * 1024 for n in handle.reads)
+
+
+async def test_a_retried_upload_reopens_paths_and_rewinds_files(
+    fake: FakeVPSBG, api: AsyncClient, ticket_id: int, tmp_path: Path
+) -> None:
+    # Small on purpose: the fake answers a status fault without reading the body, so a large
+    # upload could meet a closed socket (an ambiguous failure, never retried for a POST).
+    content = blob(2_000)
+    (tmp_path / "a.log").write_bytes(content)
+    handle = io.BytesIO(b"head" + content)
+    handle.seek(4)
+    # A 429 is retried even for a POST: the server refused it before acting on it.
+    fake.faults.add("tickets.reply", "status", status=429, retry_after=0, times=1)
+    await api.tickets.reply(
+        ticket_id, message="second try", attachments=[tmp_path / "a.log", ("b.log", handle)]
+    )
+    assert fake.count("tickets.reply") == 2
+    assert received(fake, ticket_id) == [
+        ("a.log", "text/plain", content),
+        ("b.log", "text/plain", content),
+    ]
+
+
+async def test_an_async_iterable_upload_is_never_sent_twice(
+    fake: FakeVPSBG, api: AsyncClient, ticket_id: int
+) -> None:
+    async def once() -> AsyncIterator[bytes]:
+        yield b"only once"
+
+    fake.faults.add("tickets.reply", "status", status=429, retry_after=0, times=1)
+    with pytest.raises(RateLimitError):
+        await api.tickets.reply(ticket_id, message="streamed", attachments=[("s.txt", once())])
+    assert fake.count("tickets.reply") == 1
+
+
+def _fifo(tmp_path: Path) -> str:
+    path = tmp_path / "fifo"
+    os.mkfifo(path)
+    return str(path)
+
+
+def _empty(tmp_path: Path) -> str:
+    (tmp_path / "empty.log").touch()
+    return str(tmp_path / "empty.log")
+
+
+BAD_INPUTS: dict[str, Callable[[Path], Any]] = {
+    "missing path": lambda tmp: tmp / "nope.log",
+    "folder": lambda tmp: tmp,
+    "fifo (would block)": _fifo,
+    "empty file": _empty,
+    "empty bytes": lambda tmp: ("e.txt", b""),
+    "bytes without a name": lambda tmp: b"data",
+    "nameless file object": lambda tmp: io.BytesIO(b"data"),
+    "file object at its end": lambda tmp: ("x.bin", io.BytesIO(b"")),
+    "text-mode file": lambda tmp: ("x.txt", io.StringIO("text")),
+    "bad content type": lambda tmp: ("x.txt", b"data", "text"),
+    "header injection in type": lambda tmp: ("x.txt", b"data", "text/plain\r\nX-Evil: 1"),
+    "control char in name": lambda tmp: ("x\n.txt", b"data"),
+    "int": lambda tmp: 42,
+}
+
+
+@pytest.mark.parametrize("make", BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
+async def test_bad_inputs_raise_before_anything_is_sent(
+    fake: FakeVPSBG, api: AsyncClient, ticket_id: int, tmp_path: Path, make: Callable[[Path], Any]
+) -> None:
+    item = make(tmp_path)
+    with pytest.raises(InvalidParameterError) as info:
+        await api.tickets.reply(ticket_id, message="Hello there", attachments=[item])
+    assert info.value.field == "attachments"
+    assert fake.requests == []
+
+
+async def test_a_write_only_file_object_raises_before_sending(
+    fake: FakeVPSBG, api: AsyncClient, ticket_id: int, tmp_path: Path
+) -> None:
+    with (
+        open(tmp_path / "out.log", "wb") as write_only,
+        pytest.raises(InvalidParameterError, match="reading"),
+    ):
+        await api.tickets.reply(ticket_id, message="Hello there", attachments=[write_only])
+    assert fake.requests == []
+
+
+async def test_an_unreadable_file_raises_before_sending(
+    fake: FakeVPSBG, api: AsyncClient, ticket_id: int, tmp_path: Path
+) -> None:
+    path = tmp_path / "secret.log"
+    path.write_bytes(b"data")
+    path.chmod(0)
+    try:
+        if os.access(path, os.R_OK) and os.geteuid() == 0:
+            pytest.skip("running as root: a mode-000 file is still readable")
+        with pytest.raises(InvalidParameterError, match="cannot read"):
+            await api.tickets.reply(ticket_id, message="Hello there", attachments=[path])
+    finally:
+        path.chmod(stat.S_IRUSR | stat.S_IWUSR)
+    assert fake.requests == []
+
+
+async def test_a_file_shorter_than_announced_fails_instead_of_hanging() -> None:
+    upload = Upload("a.txt", "text/plain", io.BytesIO(b"12345"), "file", start=0, size=10)
+    with pytest.raises(OSError, match="5 bytes short"):
+        await render(Multipart([], [upload]))
+    # A file that grew since it was measured is cut at the announced size.
+    grown = Upload("a.txt", "text/plain", io.BytesIO(b"1234567890"), "file", start=0, size=5)
+    size, sent = await render(Multipart([], [grown]))
+    assert size == len(sent) and b"12345\r\n" in sent and b"6789" not in sent
+
+
+# -- downloads ------------------------------------------------------------------------------
+
+
+def no_temp_files(folder: Path) -> bool:
+    return not [p for p in folder.rglob("*") if p.name.endswith(".part")]
+
+
+async def test_download_to_folder_path_and_file_object_is_byte_identical(
+    fake: FakeVPSBG, api: AsyncClient, ticket_id: int, tmp_path: Path
+) -> None:
+    content = blob(BIG, 7)
+    att = fake.state.add_attachment(ticket_id, name="report.pdf", content=content)
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+
+    into_folder = await api.tickets.download_attachment(ticket_id, att.id, folder)
+    assert into_folder == folder.resolve() / "report.pdf"
+    assert into_folder.read_bytes() == content
+
+    to_path = await api.tickets.download_attachment(ticket_id, att.id, tmp_path / "new" / "r.bin")
+    assert to_path == (tmp_path / "new" / "r.bin").resolve()
+    assert to_path.read_bytes() == content
+
+    sink = io.BytesIO()
+    assert await api.tickets.download_attachment(ticket_id, att.id, sink) is None
+    assert sink.getvalue() == content and not sink.closed
+
+    # A folder that does not exist yet is created when the path ends with a separator.
+    created = await api.tickets.download_attachment(ticket_id, att.id, f"{tmp_path}/fresh/")
+    assert created is not None and created.read_bytes() == content
+    assert no_temp_files(tmp_path)
+
+
+async def test_downloaded_file_gets_the_usual_permissions(
+    fake: FakeVPSBG, api: AsyncClient, ticket_id: int, tmp_path: Path
+) -> None:
+    att = fake.state.add_attachment(ticket_id, name="a.txt", content=b"abc")
+    umask = os.umask(0o022)
+    try:
+        path = await api.tickets.download_attachment(ticket_id, att.id, tmp_path)
+    finally:
+        os.umask(umask)
+    assert path is not None and stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+async def test_downloading_by_attachment_object_uses_its_size(
+    fake: FakeVPSBG, api: AsyncClient, ticket_id: int, tmp_path: Path
+) -> None:
+    att = fake.state.add_attachment(ticket_id, name="a.log", content=b"0123456789")
+    ticket = await api.tickets.get(ticket_id)
+    model = next(a for m in ticket.messages for a in m.attachments if a.id == att.id)
+    path = await api.tickets.download_attachment(ticket_id, model, tmp_path)
+    assert path == tmp_path.resolve() / "a.log" and path.read_bytes() == b"0123456789"
+    wrong = Attachment(id=att.id, name="a.log", size=11)
+    with pytest.raises(DownloadError, match="expected 11"):
+        await api.tickets.download_attachment(ticket_id, wrong, tmp_path / "other.log")
+    assert files_in(tmp_path) == ["a.log"]
+
+
+HOSTILE = [
+    "../../etc/passwd",
+    "a/b",
+    "..",
+    ".",
+    "...",
+    "/etc/shadow",
+    "..\\..\\windows\\win.ini",
+    "CON",
+    "con.txt",
+    "LPT1.log",
+    "nul\x00.txt",
+    "evil\nname.txt",
+    "evil\r\nX-Header: 1",
+    "\u202etxt.exe",
+    ".bashrc",
+    "   ",
+    "",
+    "x" * 300 + ".txt",
+    "ж" * 300,
+    "trailing. . ",
+]
+
+
+@pytest.mark.parametrize("name", HOSTILE, ids=repr)
+async def test_hostile_names_land_safely_inside_the_folder(
+    fake: FakeVPSBG, api: AsyncClient, ticket_id: int, tmp_path: Path, name: str
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    att = fake.state.add_attachment(ticket_id, name=name, content=b"payload")
+    path = await api.tickets.download_attachment(ticket_id, att.id, folder)
+    assert path is not None and path.parent == folder.resolve()
+    assert files_in(folder) == [path.name]
+    assert files_in(tmp_path) == ["in"]  # nothing written beside or above the folder
+    assert path.read_bytes() == b"payload"
+    assert len(path.name.encode()) <= 255
+    assert path.name.isprintable() and not path.name.startswith(".")
+    assert path.name.partition(".")[0].upper() not in {"CON", "NUL", "LPT1"}
+
+
+async def test_a_name_with_nothing_usable_falls_back_to_the_attachment_id(
+    fake: FakeVPSBG, api: AsyncClient, ticket_id: int, tmp_path: Path
+) -> None:
+    att = fake.state.add_attachment(ticket_id, name="../..", content=b"x")
+    path = await api.tickets.download_attachment(ticket_id, att.id, tmp_path)
+    assert path == tmp_path.resolve() / f"attachment-{att.id}"
+
+
+async def test_without_content_disposition_the_attachment_name_is_used_sanitised(
+    tmp_path: Path,
+) -> None:
+    url = f"{BASE}/support/tickets/216/attachments/5"
+    with aioresponses() as mocked:
+        mocked.get(url, body=b"abc", headers={"Content-Type": "text/plain"})
+        mocked.get(url, body=b"ab", headers={"Content-Type": "text/plain"})
+        async with AsyncClient("t", base_url=BASE, max_retries=0) as c:
+            hostile = Attachment(id=5, name="../../etc/cron.d/x\n.log", size=3)
+            path = await c.tickets.download_attachment(216, hostile, tmp_path)
+            assert path == tmp_path.resolve() / "_.._etc_cron.d_x.log"
+            with pytest.raises(DownloadError, match="received 2 bytes, expected 3"):
+                await c.tickets.download_attachment(216, hostile, tmp_path / "short.log")
+    assert path.read_bytes() == b"abc"
+    assert files_in(tmp_path) == [path.name]
+
+
+@pytest.mark.parametrize("target", ["folder", "file path", "existing file, overwrite"])
+async def test_a_truncated_body_raises_and_leaves_no_file(
+    fake: FakeVPSBG, api: AsyncClient, ticket_id: int, tmp_path: Path, target: str
+) -> None:
+    att = fake.state.add_attachment(ticket_id, name="dump.bin", content=blob(BIG))
+    fake.faults.add(DOWNLOAD_ROUTE, "truncate", keep_fraction=0.4)
+    dest: Path = tmp_path
+    if target == "file path":
+        dest = tmp_path / "dump.bin"
+    elif target == "existing file, overwrite":
+        dest = tmp_path / "dump.bin"
+        dest.write_bytes(b"previous")
+    with pytest.raises(DownloadError, match="cut short"):
+        await api.tickets.download_attachment(ticket_id, att.id, dest, overwrite=True)
+    if target == "existing file, overwrite":
+        assert files_in(tmp_path) == ["dump.bin"] and dest.read_bytes() == b"previous"
+    else:
+        assert files_in(tmp_path) == []
+
+
+async def test_an_existing_file_is_kept_unless_overwrite(
+    fake: FakeVPSBG, api: AsyncClient, ticket_id: int, tmp_path: Path
+) -> None:
+    att = fake.state.add_attachment(ticket_id, name="report.pdf", content=b"new bytes")
+    existing = tmp_path / "report.pdf"
+    existing.write_bytes(b"mine")
+    with pytest.raises(InvalidParameterError, match="overwrite=True") as info:
+        await api.tickets.download_attachment(ticket_id, att.id, tmp_path)
+    assert info.value.field == "dest"
+    fake.clear_requests()
+    with pytest.raises(InvalidParameterError, match="overwrite=True"):
+        await api.tickets.download_attachment(ticket_id, att.id, existing)
+    assert fake.requests == []  # a file path is checked before asking the server
+    assert existing.read_bytes() == b"mine" and files_in(tmp_path) == ["report.pdf"]
+
+    inode = existing.stat().st_ino
+    path = await api.tickets.download_attachment(ticket_id, att.id, tmp_path, overwrite=True)
+    assert path == existing.resolve() and path.read_bytes() == b"new bytes"
+    assert path.stat().st_ino != inode  # replaced by a rename, never rewritten in place
+    assert files_in(tmp_path) == ["report.pdf"]
+
+
+async def test_a_symlink_in_the_folder_is_never_written_through(
+    fake: FakeVPSBG, api: AsyncClient, ticket_id: int, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"precious")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "report.pdf").symlink_to(outside)
+    att = fake.state.add_attachment(ticket_id, name="report.pdf", content=b"download")
+    with pytest.raises(InvalidParameterError):
+        await api.tickets.download_attachment(ticket_id, att.id, folder)
+    path = await api.tickets.download_attachment(ticket_id, att.id, folder, overwrite=True)
+    assert path is not None and not path.is_symlink() and path.read_bytes() == b"download"
+    assert outside.read_bytes() == b"precious"
+
+
+async def test_a_file_appearing_during_the_download_is_kept_unless_overwrite(
+    tmp_path: Path,
+) -> None:
+    async def body() -> AsyncIterator[bytes]:
+        yield b"downloaded"
+        # Another process creates the file while the download is still running.
+        (tmp_path / "race.txt").write_bytes(b"theirs")
+
+    target = tmp_path / "race.txt"
+    with pytest.raises(InvalidParameterError, match="overwrite=True"):
+        await _files.write_atomically(body(), target, overwrite=False)
+    assert target.read_bytes() == b"theirs" and files_in(tmp_path) == ["race.txt"]
+    assert await _files.write_atomically(body(), target, overwrite=True) == 10
+    assert target.read_bytes() == b"downloaded" and files_in(tmp_path) == ["race.txt"]
+
+
+async def test_missing_attachment_is_not_found_and_writes_nothing(
+    fake: FakeVPSBG, api: AsyncClient, ticket_id: int, tmp_path: Path
+) -> None:
+    with pytest.raises(NotFoundError):
+        await api.tickets.download_attachment(ticket_id, 999_999, tmp_path)
+    assert files_in(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "dest", [42, io.StringIO(), "", "a\0b"], ids=["int", "text file", "empty", "nul"]
+)
+async def test_unusable_destinations_raise_before_sending(
+    fake: FakeVPSBG, api: AsyncClient, ticket_id: int, dest: Any
+) -> None:
+    with pytest.raises(InvalidParameterError) as info:
+        await api.tickets.download_attachment(ticket_id, 1, dest)
+    assert info.value.field == "dest"
+    assert fake.requests == []
+
+
+# -- stream_attachment ----------------------------------------------------------------------
+
+
+async def test_stream_attachment_exposes_metadata_and_bounded_chunks(
+    fake: FakeVPSBG, api: AsyncClient, ticket_id: int
+) -> None:
+    content = blob(BIG, 9)
+    att = fake.state.add_attachment(ticket_id, name="trace.json", content=content)
+    async with api.tickets.stream_attachment(ticket_id, att.id) as stream:
+        assert (stream.name, stream.size) == ("trace.json", BIG)
+        assert stream.content_type == "application/json"
+        chunks = [chunk async for chunk in stream.iter_chunks(10_000)]
+        with pytest.raises(DownloadError, match="already read"):
+            async for _ in stream.iter_chunks():
+                pass
+    assert b"".join(chunks) == content
+    assert max(map(len, chunks)) <= 10_000 and len(chunks) >= BIG // 10_000
+
+
+async def test_stream_attachment_rejects_a_bad_chunk_size_and_reports_truncation(
+    fake: FakeVPSBG, api: AsyncClient, ticket_id: int
+) -> None:
+    att = fake.state.add_attachment(ticket_id, name="a.bin", content=blob(BIG))
+    async with api.tickets.stream_attachment(ticket_id, att.id) as stream:
+        with pytest.raises(InvalidParameterError):
+            async for _ in stream.iter_chunks(0):
+                pass
+    fake.faults.add(DOWNLOAD_ROUTE, "truncate", keep_fraction=0.5, times=1)
+    got = 0
+    async with api.tickets.stream_attachment(ticket_id, att.id) as stream:
+        with pytest.raises(DownloadError, match="cut short"):
+            async for chunk in stream.iter_chunks():
+                got += len(chunk)
+    assert 0 < got < BIG
+
+
+# -- blocking facade ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def threaded_fake() -> Iterator[FakeVPSBGThread]:
+    with FakeVPSBGThread(FakeVPSBG(seed=3, tickets=1)) as server:
+        yield server
+
+
+def test_blocking_client_downloads_and_streams(
+    threaded_fake: FakeVPSBGThread, tmp_path: Path
+) -> None:
+    ticket_id = threaded_fake.state.tickets[0].id
+    content = blob(BIG, 5)
+    att = threaded_fake.state.add_attachment(ticket_id, name="../big.log", content=content)
+    with Client(threaded_fake.token, base_url=threaded_fake.url) as client:
+        path = client.tickets.download_attachment(ticket_id, att.id, tmp_path)
+        assert path == tmp_path.resolve() / "_big.log" and path.read_bytes() == content
+        with client.tickets.stream_attachment(ticket_id, att.id) as stream:
+            assert (stream.name, stream.size) == ("../big.log", BIG)
+            chunks = list(stream.iter_chunks(50_000))
+        assert b"".join(chunks) == content and max(map(len, chunks)) <= 50_000
+        (tmp_path / "up.bin").write_bytes(content)
+        client.tickets.reply(ticket_id, message="from sync", attachments=[tmp_path / "up.bin"])
+    assert received(threaded_fake.fake, ticket_id)[-1][2] == content
