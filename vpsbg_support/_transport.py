@@ -90,6 +90,16 @@ class Response:
             ) from None
 
 
+class _Redacted(str):
+    """A header value that shows as ``'***'`` in any repr (aiohttp's RequestInfo, a dump of frame
+    locals by an error tracker) while still being sent as itself."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+
 class RateLimiter:
     """Client-wide pacing from the server's rate-limit headers, shared by all concurrent tasks.
 
@@ -201,7 +211,7 @@ class Transport:
         self._sessions = _SessionHolder(session, trust_env=trust_env)
         self.limiter = limiter or RateLimiter()
         self._headers = {
-            "Authorization": f"Bearer {token}",
+            "Authorization": _Redacted(f"Bearer {token}"),
             "Accept": "application/json",
             "User-Agent": user_agent or DEFAULT_USER_AGENT,
         }
