@@ -13,6 +13,8 @@ import logging
 import re
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -279,6 +281,20 @@ async def test_retry_after_over_the_cap_raises_at_once_and_holds_later_calls(
     assert later.value.retry_after is not None and 100 < later.value.retry_after <= 120
     assert "not sent" in str(later.value)
     assert fake.count("tickets.get") == 0
+
+
+async def test_retry_after_as_an_http_date(fake: FakeVPSBG) -> None:
+    now = datetime.now(timezone.utc)
+    past = format_datetime(now - timedelta(hours=1), usegmt=True)
+    future = format_datetime(now + timedelta(hours=1), usegmt=True)
+    fake.faults.add("plans.renew", "status", status=429, retry_after=past, times=1)
+    fake.faults.add("plans.list", "status", status=429, retry_after=future, times=1)
+    async with client_for(fake) as client:
+        await client.plans.renew(billing_cycle=1)  # a date already passed: retry at once
+        with pytest.raises(errors.RateLimitError) as info:
+            await asyncio.wait_for(client.plans.list(), 5)
+    assert fake.count("plans.renew") == 2 and fake.count("plans.list") == 1
+    assert info.value.retry_after is not None and 3500 < info.value.retry_after <= 3600
 
 
 async def test_raise_on_rate_limit_mode_raises_instead_of_sleeping(fake: FakeVPSBG) -> None:
