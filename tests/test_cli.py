@@ -252,6 +252,8 @@ def test_network_failure_is_exit_6() -> None:
 def test_usage_error_is_exit_2() -> None:
     run = vpsbg("tickets", "frobnicate")
     assert run.code == 2 and "invalid choice" in run.err
+    run = vpsbg("export", "out", "--since", "last tuesday")
+    assert run.code == 2 and "expected a date" in run.err
 
 
 # -- export -------------------------------------------------------------------------------------
@@ -272,7 +274,10 @@ def test_export_and_partial_export(vpsbg_fake: FakeVPSBGThread, tmp_path: Path) 
     assert not (tmp_path / "manifest.json").exists()
     assert partial.err == ""  # no progress bar when stderr is not a terminal
 
-    finished = vpsbg("export", str(tmp_path), "--json", "--concurrency", "3", fake=vpsbg_fake)
+    finished = vpsbg(
+        *("export", str(tmp_path), "--json", "--concurrency", "3", "--since", "2000-01-01"),
+        fake=vpsbg_fake,
+    )
 
     assert finished.code == 0, finished
     summary = finished.json()
