@@ -53,6 +53,7 @@ __all__ = [
     "ExportFailure",
     "ExportProgress",
     "ExportSummary",
+    "ProgressCallback",
     "attachment_path",
     "export_tickets",
 ]
@@ -152,6 +153,7 @@ class ExportSummary:
         return (self.finished_at - self.started_at).total_seconds()
 
 
+#: What ``progress=`` takes: a function called with an ExportProgress, on the event loop.
 ProgressCallback = Callable[[ExportProgress], None]
 
 
