@@ -560,3 +560,19 @@ def test_documented_bodies_with_one_part_replaced_only_ever_raise_conversion_err
         structure(body, EXAMPLES[name])
     except ConversionError as exc:
         assert str(exc)
+
+
+def test_user_as_an_object_gives_its_name() -> None:
+    # `user` is undocumented (seen once, as a string); an object must not fail the whole ticket.
+    data = {
+        "id": 1,
+        "status": "opened",
+        "subject": "Disk full",
+        "user": {"id": 5, "name": "John Doe"},
+        "messages": [{"content": "Hello", "user": {"email": "ops@example.com"}}],
+    }
+    ticket = structure(data, Ticket)
+    assert ticket.user == "John Doe"
+    assert ticket.messages[0].user == "ops@example.com"
+    with pytest.raises(ConversionError, match="user: expected a name"):
+        structure({**data, "user": {"id": 5}}, Ticket)

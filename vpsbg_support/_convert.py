@@ -142,6 +142,21 @@ def _read_str(value: Any) -> str:
     raise _expected("a string", value)
 
 
+def _read_display_name(value: Any) -> str:
+    """``user`` is undocumented (seen once, as a string): read a name from whatever arrives
+    rather than fail a whole ticket over it. The raw value stays in the exported raw JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        for key in ("name", "full_name", "username", "email"):
+            if isinstance(value.get(key), str):
+                return str(value[key])
+        raise _expected("a name", value)
+    if type(value) is int or type(value) is float:
+        return str(value)
+    raise _expected("a name", value)
+
+
 def _read_bool(value: Any) -> bool:
     if value is True or value is False:
         return value
@@ -281,6 +296,7 @@ def _field(
 _KINDS: dict[str, tuple[_Parse, _Dump]] = {
     "int": (_read_int, _identity),
     "str": (_read_str, _identity),
+    "display_name": (_read_display_name, _identity),
     "bool": (_read_bool, _identity),
     "decimal": (_read_decimal, _dump_decimal),
     "datetime": (_read_datetime, _dump_datetime),
@@ -426,7 +442,7 @@ _register_model(
     _field("is_customer", "bool", "from_customer"),
     _field("created_at", "datetime"),
     _field("attachments", "tuple[Attachment]"),
-    _field("user", "str"),
+    _field("user", "display_name"),
 )
 _register_model(
     Ticket,
@@ -440,7 +456,7 @@ _register_model(
     _field("service_type", "str"),
     _field("service_id", "int"),
     _field("messages", "tuple[TicketMessage]"),
-    _field("user", "str"),
+    _field("user", "display_name"),
 )
 _register_model(
     Department,
