@@ -431,3 +431,30 @@ async def test_undecodable_success_body(
 def test_example_files_are_valid_json() -> None:
     for path in Path(__file__).parent.joinpath("data").glob("*.json"):
         json.loads(path.read_text(encoding="utf-8"))
+
+
+async def test_iter_all_stops_when_a_server_repeats_a_page(
+    client: AsyncClient, mocked: aioresponses
+) -> None:
+    # A broken server that always says there is a next page and serves the same tickets.
+    same = {
+        "data": [{"id": 2, "status": "opened", "subject": "a"}],
+        "links": {"next": f"{BASE}/support/tickets?page=2"},
+    }
+    for page in range(1, 5):
+        mocked.get(f"{BASE}/support/tickets?page={page}", payload=same)
+    assert [t.id async for t in client.tickets.iter_all()] == [2]
+    assert len(mocked.requests) == 2  # page 2 brought nothing new: stop
+
+
+async def test_iter_all_stops_at_last_page(client: AsyncClient, mocked: aioresponses) -> None:
+    def page(number: int) -> dict[str, Any]:
+        return {
+            "data": [{"id": 10 - number, "status": "opened", "subject": "a"}],
+            "links": {"next": f"{BASE}/support/tickets?page={number + 1}"},  # wrongly set
+            "meta": {"current_page": number, "last_page": 2},
+        }
+
+    mocked.get(f"{BASE}/support/tickets?page=1", payload=page(1))
+    mocked.get(f"{BASE}/support/tickets?page=2", payload=page(2))
+    assert [t.id async for t in client.tickets.iter_all()] == [9, 8]

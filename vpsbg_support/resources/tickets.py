@@ -117,7 +117,9 @@ class AsyncTickets(AsyncResource):
         """Every ticket of the account, following the pages one after another.
 
         A ticket that moves to a later page while iterating (because a new one was opened) is
-        yielded once only. A bare-array answer (no paging information) is one page.
+        yielded once only. A bare-array answer (no paging information) is one page. Iteration
+        stops at ``meta.last_page`` or at a page that brings no new ticket, so a server that keeps
+        sending a ``next`` link for the same page cannot make it loop forever.
 
         Args:
             per_page: tickets per page request (the API's default when None).
@@ -129,11 +131,13 @@ class AsyncTickets(AsyncResource):
         page_number = 1
         while True:
             page = await self.list(page=page_number, per_page=per_page)
-            for ticket in page.items:
-                if ticket.id not in seen:
-                    seen.add(ticket.id)
-                    yield ticket
-            if not page.items or not page.has_next:
+            fresh = [ticket for ticket in page.items if ticket.id not in seen]
+            for ticket in fresh:
+                seen.add(ticket.id)
+                yield ticket
+            if not fresh or not page.has_next:
+                return
+            if page.last_page is not None and page_number >= page.last_page:
                 return
             page_number += 1
 
