@@ -268,6 +268,10 @@ async def test_an_async_iterable_upload_is_never_sent_twice(
     assert fake.count("tickets.reply") == 1
 
 
+async def _chunks() -> AsyncIterator[bytes]:
+    yield b"data"
+
+
 def _fifo(tmp_path: Path) -> str:
     path = tmp_path / "fifo"
     os.mkfifo(path)
@@ -293,6 +297,7 @@ BAD_INPUTS: dict[str, Callable[[Path], Any]] = {
     "header injection in type": lambda tmp: ("x.txt", b"data", "text/plain\r\nX-Evil: 1"),
     "control char in name": lambda tmp: ("x\n.txt", b"data"),
     "int": lambda tmp: 42,
+    "async iterable without a name": lambda tmp: _chunks(),
 }
 
 

@@ -272,8 +272,10 @@ def _normalize_one(item: Any) -> Upload:
         )
     if hasattr(item, "read"):
         return _from_file(item, None, None)
-    if isinstance(item, bytes | bytearray):
+    if isinstance(item, bytes | bytearray | memoryview):
         raise InvalidParameterError(_FIELD, "bytes need a name: pass (name, content)")
+    if isinstance(item, AsyncIterable):
+        raise InvalidParameterError(_FIELD, "an async iterable needs a name: pass (name, chunks)")
     raise InvalidParameterError(_FIELD, f"unsupported attachment input: {type(item).__name__}")
 
 
