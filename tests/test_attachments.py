@@ -33,10 +33,6 @@ from vpsbg_support.testing import FakeVPSBG, FakeVPSBGThread
 BIG = 700_000
 DOWNLOAD_ROUTE = "tickets.download_attachment"
 
-# The fake reads uploaded parts with aiohttp's BodyPartReader.read_chunk, which calls its own
-# deprecated unread_data() at some chunk boundaries: a warning from aiohttp inside the fake.
-pytestmark = pytest.mark.filterwarnings("ignore:unread_data:DeprecationWarning")
-
 
 def blob(size: int, seed: int = 0) -> bytes:
     """Incompressible, position-dependent bytes: a shifted or repeated chunk cannot pass."""

@@ -14,6 +14,7 @@ import os
 import secrets
 import stat
 import unicodedata
+import warnings
 from collections.abc import AsyncIterable, Iterable, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -392,7 +393,12 @@ def _clean(name: str | None) -> str:
 
 def _trim(name: str) -> str:
     # Leading dots would hide the file (or make it . or ..); Windows drops trailing dots/spaces.
-    return name.strip().lstrip(".").rstrip(". ")
+    # Repeat until stable: ". 0" must become "0", not " 0" (sanitising twice changes nothing).
+    while True:
+        trimmed = name.strip().lstrip(".").rstrip(". ")
+        if trimmed == name:
+            return name
+        name = trimmed
 
 
 def _shorten(name: str) -> str:
@@ -417,8 +423,12 @@ def filename_from_headers(headers: Any) -> str | None:
     if not header:
         return None
     try:
-        _, params = aiohttp.multipart.parse_content_disposition(header)
-        return aiohttp.multipart.content_disposition_filename(params, "filename")
+        with warnings.catch_warnings():
+            # aiohttp warns about malformed headers; a hostile server must not spam our users.
+            warnings.simplefilter("ignore", aiohttp.multipart.BadContentDispositionHeader)
+            warnings.simplefilter("ignore", aiohttp.multipart.BadContentDispositionParam)
+            _, params = aiohttp.multipart.parse_content_disposition(header)
+            return aiohttp.multipart.content_disposition_filename(params, "filename")
     except (ValueError, UnicodeDecodeError, LookupError):
         return None
 

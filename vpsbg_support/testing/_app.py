@@ -321,11 +321,15 @@ class FakeVPSBG:
             The response, the kind of fault that acted (if any), and whether the request is
             finished (refused or faulted: no ``after_handler`` fault may act on it).
         """
+        # Behind nginx and PHP-FPM the whole request body is read before Laravel answers, so
+        # every early answer drains the upload first, as the real API's would.
         if decision.retry_after is not None:
+            await _drain(request)
             return _error(429, "Too Many Attempts.", retry_after=decision.retry_after), None, True
         if route is not None:
             refusal = self._check_token(request)
             if refusal is not None:
+                await _drain(request)
                 return refusal, None, True
         fault_kind: str | None = None
         for fault in self.faults.fire(route, "before_handler"):
@@ -333,6 +337,7 @@ class FakeVPSBG:
             if fault.kind == "latency":
                 await asyncio.sleep(fault.seconds)
             elif fault.kind == "status":
+                await _drain(request)
                 return _fault_status(fault), fault_kind, True
             else:
                 await _drain(request)
@@ -506,7 +511,7 @@ def _fault_status(fault: Fault) -> web.Response:
 
 
 async def _drain(request: web.Request) -> None:
-    """Read and discard the whole request body (a reset fault happens after the upload)."""
+    """Read and discard the whole request body, as a server behind a buffering proxy does."""
     while await request.content.readany():
         pass
 
