@@ -458,3 +458,11 @@ async def test_iter_all_stops_at_last_page(client: AsyncClient, mocked: aiorespo
     mocked.get(f"{BASE}/support/tickets?page=1", payload=page(1))
     mocked.get(f"{BASE}/support/tickets?page=2", payload=page(2))
     assert [t.id async for t in client.tickets.iter_all()] == [9, 8]
+
+
+async def test_a_closed_caller_session_is_a_clear_error() -> None:
+    session = aiohttp.ClientSession()
+    await session.close()
+    async with AsyncClient(TOKEN, base_url=BASE, session=session) as client:
+        with pytest.raises(ConfigurationError, match="session given to the client is closed"):
+            await client.tickets.get(1)

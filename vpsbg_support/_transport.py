@@ -35,6 +35,7 @@ from vpsbg_support.errors import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
+    ConfigurationError,
     InvalidParameterError,
     RateLimitError,
     ResponseDecodeError,
@@ -166,6 +167,11 @@ class _SessionHolder:
         self._trust_env = trust_env
 
     def get(self) -> aiohttp.ClientSession:
+        if not self._owned and self._session is not None and self._session.closed:
+            raise ConfigurationError(
+                "the aiohttp session given to the client is closed; keep it open while the"
+                " client is in use"
+            )
         # Created lazily so that it belongs to the loop that actually runs the requests.
         if self._session is None or (self._owned and self._session.closed):
             self._session = aiohttp.ClientSession(
