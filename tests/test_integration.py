@@ -190,3 +190,19 @@ async def test_bad_and_read_only_tokens(fake: FakeVPSBG) -> None:
         with pytest.raises(PermissionDeniedError):
             await c.plans.renew(billing_cycle=1)
     assert not [o for o in fake.state.orders if o.type == "renew-service"]
+
+
+async def test_large_download_is_byte_identical(
+    fake: FakeVPSBG, client: AsyncClient, tmp_path: Path
+) -> None:
+    # Many chunks and a real fsync: the file is complete, exact, and alone in its folder.
+    ticket = fake.state.tickets[0]
+    attachment = fake.state.add_attachment(ticket.id, name="dump.bin", size=20 * 1024 * 1024 + 3)
+    path = await client.tickets.download_attachment(ticket.id, attachment.id, tmp_path / "d.bin")
+    assert path is not None and path.stat().st_size == attachment.size
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    assert digest.hexdigest() == fake.state.attachment_sha256(attachment.id)
+    assert [p.name for p in tmp_path.iterdir()] == ["d.bin"]  # no .part left behind
