@@ -466,3 +466,26 @@ async def test_a_closed_caller_session_is_a_clear_error() -> None:
     async with AsyncClient(TOKEN, base_url=BASE, session=session) as client:
         with pytest.raises(ConfigurationError, match="session given to the client is closed"):
             await client.tickets.get(1)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://api.vpsbg.eu/v1", "http://10.0.0.5/v1", "ftp://api.vpsbg.eu/v1", "api.vpsbg.eu/v1"],
+)
+def test_base_url_refuses_to_send_the_token_in_clear_text(url: str) -> None:
+    with pytest.raises(ConfigurationError, match="base_url"):
+        AsyncClient(TOKEN, base_url=url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.vpsbg.eu/v1",
+        "http://127.0.0.1:8080/v1",
+        "http://[::1]:8080/v1",
+        "http://localhost/v1",
+        "http://fake.test/v1",
+    ],
+)
+def test_base_url_allows_https_and_loopback_http(url: str) -> None:
+    assert AsyncClient(TOKEN, base_url=url).base_url == url.rstrip("/")

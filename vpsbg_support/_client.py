@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import os
 from types import TracebackType
+from urllib.parse import urlsplit
 
 import aiohttp
 import attrs
@@ -13,6 +16,26 @@ from vpsbg_support._retry import RetryPolicy
 from vpsbg_support._transport import Transport
 from vpsbg_support.errors import ConfigurationError
 from vpsbg_support.resources import AsyncPlans, AsyncTickets
+
+
+def _check_base_url(url: str) -> None:
+    """HTTPS only, except for hosts that cannot be someone else's server: plain HTTP would send
+    the bearer token in clear text. Loopback and RFC 6761 test names (the fake) may use HTTP."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if parts.scheme == "http" and parts.hostname:
+        host = parts.hostname.rstrip(".").lower()
+        if host == "localhost" or host.endswith(C.PLAIN_HTTP_SUFFIXES):
+            return
+        with contextlib.suppress(ValueError):
+            if ipaddress.ip_address(host).is_loopback:
+                return
+        raise ConfigurationError(
+            f"base_url {url!r} uses plain HTTP, which would send the API token in clear text;"
+            " use https:// (plain HTTP is allowed only for loopback and test hosts)"
+        )
+    raise ConfigurationError(f"base_url must be an https:// URL (got {url!r})")
 
 
 class AsyncClient:
@@ -72,8 +95,7 @@ class AsyncClient:
         if isinstance(timeout, int | float) and timeout <= 0:
             raise ValueError("timeout must be > 0")
         url = base_url or os.environ.get(C.ENV_BASE_URL) or C.DEFAULT_BASE_URL
-        if not url.startswith(("https://", "http://")):
-            raise ConfigurationError(f"base_url must start with https:// (got {url!r})")
+        _check_base_url(url)
         if retry_policy is None:
             policy = RetryPolicy(
                 max_retries=max_retries,

@@ -5,6 +5,9 @@ from __future__ import annotations
 DEFAULT_BASE_URL = "https://api.vpsbg.eu/v1"
 ENV_TOKEN = "VPSBG_API_TOKEN"
 ENV_BASE_URL = "VPSBG_BASE_URL"
+#: Hosts that may be reached over plain HTTP besides loopback addresses: RFC 6761 names that
+#: never resolve to a third party (the embedded fake, test proxies).
+PLAIN_HTTP_SUFFIXES = (".localhost", ".test", ".invalid")
 
 #: Seconds allowed for one whole request (connect, send, read the body).
 DEFAULT_TIMEOUT = 60.0
