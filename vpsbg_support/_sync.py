@@ -388,8 +388,9 @@ class Tickets(SyncResource):
             InvalidParameterError: ``dest`` is unusable, or the target exists and ``overwrite``
                 is False (for a file path, checked before anything is sent).
             NotFoundError: no such ticket or attachment.
-            DownloadError: the body was cut short or differs from the announced size; no file
-                is left behind.
+            DownloadError: the body was cut short or differs from the announced size, again
+                after the client's retries (a path target is downloaded again from the start,
+                a file object is not); no file is left behind.
         """
         return self._runner.run(
             self._async.download_attachment(ticket_id, attachment_id, dest, overwrite=overwrite)

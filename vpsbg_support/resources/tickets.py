@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import builtins
+import logging
 import os
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -25,10 +27,13 @@ from vpsbg_support._files import (
     normalize_uploads,
     write_atomically,
 )
+from vpsbg_support._retry import FailureKind, decide
 from vpsbg_support._validate import check_id, check_int, check_text
 from vpsbg_support.errors import DownloadError
 from vpsbg_support.models import Attachment, Department, Page, RelatedService, Ticket
 from vpsbg_support.resources._base import AsyncResource
+
+logger = logging.getLogger(C.LOGGER_NAME)
 
 
 @attrs.define(kw_only=True)
@@ -341,8 +346,9 @@ class AsyncTickets(AsyncResource):
             InvalidParameterError: ``dest`` is unusable, or the target exists and ``overwrite``
                 is False (for a file path, checked before anything is sent).
             NotFoundError: no such ticket or attachment.
-            DownloadError: the body was cut short or differs from the announced size; no file
-                is left behind.
+            DownloadError: the body was cut short or differs from the announced size, again
+                after the client's retries (a path target is downloaded again from the start,
+                a file object is not); no file is left behind.
         """
         check_dest(dest)
         aid = attachment_id.id if isinstance(attachment_id, Attachment) else attachment_id
@@ -350,14 +356,36 @@ class AsyncTickets(AsyncResource):
         if isinstance(dest, str | os.PathLike) and not is_folder_target(dest):
             # A file path does not depend on the answer: refuse an existing one before asking.
             final_path(dest, None, fallback, overwrite=overwrite)
-        async with self.stream_attachment(ticket_id, attachment_id) as stream:
-            if isinstance(dest, str | os.PathLike):
-                target = final_path(dest, stream.name, fallback, overwrite=overwrite)
-                await write_atomically(stream.iter_chunks(), target, overwrite=overwrite)
-                return target
-            async for chunk in stream.iter_chunks():
-                dest.write(chunk)
+        if not isinstance(dest, str | os.PathLike):
+            # A caller's file keeps what arrived before a failure: never write it twice.
+            async with self.stream_attachment(ticket_id, attachment_id) as stream:
+                async for chunk in stream.iter_chunks():
+                    dest.write(chunk)
             return None
+        policy = self._transport.retry
+        attempt, slept = 0, 0.0
+        while True:
+            try:
+                async with self.stream_attachment(ticket_id, attachment_id) as stream:
+                    target = final_path(dest, stream.name, fallback, overwrite=overwrite)
+                    await write_atomically(stream.iter_chunks(), target, overwrite=overwrite)
+                    return target
+            except DownloadError as exc:
+                # A body cut mid-stream is past the transport's retries (it retries up to the
+                # headers). Nothing was kept, and a GET is safe to repeat: start over.
+                decision = decide(
+                    method="GET",
+                    attempt=attempt,
+                    policy=policy,
+                    kind=FailureKind.AMBIGUOUS,
+                    slept=slept,
+                )
+                if not decision.retry:
+                    raise
+                logger.debug("download failed (%s); %s", exc.message, "retrying")
+                attempt += 1
+                slept += decision.delay
+                await asyncio.sleep(decision.delay)
 
 
 def _body_size(response: aiohttp.ClientResponse) -> int | None:
