@@ -36,7 +36,9 @@ generate: $(STAMP)
 # coverage run (not pytest-cov): our pytest11 plugin imports the package before pytest-cov
 # would start, which would count every import-time line as missed.
 pytest: $(STAMP)
+	rm -f .coverage .coverage.*
 	$(BIN)/coverage run -m pytest -q
+	$(BIN)/coverage combine --quiet
 	$(BIN)/coverage report --fail-under=$(COVERAGE_FLOOR)
 
 COVERAGE_FLOOR ?= 0
