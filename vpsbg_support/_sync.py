@@ -220,11 +220,18 @@ class Tickets(SyncResource):
 
         Yields:
             Tickets, as the list endpoint returns them (possibly without messages).
+
+        Raises:
+            InvalidParameterError: ``per_page`` is not a positive integer.
+            APIStatusError / APIConnectionError / ResponseDecodeError: a page request failed.
         """
         return self._runner.iterate(self._async.iter_all(per_page))
 
     def departments(self) -> builtins.list[Department]:
         """The support departments; their ids are what :meth:`create` takes as ``department_id``.
+
+        Returns:
+            The departments, in the order the API gave them.
 
         Raises:
             APIStatusError / APIConnectionError / ResponseDecodeError: the call failed.
@@ -233,6 +240,9 @@ class Tickets(SyncResource):
 
     def services(self) -> builtins.list[RelatedService]:
         """The account's services a ticket can be about (``service_id`` + ``service_type``).
+
+        Returns:
+            The services, in the order the API gave them.
 
         Raises:
             APIStatusError / APIConnectionError / ResponseDecodeError: the call failed.
@@ -244,6 +254,9 @@ class Tickets(SyncResource):
 
         Args:
             ticket_id: the ticket's id.
+
+        Returns:
+            The Ticket, every message with its attachments.
 
         Raises:
             InvalidParameterError: ``ticket_id`` is not a positive integer.
@@ -519,6 +532,9 @@ class SyncAttachmentStream(SyncWrapper[AttachmentStream]):
 
         Args:
             chunk_size: the largest chunk to yield, in bytes.
+
+        Yields:
+            The body's bytes, in order.
 
         Raises:
             InvalidParameterError: ``chunk_size`` is not a positive integer.

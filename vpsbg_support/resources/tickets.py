@@ -63,6 +63,9 @@ class AttachmentStream:
         Args:
             chunk_size: the largest chunk to yield, in bytes.
 
+        Yields:
+            The body's bytes, in order.
+
         Raises:
             InvalidParameterError: ``chunk_size`` is not a positive integer.
             DownloadError: the body ended early, differs from the announced size, or was
@@ -131,6 +134,10 @@ class AsyncTickets(AsyncResource):
 
         Yields:
             Tickets, as the list endpoint returns them (possibly without messages).
+
+        Raises:
+            InvalidParameterError: ``per_page`` is not a positive integer.
+            APIStatusError / APIConnectionError / ResponseDecodeError: a page request failed.
         """
         seen: set[int] = set()
         page_number = 1
@@ -149,6 +156,9 @@ class AsyncTickets(AsyncResource):
     async def departments(self) -> builtins.list[Department]:
         """The support departments; their ids are what :meth:`create` takes as ``department_id``.
 
+        Returns:
+            The departments, in the order the API gave them.
+
         Raises:
             APIStatusError / APIConnectionError / ResponseDecodeError: the call failed.
         """
@@ -157,6 +167,9 @@ class AsyncTickets(AsyncResource):
 
     async def services(self) -> builtins.list[RelatedService]:
         """The account's services a ticket can be about (``service_id`` + ``service_type``).
+
+        Returns:
+            The services, in the order the API gave them.
 
         Raises:
             APIStatusError / APIConnectionError / ResponseDecodeError: the call failed.
@@ -169,6 +182,9 @@ class AsyncTickets(AsyncResource):
 
         Args:
             ticket_id: the ticket's id.
+
+        Returns:
+            The Ticket, every message with its attachments.
 
         Raises:
             InvalidParameterError: ``ticket_id`` is not a positive integer.
