@@ -365,3 +365,77 @@ async def test_bad_concurrency_is_refused(fake: FakeVPSBG, tmp_path: Path) -> No
     with pytest.raises(InvalidParameterError, match="concurrency"):
         await export(fake, tmp_path, concurrency=0)
     assert not os.listdir(tmp_path)
+
+
+# -- since, unfinished runs, deleted tickets, leftovers ------------------------------------------
+
+
+async def test_a_since_rerun_finishes_what_an_unfinished_full_run_left(
+    fake: FakeVPSBG, tmp_path: Path
+) -> None:
+    # A full run that exported nothing (every ticket read fails) ...
+    fake.faults.add("tickets.get", "status", status=500, times=len(fake.state.tickets))
+    async with client_for(fake, retry_policy=RetryPolicy(max_retries=0)) as client:
+        first = await export_tickets(client, tmp_path, attachments=False)
+    assert not first.complete and first.tickets == 0
+    newest = max(t.updated_at for t in fake.state.tickets)
+
+    # ... is finished by a re-run that only asks for the newest ticket.
+    summary = await export(fake, tmp_path, since=newest)
+
+    assert summary.complete and summary.tickets == len(fake.state.tickets)
+    await assert_matches_server(fake, tmp_path)
+    # Once complete, the window is the one asked for again.
+    fake.clear_requests()
+    again = await export(fake, tmp_path, since=newest)
+    assert again.tickets_fetched == 0 and fake.count("tickets.get") == 0
+
+
+async def test_a_since_rerun_still_repairs_older_tickets_files(
+    fake: FakeVPSBG, tmp_path: Path
+) -> None:
+    await export(fake, tmp_path)
+    oldest = min(
+        (t for t in fake.state.tickets if any(m.attachments for m in t.messages)),
+        key=lambda t: t.updated_at,
+    )
+    lost = next((tmp_path / "attachments" / str(oldest.id)).iterdir())
+    lost.unlink()
+    fake.clear_requests()
+
+    summary = await export(fake, tmp_path, since=max(t.updated_at for t in fake.state.tickets))
+
+    assert summary.complete and summary.attachments_downloaded == 1
+    assert fake.count("tickets.get") == 0  # nothing changed on the server: nothing read again
+    assert lost.exists()
+    await assert_matches_server(fake, tmp_path)
+
+
+async def test_a_ticket_deleted_on_the_server_is_kept_and_counted(
+    fake: FakeVPSBG, tmp_path: Path
+) -> None:
+    await export(fake, tmp_path)
+    gone = fake.state.tickets[3]
+    with fake.state.lock:
+        del fake.state._tickets[gone.id]  # the fake has no public delete: neither has the API
+
+    summary = await export(fake, tmp_path)
+
+    assert summary.complete and summary.tickets_not_listed == 1
+    assert gone.id in exported_tickets(tmp_path)
+    assert summary.tickets == len(fake.state.tickets) + 1
+    assert (tmp_path / "attachments" / str(gone.id)).exists() == any(
+        m.attachments for m in gone.messages
+    )
+
+
+async def test_temporary_files_of_a_killed_run_are_removed(fake: FakeVPSBG, tmp_path: Path) -> None:
+    folder = tmp_path / "attachments" / "1"
+    folder.mkdir(parents=True)
+    leftovers = [tmp_path / ".tickets.jsonl.1a2b3c4d.part", folder / ".x.bin.1a2b3c4d.part"]
+    for leftover in leftovers:
+        leftover.write_bytes(b"half a file")
+
+    assert (await export(fake, tmp_path, attachments=False)).complete
+
+    assert [p for p in leftovers if p.exists()] == []

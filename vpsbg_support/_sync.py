@@ -152,8 +152,9 @@ class Client(SyncClientBase):
             dest: the export folder, created if needed.
             concurrency: requests in flight at once, at least 1.
             attachments: download attachments (False: tickets only).
-            since: export only tickets updated at or after this moment (a naive datetime or a date
-                is taken as UTC); tickets exported earlier into ``dest`` are kept.
+            since: add only tickets updated at or after this moment (a naive datetime or a date
+                is taken as UTC); tickets exported earlier into ``dest`` are kept and kept up to
+                date, and what an unfinished earlier run was exporting is finished.
             progress: called (on the event loop, so keep it quick) whenever a page is listed, a
                 ticket is finished or an attachment downloaded.
             per_page: tickets per list request (the API's default when None).

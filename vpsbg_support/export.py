@@ -10,9 +10,21 @@ Layout of an export folder::
 
 How it survives a crash: progress goes to the journal, one whole line per ``os.write``; a
 re-run drops a torn last line. Attachments are written to a temporary file and renamed when
-complete. ``tickets.jsonl`` and ``manifest.json`` are replaced atomically at the end, the manifest
-last and only when nothing failed, after removing the old one: a folder whose ``manifest.json``
-exists holds a complete export, and one without it does not.
+complete (and only when their size is the one the API announced). ``tickets.jsonl`` and
+``manifest.json`` are replaced atomically at the end, the manifest last and only when nothing
+failed, after removing the old one: a folder whose ``manifest.json`` exists holds a complete
+export (while a re-run is going, the previous run's manifest still describes the previous
+``tickets.jsonl`` and files, which stay in place until the re-run replaces them at its end).
+
+Re-runs: every listed ticket already in the folder is checked (read again if its ``updated_at``
+changed; missing attachment files fetched), whatever ``since`` says; ``since`` only limits which
+tickets are added. A run that did not complete leaves its ``since`` in the journal, and the next
+run exports at least that window too, so an interrupted full export is finished even by a re-run
+with ``since``. Tickets the server no longer lists are kept (an archive does not lose what it
+had) and counted in ``ExportSummary.tickets_not_listed``.
+
+Memory: the tickets' JSON is not kept in memory; ``tickets.jsonl`` is streamed from the journal.
+Per ticket, only its id, updated_at, message count and attachment list stay in memory.
 """
 
 from __future__ import annotations
@@ -22,19 +34,18 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import attrs
 
 from vpsbg_support import _routes as R
 from vpsbg_support._client import AsyncClient
 from vpsbg_support._convert import ConversionError, structure
-from vpsbg_support._files import safe_filename
+from vpsbg_support._files import _create_temp, _fsync_folder, safe_filename
 from vpsbg_support._retry import backoff_delay
 from vpsbg_support.errors import (
     AuthenticationError,
@@ -69,6 +80,7 @@ FORMAT_VERSION = 1
 #: (the page cache survives it), a power cut loses at most this much work, which is redone.
 _FSYNC_INTERVAL = 1.0
 _HASH_CHUNK = 1024 * 1024
+_T = TypeVar("_T")
 
 
 @attrs.frozen(kw_only=True)
@@ -118,9 +130,12 @@ class ExportSummary:
         messages: messages of those tickets.
         attachments: attachment files of those tickets on disk (0 with ``attachments=False``).
         attachment_bytes: total size of those files.
-        tickets_listed: tickets the listing returned (matching ``since``).
+        tickets_listed: tickets looked at: those the listing returned that match ``since``
+            or are already in the folder.
         tickets_fetched: tickets read from the API in this run (new or changed).
         tickets_unchanged: tickets skipped because an earlier run exported the same version.
+        tickets_not_listed: tickets in the folder that the server no longer lists (deleted
+            there, or no longer visible to the token); they are kept, never removed.
         attachments_downloaded: attachment files downloaded in this run.
         attachments_unchanged: attachment files already complete from an earlier run.
         bytes_downloaded: bytes of attachments downloaded in this run.
@@ -139,6 +154,7 @@ class ExportSummary:
     tickets_listed: int
     tickets_fetched: int
     tickets_unchanged: int
+    tickets_not_listed: int
     attachments_downloaded: int
     attachments_unchanged: int
     bytes_downloaded: int
@@ -197,8 +213,9 @@ async def export_tickets(
         dest: the export folder, created if needed.
         concurrency: requests in flight at once, at least 1.
         attachments: download attachments (False: tickets only).
-        since: export only tickets updated at or after this moment (a naive datetime or a date
-            is taken as UTC); tickets exported earlier into ``dest`` are kept.
+        since: add only tickets updated at or after this moment (a naive datetime or a date
+            is taken as UTC); tickets exported earlier into ``dest`` are kept and kept up to
+            date, and what an unfinished earlier run was exporting is finished.
         progress: called (on the event loop, so keep it quick) whenever a page is listed, a
             ticket is finished or an attachment downloaded.
         per_page: tickets per list request (the API's default when None).
@@ -259,26 +276,24 @@ def _one_line(exc: BaseException) -> str:
 # --- on-disk state ----------------------------------------------------------------------------
 
 
+_TICKET_PREFIX = b'{"ticket":'
+_TICKET_SUFFIX = b"}\n"
+
+
 @attrs.frozen(kw_only=True)
 class _TicketRecord:
-    """An exported ticket: its line for tickets.jsonl and what resuming needs from it."""
+    """An exported ticket: where its JSON is in the journal and what resuming needs from it.
+
+    The JSON itself stays on disk (``offset``/``length`` in the journal), so that memory does not
+    grow with the size of the account's tickets: only this summary is kept per ticket.
+    """
 
     id: int
-    line: bytes
+    offset: int
+    length: int
     updated_at: datetime | None
     messages: int
     attachments: tuple[Attachment, ...]
-
-    @classmethod
-    def from_raw(cls, raw: Any) -> _TicketRecord:
-        ticket = structure(raw, Ticket)  # raises ConversionError on a bad shape
-        return cls(
-            id=ticket.id,
-            line=_dump(raw),
-            updated_at=ticket.updated_at,
-            messages=len(ticket.messages),
-            attachments=ticket.attachments,
-        )
 
 
 @attrs.frozen(kw_only=True)
@@ -302,13 +317,21 @@ class _FileRecord:
 
 
 class _Journal:
-    """Append-only record of exported tickets and attachment files, one whole line per write."""
+    """Append-only record of exported tickets and attachment files, one whole line per write.
+
+    Three kinds of line: ``{"ticket": <raw JSON>}``, ``{"file": {...}}`` and ``{"run": {"since":
+    ...}}``, the last written when a run starts and dropped when a run completes, so that the
+    next run knows which window an unfinished run was exporting and finishes it.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.tickets: dict[int, _TicketRecord] = {}
         self.files: dict[int, _FileRecord] = {}
+        #: The ``since`` of each run that started and did not complete (None: everything).
+        self.unfinished: list[datetime | None] = []
         self._fd: int | None = None
+        self._size = 0
         self._synced_at = 0.0
 
     def load(self) -> None:
@@ -322,16 +345,23 @@ class _Journal:
             for line in handle:
                 if not line.endswith(b"\n"):
                     break  # a write cut short by a crash: dropped, and redone by this run
+                self._apply(line, good_end)
                 good_end += len(line)
-                self._apply(line)
         if good_end != self.path.stat().st_size:
             os.truncate(self.path, good_end)
+        self._size = good_end
 
-    def _apply(self, line: bytes) -> None:
+    def _apply(self, line: bytes, offset: int) -> None:
         try:
             entry = json.loads(line)
             if "ticket" in entry:
-                record = _TicketRecord.from_raw(entry["ticket"])
+                if not (line.startswith(_TICKET_PREFIX) and line.endswith(_TICKET_SUFFIX)):
+                    return  # not a line this module wrote: its bytes cannot be copied as is
+                record = _ticket_record(
+                    entry["ticket"],
+                    offset + len(_TICKET_PREFIX),
+                    len(line) - len(_TICKET_PREFIX) - len(_TICKET_SUFFIX),
+                )
                 self.tickets[record.id] = record
             elif "file" in entry:
                 data = entry["file"]
@@ -343,6 +373,9 @@ class _Journal:
                     sha256=str(data["sha256"]),
                 )
                 self.files[file.attachment_id] = file
+            elif "run" in entry:
+                since = entry["run"]["since"]
+                self.unfinished.append(None if since is None else _parse_timestamp(since))
         except (ValueError, TypeError, KeyError, AttributeError, ConversionError):
             # Garbage (e.g. zeros after a power cut) proves nothing was done: the work is redone.
             return
@@ -351,10 +384,21 @@ class _Journal:
         """Open the journal for appending."""
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
-    def add_ticket(self, record: _TicketRecord) -> None:
-        """Record an exported ticket."""
-        self._append(b'{"ticket":' + record.line + b"}\n")
+    def start_run(self, since: datetime | None) -> None:
+        """Record that a run exporting tickets updated since ``since`` has started."""
+        self._append(_run_line(since))
+
+    def add_ticket(self, raw: Any) -> _TicketRecord:
+        """Record an exported ticket, given as the API returned it.
+
+        Raises:
+            ConversionError: ``raw`` is not a ticket.
+        """
+        line = _dump(raw)
+        record = _ticket_record(raw, self._size + len(_TICKET_PREFIX), len(line))
+        self._append(_TICKET_PREFIX + line + _TICKET_SUFFIX)
         self.tickets[record.id] = record
+        return record
 
     def add_file(self, record: _FileRecord) -> None:
         """Record a complete attachment file."""
@@ -367,7 +411,10 @@ class _Journal:
         while view:
             written = os.write(self._fd, view)
             view = view[written:]
+        self._size += len(line)
         now = time.monotonic()
+        # At most once a second, so its cost (well under a millisecond on a local disk, more on
+        # a network one) stays out of the per-ticket path; the page cache covers a process crash.
         if now - self._synced_at >= _FSYNC_INTERVAL:
             os.fsync(self._fd)
             self._synced_at = now
@@ -381,12 +428,66 @@ class _Journal:
             finally:
                 os.close(fd)
 
-    def lines(self) -> Iterator[bytes]:
-        """The journal's minimal content: one line per ticket and per attachment file."""
-        for tid in sorted(self.tickets):
-            yield b'{"ticket":' + self.tickets[tid].line + b"}\n"
+    def ticket_lines(self, source: int, ids: Iterable[int], wrap: bool) -> Iterator[bytes]:
+        """The JSON lines of tickets ``ids``, read back from the journal open as ``source``.
+
+        Args:
+            source: a file descriptor of the journal as it is now (offsets refer to it).
+            ids: the tickets, in the order wanted.
+            wrap: give journal lines (``{"ticket": ...}``) instead of bare ticket lines.
+        """
+        for tid in ids:
+            record = self.tickets[tid]
+            raw = os.pread(source, record.length, record.offset)
+            if len(raw) != record.length:
+                raise OSError(f"{self.path} is shorter than recorded; run the export again")
+            yield (_TICKET_PREFIX + raw + _TICKET_SUFFIX) if wrap else raw + b"\n"
+
+    def compacted(self, source: int, *, complete: bool, since: datetime | None) -> Iterator[bytes]:
+        """The journal's minimal content: one line per ticket and per attachment file.
+
+        Args:
+            source: a file descriptor of the journal as it is now.
+            complete: whether the run completed; if not, its ``since`` is kept for the next.
+            since: the window of the run.
+        """
+        if not complete:
+            yield _run_line(since)
+        yield from self.ticket_lines(source, sorted(self.tickets), wrap=True)
         for aid in sorted(self.files):
             yield _dump({"file": self.files[aid].to_json()}) + b"\n"
+
+
+def _ticket_record(raw: Any, offset: int, length: int) -> _TicketRecord:
+    ticket = structure(raw, Ticket)  # raises ConversionError on a bad shape
+    return _TicketRecord(
+        id=ticket.id,
+        offset=offset,
+        length=length,
+        updated_at=ticket.updated_at,
+        messages=len(ticket.messages),
+        attachments=ticket.attachments,
+    )
+
+
+def _run_line(since: datetime | None) -> bytes:
+    return _dump({"run": {"since": None if since is None else _timestamp(since)}}) + b"\n"
+
+
+def _parse_timestamp(text: str) -> datetime:
+    moment = _as_utc(structure(text, datetime))
+    assert moment is not None
+    return moment
+
+
+def _widest(windows: Iterable[datetime | None]) -> datetime | None:
+    """The ``since`` that covers every window: the earliest, None (everything) if any is None."""
+    earliest: datetime | None = None
+    for since in windows:
+        if since is None:
+            return None
+        earliest = since if earliest is None else min(earliest, since)
+    return earliest
 
 
 def _write_atomically(path: Path, chunks: Iterable[bytes]) -> tuple[int, str]:
@@ -397,7 +498,7 @@ def _write_atomically(path: Path, chunks: Iterable[bytes]) -> tuple[int, str]:
     """
     digest = hashlib.sha256()
     size = 0
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, "wb") as out:
             for chunk in chunks:
@@ -411,22 +512,8 @@ def _write_atomically(path: Path, chunks: Iterable[bytes]) -> tuple[int, str]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    _fsync_folder(path.parent)
     return size, digest.hexdigest()
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (POSIX; a no-op where folders cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _hash_file(path: Path) -> tuple[int, str]:
@@ -503,6 +590,7 @@ class _ExportJob:
         self.failures: list[ExportFailure] = []
         self.failed_tickets: set[int] = set()
         self.started_at = _now()
+        self.seen: set[int] = set()
         self.listed = 0
         self.listing_done = False
         self.done = 0
@@ -517,26 +605,33 @@ class _ExportJob:
         lock = _FolderLock(self.dest)
         lock.acquire()
         try:
-            await asyncio.to_thread(self._prepare)
+            await _in_thread(self._prepare)
             self.journal.open()
             try:
+                self.journal.start_run(self.since)
                 await self._pump()
             finally:
                 self.journal.close()
-            return await asyncio.to_thread(self._finish)
+            return await _in_thread(self._finish)
         finally:
             lock.release()
 
     def _prepare(self) -> None:
         self.journal.load()
-        # Temporary files of downloads a killed run left behind: never part of the export.
-        for leftover in (self.dest / ATTACHMENTS_DIR).glob("*/.*.part"):
-            with contextlib.suppress(OSError):
-                leftover.unlink()
+        # What an unfinished run was exporting is finished by this one, whatever its ``since``.
+        self.since = _widest([self.since, *self.journal.unfinished])
+        # Temporary files a killed run left behind (downloads, tickets.jsonl, the journal's
+        # compaction, the manifest): never part of the export.
+        for pattern in (".*.part", f"{ATTACHMENTS_DIR}/*/.*.part"):
+            for leftover in self.dest.glob(pattern):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
 
     # -- the pipeline: one lister feeding a pool of workers --------------------------------
 
     async def _pump(self) -> None:
+        # Bounded: the lister waits while the workers are busy, so memory and tasks stay
+        # constant however many tickets the account has.
         queue: asyncio.Queue[Ticket | None] = asyncio.Queue(maxsize=self.concurrency * 4)
         tasks = [asyncio.create_task(self._list(queue))]
         tasks += [asyncio.create_task(self._work(queue)) for _ in range(self.concurrency)]
@@ -553,8 +648,17 @@ class _ExportJob:
 
     async def _list(self, queue: asyncio.Queue[Ticket | None]) -> None:
         async for listed in self.client.tickets.iter_all(per_page=self.per_page):
+            self.seen.add(listed.id)
             updated = listed.updated_at
-            if self.since is not None and updated is not None and updated < self.since:
+            # A ticket already in the folder is always looked at, whatever ``since``: if it
+            # changed it is read again, and missing attachment files are fetched (no request
+            # when all is in place). ``since`` only limits which new tickets are added.
+            if (
+                self.since is not None
+                and updated is not None
+                and updated < self.since
+                and listed.id not in self.journal.tickets
+            ):
                 continue
             self.listed += 1
             await queue.put(listed)
@@ -585,7 +689,6 @@ class _ExportJob:
             except VPSBGError as exc:
                 self._fail(listed.id, None, exc)
                 return
-            self.journal.add_ticket(record)
             self.fetched += 1
         if self.with_attachments:
             for attachment in record.attachments:
@@ -603,15 +706,14 @@ class _ExportJob:
         self.failed_tickets.add(ticket_id)
 
     async def _fetch(self, ticket_id: int) -> _TicketRecord:
-        """Read one ticket as raw JSON, keeping every key the models do not know."""
+        """Read one ticket as raw JSON, keeping every key the models do not know, and journal it."""
         response = await self.client._transport.request(
             R.TICKETS_GET, path_params={"ticket_id": ticket_id}
         )
         try:
-            record = _TicketRecord.from_raw(response.json())
+            return self.journal.add_ticket(response.json())
         except ConversionError as exc:
             raise _decode_error(response, Ticket, exc) from None
-        return record
 
     async def _download(self, ticket_id: int, attachment: Attachment) -> None:
         relative = attachment_path(ticket_id, attachment)
@@ -668,11 +770,21 @@ class _ExportJob:
         # First, so that no crash below can leave an old manifest beside new files.
         with contextlib.suppress(FileNotFoundError):
             manifest_path.unlink()
-        tickets = [self.journal.tickets[tid] for tid in sorted(self.journal.tickets)]
-        size, sha256 = _write_atomically(
-            self.dest / TICKETS_FILE, (record.line + b"\n" for record in tickets)
-        )
-        _write_atomically(self.journal.path, self.journal.lines())
+        complete = not self.failures
+        ids = sorted(self.journal.tickets)
+        tickets = [self.journal.tickets[tid] for tid in ids]
+        # Streamed from the journal, ticket by ticket: memory does not grow with the account.
+        source = os.open(self.journal.path, os.O_RDONLY)
+        try:
+            size, sha256 = _write_atomically(
+                self.dest / TICKETS_FILE, self.journal.ticket_lines(source, ids, wrap=False)
+            )
+            _write_atomically(
+                self.journal.path,
+                self.journal.compacted(source, complete=complete, since=self.since),
+            )
+        finally:
+            os.close(source)
         files: list[dict[str, Any]] = [{"path": TICKETS_FILE, "size": size, "sha256": sha256}]
         if self.with_attachments:
             for record in tickets:
@@ -681,7 +793,6 @@ class _ExportJob:
                     if file is not None and file.path == attachment_path(record.id, attachment):
                         files.append(file.to_json())
         attachment_files = files[1:]
-        complete = not self.failures
         finished_at = _now()
         counts = {
             "tickets": len(tickets),
@@ -711,6 +822,7 @@ class _ExportJob:
             tickets_listed=self.listed,
             tickets_fetched=self.fetched,
             tickets_unchanged=self.unchanged,
+            tickets_not_listed=len(self.journal.tickets.keys() - self.seen),
             attachments_downloaded=self.downloaded,
             attachments_unchanged=self.files_unchanged,
             bytes_downloaded=self.bytes,
@@ -719,3 +831,17 @@ class _ExportJob:
             finished_at=finished_at,
             manifest=manifest_path if complete else None,
         )
+
+
+async def _in_thread(work: Callable[[], _T]) -> _T:
+    """Run blocking file work in a thread; on cancellation, wait for it to end first.
+
+    A thread cannot be stopped: returning early would release the folder lock while it still
+    writes into the folder.
+    """
+    future = asyncio.ensure_future(asyncio.to_thread(work))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await asyncio.wait([future])
+        raise
