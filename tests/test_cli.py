@@ -6,9 +6,11 @@ import hashlib
 import json
 import os
 import pty
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -249,6 +251,12 @@ def test_network_failure_is_exit_6() -> None:
     assert_one_line_error(run, 6, "127.0.0.1")
 
 
+def test_unusable_base_url_is_a_usage_error_not_auth() -> None:
+    run = vpsbg("--base-url", "http://example.com/v1", "--token", "t0ken-SECRET", "plans", "list")
+    assert_one_line_error(run, 2, "plain HTTP")
+    assert "t0ken-SECRET" not in run.err
+
+
 def test_usage_error_is_exit_2() -> None:
     run = vpsbg("tickets", "frobnicate")
     assert run.code == 2 and "invalid choice" in run.err
@@ -295,3 +303,44 @@ def test_demo_export_needs_no_token(tmp_path: Path) -> None:
     assert summary["complete"] and summary["tickets"] == 300 and summary["attachments"] == 0
     lines = (tmp_path / "demo-export" / "tickets.jsonl").read_text().splitlines()
     assert len(lines) == 300
+
+
+def test_ctrl_c_is_exit_130_and_the_export_resumes(
+    vpsbg_fake: FakeVPSBGThread, tmp_path: Path
+) -> None:
+    for ticket in vpsbg_fake.state.tickets:
+        for message in ticket.messages:
+            for attachment in message.attachments:
+                attachment.size = min(attachment.size, 4096)
+    slow = vpsbg_fake.faults.add(None, "latency", seconds=0.2)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VPSBG_")}
+    env |= {"VPSBG_BASE_URL": vpsbg_fake.url, "VPSBG_API_TOKEN": vpsbg_fake.token}
+    argv = [
+        sys.executable,
+        "-m",
+        "vpsbg_support.cli",
+        "export",
+        str(tmp_path),
+        "--concurrency",
+        "1",
+    ]
+    child = subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    journal = tmp_path / ".export-journal.jsonl"
+    deadline = time.monotonic() + 30
+    while not (journal.exists() and b'{"ticket":' in journal.read_bytes()):
+        assert time.monotonic() < deadline and child.poll() is None, "no ticket exported"
+        time.sleep(0.01)
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=30)
+
+    assert_one_line_error(Run(child.returncode, out, err), 130, "interrupted")
+    assert not (tmp_path / "manifest.json").exists()
+    vpsbg_fake.faults.remove(slow)
+    finished = vpsbg("export", str(tmp_path), "--json", fake=vpsbg_fake)
+    assert finished.code == 0, finished
+    summary = finished.json()
+    assert summary["complete"] and summary["tickets_unchanged"] >= 1
+    assert summary["tickets"] == len(vpsbg_fake.state.tickets)
+    assert summary["tickets_not_listed"] == 0

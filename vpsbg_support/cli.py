@@ -1,9 +1,18 @@
 """The ``vpsbg-support`` command: bulk export, tickets and support plans from a shell.
 
-Exit status: 0 success, 1 any other error, 2 bad usage, 3 authentication (no, wrong or read-only
+Exit status: 0 success, 1 any other error, 2 bad usage (including an unusable ``--base-url``),
+3 authentication (no, wrong or read-only
 token), 4 invalid input (checked locally or refused by the API with 422/400, or a money action
 not confirmed), 5 not found, 6 network (connection, timeout, download cut short), 7 an export
-that finished with failures (run it again to complete it), 130 interrupted.
+that finished with failures (run it again to complete it), 130 interrupted (Ctrl-C; an export
+is left resumable).
+
+``--json`` prints one JSON document on stdout, with the library's field names: ``tickets list``
+an array of tickets, ``tickets show|create|reply|resolve`` a ticket (``resolve``: ``{"id": N}``
+when the API answers without one), ``tickets download`` an array of the paths written, ``plans
+list`` an array of plans, ``plans purchase|renew|cancel|undo-cancel`` an order (``null`` when the
+API answers without one), ``export`` the summary (the keys of ``_summary_json``). Errors are never
+JSON: one line on stderr, ``vpsbg-support: error: ...``, and the exit status above.
 """
 
 from __future__ import annotations
@@ -68,6 +77,10 @@ EXIT_INTERRUPTED = 130
 Handler = Callable[[AsyncClient, argparse.Namespace, "_Output"], Awaitable[int]]
 
 
+class _BadSetting(ConfigurationError):
+    """A connection option the client refuses (e.g. a plain-HTTP ``--base-url``): bad usage."""
+
+
 class _NotConfirmed(InvalidParameterError):
     """A money action was not confirmed (declined, or no terminal to ask and no ``--yes``)."""
 
@@ -79,8 +92,10 @@ def exit_code_for(exc: BaseException) -> int:
         exc: the error that ended the command.
 
     Returns:
-        3 auth, 4 validation, 5 not found, 6 network, 1 anything else.
+        2 usage, 3 auth, 4 validation, 5 not found, 6 network, 1 anything else.
     """
+    if isinstance(exc, _BadSetting):
+        return EXIT_USAGE
     if isinstance(exc, ConfigurationError | AuthenticationError | PermissionDeniedError):
         return EXIT_AUTH
     if isinstance(exc, InvalidParameterError | UnprocessableEntityError | BadRequestError):
@@ -368,6 +383,7 @@ def _summary_json(summary: ExportSummary) -> dict[str, Any]:
         "tickets_listed": summary.tickets_listed,
         "tickets_fetched": summary.tickets_fetched,
         "tickets_unchanged": summary.tickets_unchanged,
+        "tickets_not_listed": summary.tickets_not_listed,
         "attachments_downloaded": summary.attachments_downloaded,
         "attachments_unchanged": summary.attachments_unchanged,
         "bytes_downloaded": summary.bytes_downloaded,
@@ -389,6 +405,10 @@ def _summary_text(summary: ExportSummary) -> str:
         f" downloaded ({_size(summary.bytes_downloaded)}), {summary.attachments_unchanged}"
         " already complete.",
     ]
+    if summary.tickets_not_listed:
+        lines.append(
+            f"  kept {summary.tickets_not_listed} exported ticket(s) the server no longer lists."
+        )
     if summary.manifest is not None:
         lines.append(f"  manifest: {summary.manifest}")
     else:
@@ -486,7 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         description="VPSBG support from the command line: export, tickets and support plans.",
         epilog="Exit status: 0 ok, 1 error, 2 usage, 3 auth, 4 invalid input, 5 not found,"
-        " 6 network, 7 export incomplete.",
+        " 6 network, 7 export incomplete, 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -567,7 +587,13 @@ async def _run(args: argparse.Namespace) -> int:
             options["timeout"] = args.timeout
         if args.max_retries is not None:
             options["max_retries"] = args.max_retries
-        client = await stack.enter_async_context(AsyncClient(token, base_url=base_url, **options))
+        try:
+            client = AsyncClient(token, base_url=base_url, **options)
+        except ConfigurationError as exc:
+            if not (token or os.environ.get(C.ENV_TOKEN) or "").strip():
+                raise  # no token at all: an authentication problem (exit 3)
+            raise _BadSetting(str(exc)) from None
+        client = await stack.enter_async_context(client)
         handler: Handler = args.handler
         return await handler(client, args, _Output(args.json))
     raise AssertionError("unreachable")  # pragma: no cover -- for mypy: the stack may swallow
