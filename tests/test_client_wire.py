@@ -441,10 +441,10 @@ async def test_iter_all_stops_when_a_server_repeats_a_page(
         "data": [{"id": 2, "status": "opened", "subject": "a"}],
         "links": {"next": f"{BASE}/support/tickets?page=2"},
     }
-    for page in range(1, 5):
+    for page in range(1, 9):
         mocked.get(f"{BASE}/support/tickets?page={page}", payload=same)
     assert [t.id async for t in client.tickets.iter_all()] == [2]
-    assert len(mocked.requests) == 2  # page 2 brought nothing new: stop
+    assert len(mocked.requests) == 4  # pages 2, 3 and 4 brought nothing new: stop
 
 
 async def test_iter_all_stops_at_last_page(client: AsyncClient, mocked: aioresponses) -> None:
@@ -489,3 +489,20 @@ def test_base_url_refuses_to_send_the_token_in_clear_text(url: str) -> None:
 )
 def test_base_url_allows_https_and_loopback_http(url: str) -> None:
     assert AsyncClient(TOKEN, base_url=url).base_url == url.rstrip("/")
+
+
+async def test_iter_all_goes_on_after_a_page_shifted_by_new_tickets(
+    client: AsyncClient, mocked: aioresponses
+) -> None:
+    def page(ids: list[int], number: int) -> dict[str, Any]:
+        return {
+            "data": [{"id": i, "status": "opened", "subject": "a"} for i in ids],
+            "links": {"next": f"{BASE}/support/tickets?page={number + 1}" if number < 3 else None},
+            "meta": {"current_page": number, "last_page": 3},
+        }
+
+    # Two tickets were opened after page 1 was read: page 2 now repeats it entirely.
+    mocked.get(f"{BASE}/support/tickets?page=1", payload=page([6, 5], 1))
+    mocked.get(f"{BASE}/support/tickets?page=2", payload=page([6, 5], 2))
+    mocked.get(f"{BASE}/support/tickets?page=3", payload=page([4, 3], 3))
+    assert [t.id async for t in client.tickets.iter_all()] == [6, 5, 4, 3]

@@ -28,6 +28,10 @@ RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 #: Connections the client keeps open at once (aiohttp's default is 100).
 CONNECTION_POOL_LIMIT = 100
 
+#: iter_all stops after this many pages in a row with no ticket it has not yielded yet (a server
+#: repeating a page); one such page can be honest: tickets opened meanwhile shift the pages.
+MAX_STALE_PAGES = 3
+
 #: Chunk size for streamed downloads and uploads.
 CHUNK_SIZE = 64 * 1024
 

@@ -213,8 +213,9 @@ class Tickets(SyncResource):
 
         A ticket that moves to a later page while iterating (because a new one was opened) is
         yielded once only. A bare-array answer (no paging information) is one page. Iteration
-        stops at ``meta.last_page`` or at a page that brings no new ticket, so a server that keeps
-        sending a ``next`` link for the same page cannot make it loop forever.
+        stops at ``meta.last_page``, or after a few pages in a row that bring no new ticket, so a
+        server that keeps sending a ``next`` link for the same page cannot make it loop forever
+        (while a whole page of tickets opened meanwhile does not end it early).
 
         Args:
             per_page: tickets per page request (the API's default when None).

@@ -126,8 +126,9 @@ class AsyncTickets(AsyncResource):
 
         A ticket that moves to a later page while iterating (because a new one was opened) is
         yielded once only. A bare-array answer (no paging information) is one page. Iteration
-        stops at ``meta.last_page`` or at a page that brings no new ticket, so a server that keeps
-        sending a ``next`` link for the same page cannot make it loop forever.
+        stops at ``meta.last_page``, or after a few pages in a row that bring no new ticket, so a
+        server that keeps sending a ``next`` link for the same page cannot make it loop forever
+        (while a whole page of tickets opened meanwhile does not end it early).
 
         Args:
             per_page: tickets per page request (the API's default when None).
@@ -141,13 +142,15 @@ class AsyncTickets(AsyncResource):
         """
         seen: set[int] = set()
         page_number = 1
+        stale_pages = 0
         while True:
             page = await self.list(page=page_number, per_page=per_page)
             fresh = [ticket for ticket in page.items if ticket.id not in seen]
             for ticket in fresh:
                 seen.add(ticket.id)
                 yield ticket
-            if not fresh or not page.has_next:
+            stale_pages = 0 if fresh else stale_pages + 1
+            if not page.items or not page.has_next or stale_pages >= C.MAX_STALE_PAGES:
                 return
             if page.last_page is not None and page_number >= page.last_page:
                 return
