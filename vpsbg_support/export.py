@@ -46,10 +46,8 @@ from vpsbg_support import _routes as R
 from vpsbg_support._client import AsyncClient
 from vpsbg_support._convert import ConversionError, structure
 from vpsbg_support._files import _create_temp, _fsync_folder, safe_filename
-from vpsbg_support._retry import backoff_delay
 from vpsbg_support.errors import (
     AuthenticationError,
-    DownloadError,
     InvalidParameterError,
     PermissionDeniedError,
     VPSBGError,
@@ -722,20 +720,8 @@ class _ExportJob:
         if known is not None and known.path == relative and _file_size(target) == known.size:
             self.files_unchanged += 1
             return
-        policy = self.client._transport.retry
-        attempt = 0
-        while True:
-            try:
-                await self.client.tickets.download_attachment(
-                    ticket_id, attachment, target, overwrite=True
-                )
-                break
-            except DownloadError:
-                # A body cut short mid-stream is past the transport's retries: retry it here.
-                if attempt >= policy.max_retries:
-                    raise
-                await asyncio.sleep(backoff_delay(attempt, policy))
-                attempt += 1
+        # download_attachment starts a cut download over itself, within the client's retries.
+        await self.client.tickets.download_attachment(ticket_id, attachment, target, overwrite=True)
         size, sha256 = await asyncio.to_thread(_hash_file, target)
         self.journal.add_file(
             _FileRecord(
