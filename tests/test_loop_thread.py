@@ -16,6 +16,7 @@ from types import TracebackType
 
 import pytest
 
+from tests._forking import run_in_fork
 from vpsbg_support._loop_thread import DeadlockError, LoopClosedError, LoopThread
 
 # A hang guard, not a performance assertion: a broken loop thread blocks forever.
@@ -312,31 +313,50 @@ def test_forked_child_gets_a_fresh_loop_and_resource() -> None:
     try:
         parent_loop_id, parent_thread = lt.run(loop_identity())
         parent_resource_id = id(lt.resource())
-        read_end, write_end = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # child: report through the pipe, never return into pytest
-            code = 1
-            try:
-                # Thread idents may repeat across processes; loop ids cannot (the parent's
-                # loop object is kept alive in the child).
-                child_loop_id, _ = lt.run(loop_identity())
-                fresh = id(lt.resource()) != parent_resource_id
-                ok = child_loop_id != parent_loop_id
-                os.write(write_end, f"{ok} {fresh} {lt.run(echo(42))}".encode())
-                lt.close()
-                code = 0
-            finally:
-                os._exit(code)
-        os.close(write_end)
-        _, status = os.waitpid(pid, 0)
-        with os.fdopen(read_end) as pipe:
-            report = pipe.read()
 
-        assert os.waitstatus_to_exitcode(status) == 0
-        assert report == "True True 42"
+        def child() -> str:
+            # Thread idents may repeat across processes; loop ids cannot (the parent's loop
+            # object is kept alive in the child).
+            child_loop_id, _ = lt.run(loop_identity())
+            fresh = id(lt.resource()) != parent_resource_id
+            report = f"{child_loop_id != parent_loop_id} {fresh} {lt.run(echo(42))}"
+            lt.close()
+            return report
+
+        code, report = run_in_fork(child, timeout=HANG_GUARD)
+
+        assert (code, report) == (0, "True True 42")
         assert lt.run(loop_identity()) == (parent_loop_id, parent_thread)  # parent unaffected
     finally:
         lt.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_fork_while_another_thread_holds_the_start_lock() -> None:
+    # A fork can copy the lock in its held state (here: a slow lazy start in another thread);
+    # no thread of the child would ever release it.
+    entered, release = threading.Event(), threading.Event()
+    parent = os.getpid()
+
+    def slow_factory() -> Resource:
+        if os.getpid() == parent:
+            entered.set()
+            release.wait(HANG_GUARD)
+        return Resource()
+
+    lt = LoopThread(factory=slow_factory, aclose=Resource.aclose)
+    starter = threading.Thread(target=lt.resource)
+    starter.start()
+    try:
+        assert entered.wait(HANG_GUARD)
+        code, report = run_in_fork(lambda: str(lt.run(echo(7))), timeout=HANG_GUARD)
+    finally:
+        release.set()
+        starter.join()
+        lt.close()
+
+    assert (code, report) == (0, "7")
 
 
 EXIT_SCRIPT = """

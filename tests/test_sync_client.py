@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests._forking import run_in_fork
 from vpsbg_support import Client, SyncAttachmentStream
 from vpsbg_support._loop_thread import LoopClosedError
 from vpsbg_support.errors import (
@@ -150,22 +151,14 @@ def test_closed_client_refuses_calls_and_repr_hides_the_token(
 def test_forked_child_uses_its_own_client(vpsbg_fake: FakeVPSBGThread, client: Client) -> None:
     record = vpsbg_fake.state.tickets[4]
     client.tickets.get(record.id)  # the parent's loop and session are in use
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: report through the pipe, never return into pytest
-        code = 1
-        try:
-            os.write(write_end, client.tickets.get(record.id).subject.encode())
-            client.close()
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(write_end)
-    _, status = os.waitpid(pid, 0)
-    with os.fdopen(read_end, encoding="utf-8") as pipe:
-        reported = pipe.read()
 
-    assert os.waitstatus_to_exitcode(status) == 0
-    assert reported == record.subject
+    def child() -> str:
+        subject = client.tickets.get(record.id).subject
+        client.close()
+        return subject
+
+    code, reported = run_in_fork(child, timeout=30.0)
+
+    assert (code, reported) == (0, record.subject)
     assert client.tickets.get(record.id).subject == record.subject  # parent unaffected
     assert vpsbg_fake.count("tickets.get") == 3
