@@ -389,3 +389,115 @@ def test_unclosed_runner_exits_cleanly() -> None:
     assert proc.stdout.strip() == "done"
     for complaint in ("Task was destroyed", "Unclosed", "Exception ignored", "Traceback"):
         assert complaint not in proc.stderr, proc.stderr
+
+
+def test_close_cancels_calls_in_flight_and_they_raise_loop_closed_error() -> None:
+    lt = LoopThread(factory=Resource, aclose=Resource.aclose)
+    resource = lt.resource()
+    started = threading.Semaphore(0)
+
+    async def long_call() -> None:
+        started.release()
+        await asyncio.sleep(HANG_GUARD)
+
+    with ThreadPoolExecutor(8) as pool:
+        calls = [pool.submit(lt.run, long_call()) for _ in range(8)]
+        for _ in calls:
+            assert started.acquire(timeout=HANG_GUARD)
+        lt.close()
+        for call in calls:
+            with pytest.raises(LoopClosedError, match="closed while this call was running"):
+                call.result(timeout=HANG_GUARD)
+
+    assert resource.closed_on is resource.loop
+
+
+@pytest.mark.parametrize("attempt", range(10))
+def test_calls_racing_close_from_many_threads_end_with_loop_closed_error(attempt: int) -> None:
+    lt = LoopThread()
+    lt.run(echo(0))
+    warmed = threading.Barrier(17)
+
+    def hammer() -> str:
+        warmed.wait(HANG_GUARD)
+        while True:
+            try:
+                lt.run(echo(1))
+            except LoopClosedError:
+                return "closed"
+
+    with ThreadPoolExecutor(16) as pool:
+        outcomes = [pool.submit(hammer) for _ in range(16)]
+        warmed.wait(HANG_GUARD)
+        for _ in range(attempt):  # vary where in the callers' cycle close() lands
+            threading.Event().wait(0.001)
+        lt.close()
+        # never "Event loop is closed" nor a CancelledError, never a call left waiting forever
+        assert [o.result(timeout=HANG_GUARD) for o in outcomes] == ["closed"] * 16
+
+
+class SlowToClose(Resource):
+    async def aclose(self) -> None:
+        await asyncio.sleep(0.2)  # widens the window in which a second close() runs
+        await super().aclose()
+
+
+def test_concurrent_close_calls_all_return_after_the_shutdown() -> None:
+    lt = LoopThread(factory=SlowToClose, aclose=SlowToClose.aclose)
+    resource = lt.resource()
+    thread = next(t for t in threading.enumerate() if t.ident == lt.run(loop_identity())[1])
+    together = threading.Barrier(3)
+
+    def close() -> tuple[bool, bool]:
+        together.wait(HANG_GUARD)
+        lt.close()
+        return thread.is_alive(), resource.closed_on is resource.loop
+
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda _: close(), range(3)))
+
+    assert results == [(False, True)] * 3
+
+
+def test_close_from_a_callback_on_the_loop_schedules_the_shutdown() -> None:
+    lt = LoopThread(factory=Resource, aclose=Resource.aclose)
+    resource = lt.resource()
+    thread = next(t for t in threading.enumerate() if t.ident == lt.run(loop_identity())[1])
+
+    async def callback_closing_the_client() -> None:
+        lt.close()  # returns at once instead of waiting for itself
+        await asyncio.sleep(HANG_GUARD)
+
+    with pytest.raises(LoopClosedError):
+        lt.run(callback_closing_the_client())
+    thread.join(HANG_GUARD)
+
+    assert not thread.is_alive()
+    assert resource.closed_on is resource.loop
+    assert lt.closed
+
+
+def test_close_racing_the_lazy_start_leaves_no_thread_running() -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_factory() -> Resource:
+        entered.set()
+        release.wait(HANG_GUARD)
+        return Resource()
+
+    lt = LoopThread(name="vpsbg-start-vs-close", factory=slow_factory, aclose=Resource.aclose)
+    starter = threading.Thread(target=lambda: lt.resource())
+    starter.start()
+    assert entered.wait(HANG_GUARD)
+    closer = threading.Thread(target=lt.close)
+    closer.start()
+    while not lt.closed:  # close() has begun
+        closer.join(0.01)
+    release.set()
+    closer.join(HANG_GUARD)
+    starter.join(HANG_GUARD)
+
+    assert not closer.is_alive()
+    assert "vpsbg-start-vs-close" not in {t.name for t in threading.enumerate()}
+    with pytest.raises(LoopClosedError):
+        lt.run(echo(1))

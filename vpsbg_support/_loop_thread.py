@@ -13,6 +13,7 @@ child process after ``os.fork()``, where the parent's loop thread does not exist
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import os
 import sys
@@ -27,6 +28,8 @@ from vpsbg_support import _constants as C
 from vpsbg_support.errors import VPSBGError
 
 __all__ = ["DeadlockError", "LoopClosedError", "LoopThread", "SyncContextManager"]
+
+_CLOSED = "This client is closed; create a new one."
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -52,31 +55,49 @@ class DeadlockError(VPSBGError, RuntimeError):
 
 
 class LoopClosedError(VPSBGError, RuntimeError):
-    """The blocking client was used after ``close()`` (or after its ``with`` block ended)."""
+    """The blocking client was used after ``close()`` (or after its ``with`` block ended).
+
+    Also raised by a call that was still running when another thread closed the client: the
+    call is cancelled rather than left waiting on a loop that is going away.
+    """
 
 
 class _LoopState:
-    """The loop, its thread and the resource built on it, valid in one process only."""
+    """The loop, its thread and the resource built on it, valid in one process only.
 
-    __slots__ = ("loop", "pid", "resource", "thread", "thread_id")
+    ``accepting`` turns False (under the box's lock) when shutdown begins or the loop thread ends:
+    from then on nothing more is submitted, so no call can be queued on a loop that will never
+    run it.
+    """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
+    __slots__ = ("accepting", "loop", "pid", "resource", "thread", "thread_id")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.thread = thread
+        self.thread: threading.Thread | None = None
         self.thread_id: int | None = None
         self.pid = os.getpid()
         self.resource: Any = None
+        self.accepting = True
 
 
 class _Box:
-    """What the finalizer needs, apart from the LoopThread so that it does not keep it alive."""
+    """What the finalizer needs, apart from the LoopThread so that it does not keep it alive.
 
-    __slots__ = ("aclose", "closed", "state")
+    ``lock`` guards starting the loop, submitting to it and beginning its shutdown, so that a
+    start, a call and a ``close()`` racing each other in different threads cannot leave a loop
+    running after close, or a call queued on a stopped loop (which would wait forever).
+    """
+
+    __slots__ = ("aclose", "closed", "finished", "lock", "state")
 
     def __init__(self, aclose: Callable[[Any], Awaitable[None]] | None) -> None:
         self.state: _LoopState | None = None
         self.aclose = aclose
         self.closed = False
+        self.lock = threading.Lock()
+        #: set when shutdown is over, so a second, concurrent close() returns only then
+        self.finished = threading.Event()
 
 
 class LoopThread(Generic[R]):
@@ -113,7 +134,6 @@ class LoopThread(Generic[R]):
     ) -> None:
         self._name = name
         self._factory = factory
-        self._lock = threading.Lock()
         self._box = _Box(aclose)
         # The finalizer holds the box, never self: an unclosed LoopThread can still be collected.
         self._finalizer = weakref.finalize(self, _shutdown, self._box)
@@ -156,34 +176,59 @@ class LoopThread(Generic[R]):
 
         Raises:
             DeadlockError: when called from the loop's own thread.
-            LoopClosedError: after :meth:`close`.
+            LoopClosedError: after :meth:`close`, or when :meth:`close` (from another thread)
+                cancelled this call while it ran.
             KeyboardInterrupt: when interrupted while waiting; the coroutine is cancelled first.
             BaseException: whatever the coroutine raised, unchanged.
         """
+        state: _LoopState | None = None
         try:
             state = self._current()
+            if threading.get_ident() == state.thread_id:
+                raise DeadlockError(
+                    "A blocking vpsbg_support call was made from the client's own event loop "
+                    "thread, where it would wait forever; use the AsyncClient in async code "
+                    "instead."
+                )
+            with self._box.lock:
+                if not state.accepting:
+                    raise LoopClosedError(_CLOSED)
+                future = asyncio.run_coroutine_threadsafe(coro, state.loop)
+        except KeyboardInterrupt:
+            self._settle_interrupted(coro, state)
+            raise
         except BaseException:
             coro.close()
             raise
-        if threading.get_ident() == state.thread_id:
-            coro.close()
-            raise DeadlockError(
-                "A blocking vpsbg_support call was made from the client's own event loop thread, "
-                "where it would wait forever; use the AsyncClient in async code instead."
-            )
         try:
-            return asyncio.run_coroutine_threadsafe(coro, state.loop).result()
-        except KeyboardInterrupt:
-            # Cancel the task itself, not just this thread's wait, and give its cleanup (closing a
-            # response, removing a partial download) a moment, so the loop is left usable. The
-            # interrupt may land before the future is returned, so the task is found by its coro;
-            # cancelling the future as well would cancel the task twice and cut its cleanup short.
-            settle = asyncio.run_coroutine_threadsafe(_cancel_task_of(coro), state.loop)
-            try:
-                settle.result(timeout=_CANCEL_GRACE)
-            except Exception:  # a cleanup that overruns must not hide the interrupt
-                settle.cancel()
+            return future.result()
+        except concurrent.futures.CancelledError:
+            # Cancelled by close() in another thread, rather than by the coroutine itself.
+            if not state.accepting:
+                raise LoopClosedError(
+                    "The client was closed while this call was running."
+                ) from None
             raise
+        except KeyboardInterrupt:
+            self._settle_interrupted(coro, state)
+            raise
+
+    def _settle_interrupted(self, coro: Coroutine[Any, Any, Any], state: _LoopState | None) -> None:
+        # Cancel the task itself, not just this thread's wait, and give its cleanup (closing a
+        # response, removing a partial download) a bounded moment, so the loop is left usable.
+        # The interrupt may land before the future is returned, so the task is found by its coro;
+        # cancelling the future as well would cancel the task twice and cut its cleanup short.
+        with self._box.lock:
+            if state is None:  # interrupted before anything was submitted
+                coro.close()
+                return
+            if not state.accepting:  # close() has begun: its shutdown cancels the task
+                return
+            settle = asyncio.run_coroutine_threadsafe(_cancel_task_of(coro), state.loop)
+        try:
+            settle.result(timeout=_CANCEL_GRACE)
+        except Exception:  # a task ignoring cancellation must not hide the interrupt
+            settle.cancel()
 
     def iterate(self, aiterator: AsyncIterator[T]) -> Iterator[T]:
         """Turn an async iterator into a blocking one that pulls items one at a time on the loop.
@@ -233,24 +278,27 @@ class LoopThread(Generic[R]):
         return SyncContextManager(self, acm, wrap)
 
     def close(self) -> None:
-        """Close the resource on the loop, stop the loop and join its thread. Idempotent.
+        """Cancel calls in flight, close the resource, stop the loop and join its thread.
 
-        Raises:
-            DeadlockError: when called from the loop's own thread.
+        Idempotent and thread-safe: a second ``close()`` (from any thread) returns once the first
+        one has finished. Calls cancelled by it, and calls made after it, raise LoopClosedError.
+        Called from the loop's own thread (a callback), it schedules the same shutdown and
+        returns at once, since waiting there would wait for itself.
         """
         state = self._box.state
-        if state is not None and threading.get_ident() == state.thread_id:
-            raise DeadlockError("close() cannot be called from the client's own event loop thread.")
+        on_loop = state is not None and threading.get_ident() == state.thread_id
         self._box.closed = True
         self._finalizer()
+        if not on_loop:
+            self._box.finished.wait(_CANCEL_GRACE + 2 * _CLOSE_TIMEOUT)
 
     def _current(self) -> _LoopState:
         state = self._box.state
         if state is not None and state.pid == os.getpid():
             return state
-        with self._lock:
+        with self._box.lock:
             if self._box.closed:
-                raise LoopClosedError("This client is closed; create a new one.")
+                raise LoopClosedError(_CLOSED)
             state = self._box.state
             if state is not None and state.pid == os.getpid():
                 return state
@@ -263,19 +311,22 @@ class LoopThread(Generic[R]):
             return state
 
     def _start(self) -> _LoopState:
-        loop = asyncio.new_event_loop()
+        # Called with the box's lock held.
+        state = _LoopState(asyncio.new_event_loop())
         ready = threading.Event()
-        thread = threading.Thread(target=_serve, args=(loop, ready), name=self._name, daemon=True)
-        state = _LoopState(loop, thread)
-        thread.start()
+        state.thread = threading.Thread(
+            target=_serve, args=(state, self._box, ready), name=self._name, daemon=True
+        )
+        state.thread.start()
         ready.wait()
-        state.thread_id = thread.ident
+        state.thread_id = state.thread.ident
         if self._factory is not None:
             try:
                 state.resource = asyncio.run_coroutine_threadsafe(
-                    _call(self._factory), loop
+                    _call(self._factory), state.loop
                 ).result()
             except BaseException:
+                state.accepting = False  # we hold the lock: _serve must not wait for it
                 _stop_and_join(state)
                 raise
         return state
@@ -296,11 +347,15 @@ class LoopThread(Generic[R]):
             # Collected on the loop thread itself: blocking here would deadlock, so schedule.
             state.loop.create_task(aclose())
             return
-        self.run(aclose())
+        # close() may win the race since the check above; its shutdown closes the generator.
+        with contextlib.suppress(LoopClosedError):
+            self.run(aclose())
 
     def _forget_after_fork(self) -> None:
         # The parent may have held the lock while forking; in the child no thread will release it.
-        self._lock = threading.Lock()
+        self._box.lock = threading.Lock()
+        if self._box.closed:  # a close() in progress in the parent will not finish here
+            self._box.finished.set()
         if self._box.state is not None:
             _ABANDONED_AFTER_FORK.append(self._box.state)
             self._box.state = None
@@ -364,12 +419,16 @@ async def _cancel_task_of(coro: Coroutine[Any, Any, Any]) -> None:
     coro.close()
 
 
-def _serve(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
+def _serve(state: _LoopState, box: _Box, ready: threading.Event) -> None:
+    loop = state.loop
     asyncio.set_event_loop(loop)
     loop.call_soon(ready.set)
     try:
         loop.run_forever()
     finally:
+        if state.accepting:  # the loop ended without close() (a BaseException escaped a task)
+            with box.lock:
+                state.accepting = False
         _drain_and_close(loop)
 
 
@@ -390,41 +449,57 @@ def _drain_and_close(loop: asyncio.AbstractEventLoop) -> None:
 
 
 def _stop_and_join(state: _LoopState) -> None:
-    state.loop.call_soon_threadsafe(state.loop.stop)
-    state.thread.join(_CLOSE_TIMEOUT)
+    with contextlib.suppress(RuntimeError):  # the loop already closed by itself
+        state.loop.call_soon_threadsafe(state.loop.stop)
+    if state.thread is not None:
+        state.thread.join(_CLOSE_TIMEOUT)
 
 
 def _shutdown(box: _Box) -> None:
-    """Finalizer of a LoopThread: close its resource, stop its loop, join its thread."""
+    """Finalizer of a LoopThread: cancel calls in flight, close the resource, stop the loop."""
     box.closed = True
-    state, box.state = box.state, None
-    if state is None or state.pid != os.getpid() or not state.thread.is_alive():
-        return
-    if threading.get_ident() == state.thread_id:
-        # Collected on the loop thread: finish asynchronously, the thread exits by itself.
-        state.loop.create_task(_close_and_stop(state, box.aclose))
-        return
-    if box.aclose is not None and state.resource is not None:
-        closing = asyncio.run_coroutine_threadsafe(
-            _call_aclose(box.aclose, state.resource), state.loop
-        )
+    with box.lock:
+        state, box.state = box.state, None
+        if state is not None:
+            state.accepting = False  # from here on nothing can be queued on this loop
+    try:
+        if state is None or state.pid != os.getpid() or state.thread is None:
+            return
+        if threading.get_ident() == state.thread_id:
+            # On the loop thread (close() from a callback, or garbage collection there): finish
+            # asynchronously; the thread exits by itself when the loop stops.
+            state.loop.create_task(_close_and_stop(state, box.aclose))
+            return
+        if not state.thread.is_alive():
+            return
         try:
-            closing.result(timeout=_CLOSE_TIMEOUT)
-        except Exception:  # best effort: the loop must still be stopped
-            closing.cancel()
-    _stop_and_join(state)
-
-
-async def _call_aclose(aclose: Callable[[Any], Awaitable[None]], resource: Any) -> None:
-    await aclose(resource)
+            closing = asyncio.run_coroutine_threadsafe(
+                _close_and_stop(state, box.aclose), state.loop
+            )
+            closing.result(timeout=_CANCEL_GRACE + _CLOSE_TIMEOUT)
+        except Exception:  # best effort (e.g. it overran): the loop must still stop
+            _stop_and_join(state)
+        else:  # it stopped the loop; a second stop() would cut the final drain short
+            state.thread.join(_CLOSE_TIMEOUT)
+    finally:
+        box.finished.set()
 
 
 async def _close_and_stop(
     state: _LoopState, aclose: Callable[[Any], Awaitable[None]] | None
 ) -> None:
+    # Calls in flight are cancelled first (their callers get LoopClosedError) so that none of
+    # them is cut off by the session closing under it, then the resource is closed.
     try:
+        current = asyncio.current_task()
+        others = [task for task in asyncio.all_tasks() if task is not current]
+        for task in others:
+            task.cancel()
+        if others:
+            await asyncio.wait(others, timeout=_CANCEL_GRACE)
         if aclose is not None and state.resource is not None:
-            await aclose(state.resource)
+            with contextlib.suppress(Exception):  # best effort: the loop must stop regardless
+                await asyncio.wait_for(aclose(state.resource), _CLOSE_TIMEOUT)
     finally:
         state.loop.stop()
 

@@ -54,8 +54,10 @@ class SyncClientBase:
     def close(self) -> None:
         """Close the connection pool and stop the client's background thread. Idempotent.
 
-        A client that is never closed is cleaned up when it is garbage collected or at
-        interpreter exit; closing it (or using ``with``) releases its connections sooner.
+        Safe from any thread: calls still running in other threads are cancelled and raise
+        LoopClosedError, as does any later call. A client that is never closed is cleaned up
+        when it is garbage collected or at interpreter exit; closing it (or using ``with``)
+        releases its connections sooner.
         """
         self._runner.close()
 
