@@ -376,10 +376,30 @@ lt.run(pending_forever())
 print("done")
 """
 
+# A daemon thread is blocked in a call when the interpreter exits.
+EXIT_IN_FLIGHT_SCRIPT = """
+import asyncio, threading
+import aiohttp
+from vpsbg_support._loop_thread import LoopThread
 
-def test_unclosed_runner_exits_cleanly() -> None:
+lt = LoopThread(factory=aiohttp.ClientSession, aclose=aiohttp.ClientSession.close)
+lt.resource()
+started = threading.Event()
+
+async def long_call():
+    started.set()
+    await asyncio.sleep(3600)
+
+threading.Thread(target=lt.run, args=(long_call(),), daemon=True).start()
+started.wait()
+print("done")
+"""
+
+
+@pytest.mark.parametrize("script", [EXIT_SCRIPT, EXIT_IN_FLIGHT_SCRIPT], ids=["idle", "in-flight"])
+def test_unclosed_runner_exits_cleanly(script: str) -> None:
     proc = subprocess.run(
-        [sys.executable, "-W", "default", "-X", "dev", "-c", EXIT_SCRIPT],
+        [sys.executable, "-W", "default", "-X", "dev", "-c", script],
         capture_output=True,
         text=True,
         timeout=HANG_GUARD,

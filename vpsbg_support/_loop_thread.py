@@ -13,6 +13,7 @@ child process after ``os.fork()``, where the parent's loop thread does not exist
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import contextlib
 import os
@@ -44,6 +45,9 @@ _CLOSE_TIMEOUT = C.LOOP_CLOSE_TIMEOUT
 # loops. Keeping them referenced costs one set of objects per fork.
 _ABANDONED_AFTER_FORK: list[object] = []
 _INSTANCES: weakref.WeakSet[LoopThread[Any]] = weakref.WeakSet()
+#: True once the interpreter exits (see _at_exit); registered after weakref's own exit hook.
+_EXITING = False
+_AT_EXIT_REGISTERED = False
 
 
 class DeadlockError(VPSBGError, RuntimeError):
@@ -138,6 +142,12 @@ class LoopThread(Generic[R]):
         # The finalizer holds the box, never self: an unclosed LoopThread can still be collected.
         self._finalizer = weakref.finalize(self, _shutdown, self._box)
         _INSTANCES.add(self)
+        global _AT_EXIT_REGISTERED
+        if not _AT_EXIT_REGISTERED:
+            # After the first weakref.finalize exists, so that (atexit runs last-in first-out)
+            # _at_exit runs before weakref's exit hook would run our finalizers.
+            _AT_EXIT_REGISTERED = True
+            atexit.register(_at_exit)
 
     @property
     def closed(self) -> bool:
@@ -205,6 +215,11 @@ class LoopThread(Generic[R]):
         except concurrent.futures.CancelledError:
             # Cancelled by close() in another thread, rather than by the coroutine itself.
             if not state.accepting:
+                if _EXITING and threading.current_thread().daemon:
+                    # The interpreter is exiting and closed the client under this daemon
+                    # thread's call. The thread is about to be frozen; an exception would only
+                    # print a traceback over a clean exit.
+                    threading.Event().wait()
                 raise LoopClosedError(
                     "The client was closed while this call was running."
                 ) from None
@@ -502,6 +517,13 @@ async def _close_and_stop(
                 await asyncio.wait_for(aclose(state.resource), _CLOSE_TIMEOUT)
     finally:
         state.loop.stop()
+
+
+def _at_exit() -> None:
+    global _EXITING
+    _EXITING = True
+    for runner in list(_INSTANCES):
+        runner._finalizer()
 
 
 def _after_fork_in_child() -> None:
