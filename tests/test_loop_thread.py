@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import gc
 import inspect
 import os
@@ -10,13 +11,16 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from types import TracebackType
+from typing import Any
 
 import pytest
 
 from tests._forking import run_in_fork
+from vpsbg_support import _loop_thread
 from vpsbg_support._loop_thread import DeadlockError, LoopClosedError, LoopThread
 
 # A hang guard, not a performance assertion: a broken loop thread blocks forever.
@@ -114,11 +118,32 @@ def test_exceptions_propagate_unchanged(runner: LoopThread[None]) -> None:
     assert runner.run(echo(1)) == 1  # the loop survives a failed call
 
 
-@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="needs POSIX signals")
+@contextmanager
+def ctrl_c_when(started: threading.Event) -> Iterator[None]:
+    """Deliver SIGINT to the main thread (as Ctrl-C does) once ``started`` is set."""
+    assert threading.current_thread() is threading.main_thread()
+
+    def press_ctrl_c() -> None:
+        if started.wait(HANG_GUARD):
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    presser = threading.Thread(target=press_ctrl_c)
+    try:
+        presser.start()
+        yield
+    finally:
+        presser.join()
+        signal.signal(signal.SIGINT, previous)
+
+
+needs_signals = pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="POSIX signals")
+
+
+@needs_signals
 def test_ctrl_c_cancels_the_inner_task_and_leaves_the_loop_usable(
     runner: LoopThread[None],
 ) -> None:
-    assert threading.current_thread() is threading.main_thread()
     started, cancelled, cleaned_up = threading.Event(), threading.Event(), threading.Event()
 
     async def slow() -> None:
@@ -131,23 +156,83 @@ def test_ctrl_c_cancels_the_inner_task_and_leaves_the_loop_usable(
             cleaned_up.set()
             raise
 
-    def press_ctrl_c() -> None:
-        if started.wait(HANG_GUARD):
-            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
-
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    presser = threading.Thread(target=press_ctrl_c)
-    try:
-        presser.start()
-        with pytest.raises(KeyboardInterrupt):
-            runner.run(slow())
-    finally:
-        presser.join()
-        signal.signal(signal.SIGINT, previous)
+    with ctrl_c_when(started), pytest.raises(KeyboardInterrupt):
+        runner.run(slow())
 
     assert cancelled.is_set()
     assert cleaned_up.is_set()  # run() waited for the cancelled task before re-raising
     assert runner.run(echo(5)) == 5
+
+
+@needs_signals
+def test_ctrl_c_with_a_task_ignoring_cancellation_waits_a_bounded_time(
+    runner: LoopThread[None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_loop_thread, "_CANCEL_GRACE", 0.05)
+    started, ignored = threading.Event(), threading.Event()
+    finish = asyncio.Event()
+
+    async def stubborn() -> str:
+        started.set()
+        try:
+            await asyncio.sleep(HANG_GUARD)
+        except asyncio.CancelledError:
+            ignored.set()
+            await finish.wait()  # keeps running after being cancelled
+        return "finished anyway"
+
+    def hang_guard() -> None:  # releases the task if run() waits for it without bound
+        released_by_guard.set()
+        loop.call_soon_threadsafe(finish.set)
+
+    loop, released_by_guard = runner.loop, threading.Event()
+    guard = threading.Timer(HANG_GUARD, hang_guard)
+    guard.start()
+    try:
+        with ctrl_c_when(started), pytest.raises(KeyboardInterrupt):
+            runner.run(stubborn())
+    finally:
+        guard.cancel()
+
+    assert not released_by_guard.is_set()
+    assert ignored.is_set()
+    assert runner.run(echo(5)) == 5  # usable while the stubborn task is still running
+    runner.loop.call_soon_threadsafe(finish.set)
+
+
+def test_interrupt_between_submit_and_wait_still_cancels_the_task(
+    runner: LoopThread[None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner.run(echo(0))
+    started, cancelled = threading.Event(), threading.Event()
+    real_submit = asyncio.run_coroutine_threadsafe
+    calls = 0
+
+    def submit_then_interrupt(
+        coro: Coroutine[Any, Any, Any], loop: asyncio.AbstractEventLoop
+    ) -> concurrent.futures.Future[Any]:
+        nonlocal calls
+        calls += 1
+        future = real_submit(coro, loop)
+        if calls == 1:  # Ctrl-C lands after the task is queued, before run() has its future
+            assert started.wait(HANG_GUARD)
+            raise KeyboardInterrupt
+        return future
+
+    async def slow() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(HANG_GUARD)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    monkeypatch.setattr(asyncio, "run_coroutine_threadsafe", submit_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(slow())
+
+    assert cancelled.is_set()
+    assert runner.run(echo(6)) == 6
 
 
 def test_call_from_the_loop_thread_raises_instead_of_deadlocking(
