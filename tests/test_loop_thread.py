@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from types import TracebackType
@@ -140,24 +140,38 @@ def ctrl_c_when(started: threading.Event) -> Iterator[None]:
 needs_signals = pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="POSIX signals")
 
 
+async def long_call(
+    started: threading.Event,
+    cancelled: threading.Event,
+    after_cancel: Callable[[], Awaitable[object]] | None = None,
+    *,
+    swallow: bool = False,
+) -> str:
+    """Sleep until cancelled; then record it, run ``after_cancel``, re-raise unless ``swallow``."""
+    started.set()
+    try:
+        await asyncio.sleep(HANG_GUARD)
+    except asyncio.CancelledError:
+        cancelled.set()
+        if after_cancel is not None:
+            await after_cancel()
+        if not swallow:
+            raise
+    return "finished anyway"
+
+
 @needs_signals
 def test_ctrl_c_cancels_the_inner_task_and_leaves_the_loop_usable(
     runner: LoopThread[None],
 ) -> None:
     started, cancelled, cleaned_up = threading.Event(), threading.Event(), threading.Event()
 
-    async def slow() -> None:
-        started.set()
-        try:
-            await asyncio.sleep(HANG_GUARD)
-        except asyncio.CancelledError:
-            cancelled.set()
-            await asyncio.sleep(0.05)  # cleanup that takes a moment, like closing a response
-            cleaned_up.set()
-            raise
+    async def cleanup() -> None:
+        await asyncio.sleep(0.05)  # takes a moment, like closing a response
+        cleaned_up.set()
 
     with ctrl_c_when(started), pytest.raises(KeyboardInterrupt):
-        runner.run(slow())
+        runner.run(long_call(started, cancelled, cleanup))
 
     assert cancelled.is_set()
     assert cleaned_up.is_set()  # run() waited for the cancelled task before re-raising
@@ -170,16 +184,7 @@ def test_ctrl_c_with_a_task_ignoring_cancellation_waits_a_bounded_time(
 ) -> None:
     monkeypatch.setattr(_loop_thread, "_CANCEL_GRACE", 0.05)
     started, ignored = threading.Event(), threading.Event()
-    finish = asyncio.Event()
-
-    async def stubborn() -> str:
-        started.set()
-        try:
-            await asyncio.sleep(HANG_GUARD)
-        except asyncio.CancelledError:
-            ignored.set()
-            await finish.wait()  # keeps running after being cancelled
-        return "finished anyway"
+    finish = asyncio.Event()  # the task keeps running after being cancelled, until this is set
 
     def hang_guard() -> None:  # releases the task if run() waits for it without bound
         released_by_guard.set()
@@ -190,7 +195,7 @@ def test_ctrl_c_with_a_task_ignoring_cancellation_waits_a_bounded_time(
     guard.start()
     try:
         with ctrl_c_when(started), pytest.raises(KeyboardInterrupt):
-            runner.run(stubborn())
+            runner.run(long_call(started, ignored, finish.wait, swallow=True))
     finally:
         guard.cancel()
 
@@ -219,17 +224,9 @@ def test_interrupt_between_submit_and_wait_still_cancels_the_task(
             raise KeyboardInterrupt
         return future
 
-    async def slow() -> None:
-        started.set()
-        try:
-            await asyncio.sleep(HANG_GUARD)
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-
     monkeypatch.setattr(asyncio, "run_coroutine_threadsafe", submit_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
-        runner.run(slow())
+        runner.run(long_call(started, cancelled))
 
     assert cancelled.is_set()
     assert runner.run(echo(6)) == 6
@@ -501,12 +498,12 @@ def test_close_cancels_calls_in_flight_and_they_raise_loop_closed_error() -> Non
     resource = lt.resource()
     started = threading.Semaphore(0)
 
-    async def long_call() -> None:
+    async def in_flight() -> None:
         started.release()
         await asyncio.sleep(HANG_GUARD)
 
     with ThreadPoolExecutor(8) as pool:
-        calls = [pool.submit(lt.run, long_call()) for _ in range(8)]
+        calls = [pool.submit(lt.run, in_flight()) for _ in range(8)]
         for _ in calls:
             assert started.acquire(timeout=HANG_GUARD)
         lt.close()
