@@ -314,7 +314,9 @@ def test_iterate_pulls_items_from_an_async_generator(runner: LoopThread[None]) -
     assert list(runner.iterate(numbers())) == [0, 1, 2, 3, 4]
 
 
-def test_iterate_closes_the_async_generator_on_early_exit(runner: LoopThread[None]) -> None:
+def test_iterate_closes_the_async_generator_on_break_and_when_dropped(
+    runner: LoopThread[None],
+) -> None:
     finalized = threading.Event()
 
     async def endless() -> AsyncIterator[int]:
@@ -330,6 +332,14 @@ def test_iterate_closes_the_async_generator_on_early_exit(runner: LoopThread[Non
     for item in runner.iterate(endless()):
         if item == 2:
             break
+
+    assert finalized.is_set()
+    finalized.clear()
+
+    abandoned = runner.iterate(endless())
+    assert next(abandoned) == 0
+    del abandoned  # dropped mid-way, as a generator expression or a caught error leaves it
+    gc.collect()
 
     assert finalized.is_set()
 

@@ -6,9 +6,10 @@ import asyncio
 import hashlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -162,3 +163,38 @@ def test_forked_child_uses_its_own_client(vpsbg_fake: FakeVPSBGThread, client: C
     assert (code, reported) == (0, record.subject)
     assert client.tickets.get(record.id).subject == record.subject  # parent unaffected
     assert vpsbg_fake.count("tickets.get") == 3
+
+
+@pytest.mark.parametrize("error", [ValueError, KeyboardInterrupt])
+def test_error_inside_stream_attachment_block_propagates_and_closes_the_response(
+    vpsbg_fake: FakeVPSBGThread, client: Client, error: type[BaseException]
+) -> None:
+    record = vpsbg_fake.state.tickets[0]
+    attachment = vpsbg_fake.state.add_attachment(record.id, name="big.log", size=1_000_000)
+
+    with (
+        pytest.raises(error),
+        client.tickets.stream_attachment(record.id, attachment.id) as stream,
+    ):
+        response = stream._async._response  # what the user's block must not leave open
+        next(iter(stream.iter_chunks(1024)))
+        assert not response.closed
+        raise error  # (KeyboardInterrupt: Ctrl-C landing in the user's block)
+
+    assert response.closed
+    assert client.tickets.get(record.id).id == record.id  # the loop survived
+
+
+def test_a_blocking_iterator_can_move_between_threads(
+    vpsbg_fake: FakeVPSBGThread, client: Client
+) -> None:
+    tickets = client.tickets.iter_all(per_page=2)
+    first = next(tickets)
+
+    with ThreadPoolExecutor(1) as pool:
+        second = pool.submit(next, tickets).result(timeout=30)
+        pool.submit(cast(Generator[Ticket, None, None], tickets).close).result(timeout=30)
+
+    assert [first.id, second.id] == [t.id for t in vpsbg_fake.state.tickets[:2]]
+    assert vpsbg_fake.count("tickets.list") == 1
+    assert client.tickets.get(first.id).id == first.id
