@@ -147,6 +147,53 @@ def test_check_fails_with_a_diff_on_a_tampered_copy(tmp_path: Path) -> None:
     assert "stale" in proc.stderr
 
 
+@pytest.mark.parametrize(
+    ("committed", "tampered"),
+    [
+        ("per_page: int | None = None", "per_page: int | None = 50"),  # a default
+        ("def get(self, ticket_id: int | str)", "def get(self, ticket_id: int)"),  # annotation
+        ("Mark a ticket as resolved.", "Mark a ticket resolved."),  # a docstring
+    ],
+    ids=["default", "annotation", "docstring"],
+)
+def test_check_fails_on_any_hand_edit(tmp_path: Path, committed: str, tampered: str) -> None:
+    text = SYNC_FILE.read_text(encoding="utf-8")
+    assert committed in text
+    target = tmp_path / "_sync.py"
+    target.write_text(text.replace(committed, tampered, 1), "utf-8")
+
+    proc = run_check("--target", str(target))
+
+    assert proc.returncode == 1
+    assert "stale" in proc.stderr
+    diff = proc.stdout.splitlines()
+    assert any(line.startswith("-") and tampered in line for line in diff)
+    assert any(line.startswith("+") and committed in line for line in diff)
+
+
+def test_check_does_not_depend_on_the_working_directory(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--check"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_stray_generated_files_are_found(gen: ModuleType, tmp_path: Path) -> None:
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    current = package / "_sync.py"
+    current.write_text(gen.HEADER, "utf-8")
+    (package / "sub" / "_sync_old.py").write_text(gen.HEADER + "class Client: ...\n", "utf-8")
+    (package / "plain.py").write_text('"""Hand-written."""\n', "utf-8")
+
+    assert gen.stray_generated_files(package, current) == [package / "sub" / "_sync_old.py"]
+    assert gen.stray_generated_files(gen.PACKAGE, gen.TARGET) == []
+
+
 def test_check_names_an_extra_method(tmp_path: Path) -> None:
     extra = '''
     def frobnicate(self) -> None:
