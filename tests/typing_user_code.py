@@ -1,18 +1,36 @@
-"""User-style code for the blocking Client, type-checked by ``mypy --strict`` (never executed)."""
+"""User-style code for the blocking Client, type-checked by ``mypy --strict`` (never executed).
+
+It follows the README's blocking examples; ``assert_type`` pins the exact types a user gets, so a
+generated signature that drifts to ``Any`` or to an async type fails the type check.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
-from vpsbg_support import Client
-from vpsbg_support.models import Order, Ticket
+from typing_extensions import assert_type
+
+from vpsbg_support import (
+    APIConnectionError,
+    APIStatusError,
+    Client,
+    InvalidParameterError,
+    SyncAttachmentStream,
+)
+from vpsbg_support.export import ExportSummary
+from vpsbg_support.models import Order, Page, SupportPlan, Ticket
+from vpsbg_support.testing import FakeVPSBG, FakeVPSBGThread
 
 
 def summary(token: str) -> list[str]:
     """What a README reader writes: get one ticket, walk them all, download, buy."""
     with Client(token=token) as client:
+        assert_type(client, Client)
         t: Ticket = client.tickets.get(216)
         lines = [t.subject]
+        assert_type(client.tickets.iter_all(), Iterator[Ticket])
         for ticket in client.tickets.iter_all():
             print(ticket.subject)
             lines.append(ticket.subject)
@@ -20,9 +38,51 @@ def summary(token: str) -> list[str]:
             for attachment in message.attachments:
                 saved: Path | None = client.tickets.download_attachment(t.id, attachment, "dl/")
                 lines.append(str(saved))
-        with client.tickets.stream_attachment(216, 5) as stream:
+        streaming = client.tickets.stream_attachment(216, 5)
+        assert_type(streaming, AbstractContextManager[SyncAttachmentStream])
+        with streaming as stream:
             size = sum(len(chunk) for chunk in stream.iter_chunks())
             lines.append(f"{stream.name}: {size}")
         order: Order = client.plans.renew(billing_cycle=12)
         lines.append(str(order))
         return lines
+
+
+def quickstart() -> None:
+    """The README's blocking quickstart: token from the environment."""
+    with Client() as client:
+        page = client.tickets.list(per_page=5)
+        assert_type(page, Page[Ticket])
+        ticket = client.tickets.get(page.items[0].id)
+        for attachment in ticket.attachments:
+            path = client.tickets.download_attachment(ticket.id, attachment, f"dl/{attachment.id}/")
+            assert_type(path, Path | None)
+        assert_type(client.plans.list(), list[SupportPlan])
+        assert_type(client.plans.cancel(reason="moving"), Order | None)
+    assert_type(client.closed, bool)
+
+
+def export_and_errors() -> ExportSummary:
+    """Export as a Client method, and the README's error handling."""
+    with Client() as client:
+        try:
+            client.plans.renew(billing_cycle=2)
+        except InvalidParameterError as exc:
+            print("not sent:", exc.field, exc.message)
+        try:
+            client.plans.renew(billing_cycle=1)
+        except (APIConnectionError, APIStatusError) as exc:
+            if exc.request_sent:
+                print("may have gone through")
+            raise
+        return client.export_tickets("support-archive", concurrency=4, attachments=False)
+
+
+def against_the_fake() -> None:
+    """The README's testing example: a positional token and the fake's URL."""
+    with (
+        FakeVPSBGThread(FakeVPSBG(seed=1, tickets=5)) as fake,
+        Client(fake.token, base_url=fake.url, max_retries=0) as client,
+    ):
+        created = client.tickets.create(department_id=2, subject="Hello", message="Testing 1 2 3")
+        assert_type(created, Ticket)
