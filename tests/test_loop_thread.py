@@ -398,6 +398,41 @@ def test_context_passes_exceptions_to_aexit(runner: LoopThread[None]) -> None:
     assert suppressing.events[-1] == ("exit", KeyError)
 
 
+def test_ctrl_c_just_after_the_enter_finished_still_exits_the_async_context(
+    runner: LoopThread[None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner.run(echo(0))
+    real_submit = asyncio.run_coroutine_threadsafe
+    interrupted = False
+
+    class LateInterrupt(concurrent.futures.Future[Any]):
+        """The enter completes on the loop; Ctrl-C lands before run() returns its value."""
+
+        def __init__(self, inner: concurrent.futures.Future[Any]) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def result(self, timeout: float | None = None) -> Any:
+            nonlocal interrupted
+            value = self.inner.result(timeout)
+            if not interrupted:
+                interrupted = True
+                raise KeyboardInterrupt
+            return value
+
+    def submit(
+        coro: Coroutine[Any, Any, Any], loop: asyncio.AbstractEventLoop
+    ) -> concurrent.futures.Future[Any]:
+        return LateInterrupt(real_submit(coro, loop))
+
+    acm = Tracked()
+    monkeypatch.setattr(asyncio, "run_coroutine_threadsafe", submit)
+    with pytest.raises(KeyboardInterrupt), runner.context(acm):
+        pytest.fail("the with block must not run")
+
+    assert acm.events == [("enter", id(runner.loop)), ("exit", KeyboardInterrupt)]
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_forked_child_gets_a_fresh_loop_and_resource() -> None:

@@ -388,10 +388,26 @@ class SyncContextManager(Generic[T, U]):
         self._runner = runner
         self._acm = acm
         self._wrap = wrap
+        self._entered = False
 
     def __enter__(self) -> U:
-        value = self._runner.run(_aenter(self._acm))
+        try:
+            value = self._runner.run(self._aenter())
+        except KeyboardInterrupt as interrupt:
+            # Ctrl-C can land after the enter finished on the loop but before run() returned:
+            # the with block never starts, so exit here or the response would stay open.
+            if self._entered:
+                with contextlib.suppress(Exception):
+                    self._runner.run(
+                        _aexit(self._acm, type(interrupt), interrupt, interrupt.__traceback__)
+                    )
+            raise
         return cast(U, value) if self._wrap is None else self._wrap(value)
+
+    async def _aenter(self) -> T:
+        value = await self._acm.__aenter__()
+        self._entered = True
+        return value
 
     def __exit__(
         self,
@@ -408,10 +424,6 @@ async def _call(factory: Callable[[], T]) -> T:
 
 async def _anext(aiterator: AsyncIterator[T]) -> T:
     return await aiterator.__anext__()
-
-
-async def _aenter(acm: AbstractAsyncContextManager[T]) -> T:
-    return await acm.__aenter__()
 
 
 async def _aexit(
