@@ -8,6 +8,10 @@ thread that is itself running an event loop (a Jupyter cell, code under ``asynci
 The loop can own one *resource* (for the client: the ``AsyncClient`` and its aiohttp session). It is
 built on the loop when the loop starts, closed on the loop before the loop stops, and rebuilt in a
 child process after ``os.fork()``, where the parent's loop thread does not exist.
+
+Shutdown (``close()``, garbage collection, interpreter exit) first stops accepting calls, then
+cancels the calls in flight (their callers get ``LoopClosedError``), closes the resource and stops
+the loop. Ctrl-C in a waiting caller cancels that call's task and waits a bounded moment for it.
 """
 
 from __future__ import annotations
