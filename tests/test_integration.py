@@ -209,30 +209,33 @@ async def test_large_download_is_byte_identical(
     assert [p.name for p in tmp_path.iterdir()] == ["d.bin"]  # no .part left behind
 
 
-async def test_a_download_cut_once_is_fetched_again_for_a_path(
-    fake: FakeVPSBG, tmp_path: Path
-) -> None:
+@pytest.fixture
+def cut_once(fake: FakeVPSBG) -> tuple[int, int]:
+    """(ticket id, attachment id) of a 300 kB attachment whose first download is cut short."""
     ticket = fake.state.tickets[0]
     attachment = fake.state.add_attachment(ticket.id, name="log.txt", size=300_000)
     fake.faults.add("tickets.download_attachment", "truncate", times=1)
+    return ticket.id, attachment.id
+
+
+async def test_a_download_cut_once_is_fetched_again_for_a_path(
+    fake: FakeVPSBG, cut_once: tuple[int, int], tmp_path: Path
+) -> None:
     async with AsyncClient(fake.token, base_url=fake.url, max_retries=2) as c:
-        path = await c.tickets.download_attachment(ticket.id, attachment.id, tmp_path)
+        path = await c.tickets.download_attachment(*cut_once, tmp_path)
     assert path is not None
     assert hashlib.sha256(path.read_bytes()).hexdigest() == fake.state.attachment_sha256(
-        attachment.id
+        cut_once[1]
     )
     assert fake.count("tickets.download_attachment") == 2
     assert [p.name for p in tmp_path.iterdir()] == ["log.txt"]
 
 
 async def test_a_cut_download_into_a_file_object_is_not_repeated(
-    fake: FakeVPSBG, tmp_path: Path
+    fake: FakeVPSBG, cut_once: tuple[int, int], tmp_path: Path
 ) -> None:
-    ticket = fake.state.tickets[0]
-    attachment = fake.state.add_attachment(ticket.id, name="log.txt", size=300_000)
-    fake.faults.add("tickets.download_attachment", "truncate", times=1)
     async with AsyncClient(fake.token, base_url=fake.url, max_retries=2) as c:
         with (tmp_path / "out").open("wb") as out, pytest.raises(DownloadError):
-            await c.tickets.download_attachment(ticket.id, attachment.id, out)
+            await c.tickets.download_attachment(*cut_once, out)
     # The bytes already written stay the caller's; sending them again would corrupt the file.
     assert fake.count("tickets.download_attachment") == 1
