@@ -19,12 +19,14 @@ import pytest
 from aioresponses import aioresponses
 
 from vpsbg_support import AsyncClient, AuthenticationError, InvalidParameterError, RetryPolicy
+from vpsbg_support import export as export_module
 from vpsbg_support.export import (
     MANIFEST_FILE,
     TICKETS_FILE,
     ExportProgress,
     ExportSummary,
     _FolderLock,
+    _Journal,
     export_tickets,
 )
 from vpsbg_support.testing import FakeVPSBG, FakeVPSBGThread
@@ -439,3 +441,136 @@ async def test_temporary_files_of_a_killed_run_are_removed(fake: FakeVPSBG, tmp_
     assert (await export(fake, tmp_path, attachments=False)).complete
 
     assert [p for p in leftovers if p.exists()] == []
+
+
+# -- resuming from the journal -----------------------------------------------------------------
+
+
+def journal_lines(dest: Path) -> list[bytes]:
+    return (dest / JOURNAL).read_bytes().splitlines(keepends=True)
+
+
+def forbid_full_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make parsing a whole ticket out of the journal fail the test."""
+
+    def refuse(*args: Any) -> Any:
+        raise AssertionError("a ticket body was parsed on resume")
+
+    monkeypatch.setattr(export_module, "_ticket_record", refuse)
+
+
+async def test_resume_reads_summaries_not_ticket_bodies(
+    fake: FakeVPSBG, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await export(fake, tmp_path)
+    before = (tmp_path / TICKETS_FILE).read_bytes()
+    forbid_full_parse(monkeypatch)
+    fake.clear_requests()
+
+    summary = await export(fake, tmp_path)
+
+    assert summary.complete and summary.tickets_fetched == 0
+    assert summary.tickets_unchanged == len(fake.state.tickets)
+    assert summary.attachments_unchanged == summary.attachments > 0
+    assert fake.count("tickets.get") == 0 == fake.count("tickets.download_attachment")
+    assert (tmp_path / TICKETS_FILE).read_bytes() == before
+    await assert_matches_server(fake, tmp_path)
+
+
+async def test_appended_tickets_load_back_the_same_without_parsing_them(
+    fake: FakeVPSBG, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a killed run leaves: tickets appended one by one, no compaction at the end.
+    journal = _Journal(tmp_path / JOURNAL)
+    journal.open()
+    try:
+        written = [journal.add_ticket(raw) for raw in (await server_tickets(fake)).values()]
+    finally:
+        journal.close()
+    assert any(record.attachments for record in written)
+    forbid_full_parse(monkeypatch)
+
+    loaded = _Journal(tmp_path / JOURNAL)
+    loaded.load()
+
+    assert loaded.tickets == {record.id: record for record in written}
+
+
+async def test_a_write_torn_inside_the_ticket_line_is_redone(
+    fake: FakeVPSBG, tmp_path: Path
+) -> None:
+    await export(fake, tmp_path / "clean")
+    out = tmp_path / "out"
+    await export(fake, out)
+    lines = journal_lines(out)
+    # The last ticket's summary and ticket lines, as one write: cut it inside the ticket line,
+    # after the complete summary line.
+    last = max(i for i, line in enumerate(lines) if line.startswith(b'{"ticket":'))
+    assert lines[last - 1].startswith(b'{"summary":')
+    torn_id = json.loads(lines[last - 1])["summary"]["id"]
+    files = [line for line in lines if line.startswith(b'{"file":')]
+    kept = [line for line in lines[: last - 1] if not line.startswith(b'{"file":')]
+    (out / JOURNAL).write_bytes(b"".join(kept + files + [lines[last - 1], lines[last][:40]]))
+    (out / MANIFEST_FILE).unlink()
+    (out / TICKETS_FILE).unlink()
+    fake.clear_requests()
+
+    summary = await export(fake, out)
+
+    assert summary.complete and summary.tickets_fetched == 1
+    assert [r.path for r in fake.requests if r.route == "tickets.get"] == [
+        f"/v1/support/tickets/{torn_id}"
+    ]
+    assert (out / TICKETS_FILE).read_bytes() == (tmp_path / "clean" / TICKETS_FILE).read_bytes()
+    manifest, reference = (
+        json.loads((d / MANIFEST_FILE).read_text()) for d in (out, tmp_path / "clean")
+    )
+    assert manifest["files"] == reference["files"]
+    assert manifest["counts"] == reference["counts"]
+    await assert_matches_server(fake, out)
+
+
+async def test_a_journal_without_summaries_still_resumes(fake: FakeVPSBG, tmp_path: Path) -> None:
+    await export(fake, tmp_path)
+    before = (tmp_path / TICKETS_FILE).read_bytes()
+    # What earlier versions wrote: ticket lines with no summary line before them.
+    old = [line for line in journal_lines(tmp_path) if not line.startswith(b'{"summary":')]
+    assert any(line.startswith(b'{"ticket":') for line in old)
+    (tmp_path / JOURNAL).write_bytes(b"".join(old))
+    fake.clear_requests()
+
+    summary = await export(fake, tmp_path)
+
+    assert summary.complete and summary.tickets_fetched == 0
+    assert summary.tickets_unchanged == len(fake.state.tickets)
+    assert fake.count("tickets.download_attachment") == 0
+    assert (tmp_path / TICKETS_FILE).read_bytes() == before
+    # The run rewrote the journal with summaries: the next resume needs no full parse.
+    assert sum(line.startswith(b'{"summary":') for line in journal_lines(tmp_path)) == len(
+        fake.state.tickets
+    )
+
+
+async def test_a_summary_vouches_only_for_its_own_ticket_line(
+    fake: FakeVPSBG, tmp_path: Path
+) -> None:
+    await export(fake, tmp_path, attachments=False)
+    before = (tmp_path / TICKETS_FILE).read_bytes()
+    lines = journal_lines(tmp_path)
+    summaries = [i for i, line in enumerate(lines) if line.startswith(b'{"summary":')]
+    first, second = summaries[0], summaries[1]
+    # A summary left behind (its ticket line lost), then another ticket's line: that line must
+    # be read as what it is, not as the summary's ticket.
+    lines[first + 1] = b""
+    lines[second] = b""
+    (tmp_path / JOURNAL).write_bytes(b"".join(lines))
+    fake.clear_requests()
+
+    summary = await export(fake, tmp_path, attachments=False)
+
+    first_id = json.loads(lines[first])["summary"]["id"]
+    assert summary.complete and summary.tickets_fetched == 1
+    assert [r.path for r in fake.requests if r.route == "tickets.get"] == [
+        f"/v1/support/tickets/{first_id}"
+    ]
+    assert (tmp_path / TICKETS_FILE).read_bytes() == before
