@@ -41,7 +41,8 @@ pytest: $(STAMP)
 	$(BIN)/coverage combine --quiet
 	$(BIN)/coverage report --fail-under=$(COVERAGE_FLOOR)
 
-COVERAGE_FLOOR ?= 0
+# Set at what the suite reaches (93.1-93.2% branch coverage); raise it as coverage grows.
+COVERAGE_FLOOR ?= 93
 
 test: lint typecheck check-generated pytest
 
