@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 import pytest
 
+from tests._interruptible import interruptible
 from vpsbg_support.testing import FakeVPSBGThread
 
 pytestmark = pytest.mark.vpsbg_fake(seed=2, tickets=6, rate_limit=100_000)
@@ -315,15 +316,7 @@ def test_ctrl_c_is_exit_130_and_the_export_resumes(
     slow = vpsbg_fake.faults.add(None, "latency", seconds=0.2)
     env = {k: v for k, v in os.environ.items() if not k.startswith("VPSBG_")}
     env |= {"VPSBG_BASE_URL": vpsbg_fake.url, "VPSBG_API_TOKEN": vpsbg_fake.token}
-    argv = [
-        sys.executable,
-        "-m",
-        "vpsbg_support.cli",
-        "export",
-        str(tmp_path),
-        "--concurrency",
-        "1",
-    ]
+    argv = interruptible("vpsbg_support.cli", "export", str(tmp_path), "--concurrency", "1")
     child = subprocess.Popen(
         argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -333,7 +326,12 @@ def test_ctrl_c_is_exit_130_and_the_export_resumes(
         assert time.monotonic() < deadline and child.poll() is None, "no ticket exported"
         time.sleep(0.01)
     child.send_signal(signal.SIGINT)
-    out, err = child.communicate(timeout=30)
+    try:
+        out, err = child.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        child.kill()  # fail, never hang the suite
+        child.communicate()
+        raise
 
     assert_one_line_error(Run(child.returncode, out, err), 130, "interrupted")
     assert not (tmp_path / "manifest.json").exists()

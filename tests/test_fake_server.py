@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests._interruptible import interruptible, stop
 from vpsbg_support._routes import ROUTES
 from vpsbg_support.testing import Attachment, FakeVPSBG, FakeVPSBGThread
 
@@ -667,7 +668,7 @@ def test_vpsbg_fake_factory_starts_several_fakes(vpsbg_fake_factory: Any) -> Non
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child needs a console group")
 def test_command_line_serves_until_ctrl_c() -> None:
-    command = [sys.executable, "-m", "vpsbg_support.testing", "--port", "0", "--tickets", "2"]
+    command = interruptible("vpsbg_support.testing", "--port", "0", "--tickets", "2")
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
         try:
             assert process.stdout is not None
@@ -677,4 +678,5 @@ def test_command_line_serves_until_ctrl_c() -> None:
             assert status == 200 and body["meta"]["total"] == 2
         finally:
             process.send_signal(signal.SIGINT)
-            assert process.wait(timeout=10) == 0
+            stop(process, timeout=10)
+        assert process.returncode == 0
