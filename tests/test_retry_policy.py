@@ -14,6 +14,7 @@ from vpsbg_support._retry import (
     backoff_delay,
     decide,
     parse_retry_after,
+    refuse_wait,
 )
 
 POLICY = RetryPolicy(max_retries=3)
@@ -247,3 +248,11 @@ def test_retry_after_as_date_on_503_and_failures_without_answer() -> None:
     b.ask(0.0)
     b.done(0.0, 503, {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"})  # in the past
     assert b.ask(0.0) == 0.0
+
+
+def test_refuse_wait_applies_the_same_limits_to_the_shared_limiter() -> None:
+    assert refuse_wait(RetryPolicy(), 2.0, 0.0) == ""
+    assert "raise_on_rate_limit" in refuse_wait(RetryPolicy(raise_on_rate_limit=True), 0.1, 0.0)
+    assert "max_retry_after" in refuse_wait(RetryPolicy(max_retry_after=30), 31.0, 0.0)
+    assert "sleep budget" in refuse_wait(RetryPolicy(sleep_budget=5.0), 2.0, 3.5)
+    assert refuse_wait(RetryPolicy(sleep_budget=5.0), 2.0, 3.0) == ""

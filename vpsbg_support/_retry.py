@@ -25,6 +25,7 @@ __all__ = [
     "backoff_delay",
     "decide",
     "parse_retry_after",
+    "refuse_wait",
 ]
 
 
@@ -176,6 +177,27 @@ def decide(
     if policy.sleep_budget is not None and slept + delay > policy.sleep_budget:
         return Decision(False, reason="sleep budget exhausted")
     return Decision(True, delay=delay)
+
+
+def refuse_wait(policy: RetryPolicy, delay: float, slept: float) -> str:
+    """Why a wait the server asked for (a Retry-After another request received) must not be
+    slept through before sending: "" when it may.
+
+    Args:
+        policy: the call's policy.
+        delay: seconds the client-wide limiter would sleep.
+        slept: seconds this call already slept.
+
+    Returns:
+        The reason to raise RateLimitError instead, or "" to wait.
+    """
+    if policy.raise_on_rate_limit:
+        return "raise_on_rate_limit is set"
+    if delay > policy.max_retry_after:
+        return f"that exceeds max_retry_after ({policy.max_retry_after:g}s)"
+    if policy.sleep_budget is not None and slept + delay > policy.sleep_budget:
+        return f"that exceeds the sleep budget ({policy.sleep_budget:g}s)"
+    return ""
 
 
 def _int_header(headers: Mapping[str, str], name: str) -> int | None:

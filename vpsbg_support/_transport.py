@@ -28,6 +28,7 @@ from vpsbg_support._retry import (
     RetryPolicy,
     decide,
     parse_retry_after,
+    refuse_wait,
 )
 from vpsbg_support._routes import Route
 from vpsbg_support._version import __version__
@@ -346,7 +347,7 @@ class Transport:
         def allow_wait(delay: float) -> None:
             # The limiter is about to sleep for a Retry-After another request received.
             nonlocal slept
-            why = _refuse_wait(policy, delay, slept)
+            why = refuse_wait(policy, delay, slept)
             if why:
                 raise self._rate_limited_locally(delay, why, method, url)
             slept += delay
@@ -495,17 +496,6 @@ class Transport:
         if cls is RateLimitError:
             return RateLimitError(message, retry_after=retry_after, **kwargs)
         return cls(message, **kwargs)
-
-
-def _refuse_wait(policy: RetryPolicy, delay: float, slept: float) -> str:
-    """Why a Retry-After wait must not be slept through ("" when it may)."""
-    if policy.raise_on_rate_limit:
-        return "raise_on_rate_limit is set"
-    if delay > policy.max_retry_after:
-        return f"that exceeds max_retry_after ({policy.max_retry_after:g}s)"
-    if policy.sleep_budget is not None and slept + delay > policy.sleep_budget:
-        return f"that exceeds the sleep budget ({policy.sleep_budget:g}s)"
-    return ""
 
 
 def _outcome(decision: Decision) -> str:
