@@ -559,9 +559,7 @@ def _run_line(since: datetime | None) -> bytes:
 
 
 def _parse_timestamp(text: str) -> datetime:
-    moment = _as_utc(structure(text, datetime))
-    assert moment is not None
-    return moment
+    return structure(text, datetime)  # the converter's datetimes are already aware UTC
 
 
 def _widest(windows: Iterable[datetime | None]) -> datetime | None:
