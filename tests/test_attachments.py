@@ -390,6 +390,75 @@ async def test_downloaded_file_gets_the_usual_permissions(
     assert path is not None and stat.S_IMODE(path.stat().st_mode) == 0o644
 
 
+@pytest.mark.parametrize("advice", ["works", "refused", "missing"])
+async def test_big_downloads_start_writing_to_disk_early_and_stay_whole(
+    fake: FakeVPSBG,
+    api: AsyncClient,
+    ticket_id: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    advice: str,
+) -> None:
+    # Writeback is asked for every 100 kB here: each stretch must already be in the file when
+    # asked for (flushed from Python's buffer), the stretches must cover the file in order, and
+    # a platform without the call or a file system refusing it must not break the download.
+    monkeypatch.setattr(_files.C, "WRITEBACK_EVERY", 100_000)
+    asked: list[tuple[int, int, int]] = []
+    real = getattr(os, "posix_fadvise", None)
+
+    def fadvise(fd: int, offset: int, length: int, advice_code: int) -> None:
+        asked.append((offset, length, os.fstat(fd).st_size))
+        if advice == "refused":
+            raise OSError(22, "Invalid argument")
+        if real is not None:
+            real(fd, offset, length, advice_code)
+
+    if advice == "missing":
+        monkeypatch.delattr(os, "posix_fadvise", raising=False)
+    else:
+        monkeypatch.setattr(os, "posix_fadvise", fadvise, raising=False)
+    content = blob(BIG, 11)
+    att = fake.state.add_attachment(ticket_id, name="dump.bin", content=content)
+
+    path = await api.tickets.download_attachment(ticket_id, att.id, tmp_path)
+
+    assert path is not None and path.read_bytes() == content
+    assert no_temp_files(tmp_path)
+    if advice == "missing":
+        assert asked == []
+        return
+    assert len(asked) >= BIG // 200_000
+    offsets = [offset for offset, _, _ in asked]
+    assert offsets[0] == 0
+    for (offset, length, on_disk), following in zip(asked, [*offsets[1:], None], strict=True):
+        assert length >= 100_000 and on_disk >= offset + length
+        assert following is None or following == offset + length
+
+
+async def test_small_chunks_are_flushed_before_writeback_is_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Chunks smaller than Python's write buffer stay in it until flushed: the writeback would
+    # then miss them and the final fsync would do all the work again.
+    monkeypatch.setattr(_files.C, "WRITEBACK_EVERY", 10_000)
+    on_disk: list[tuple[int, int]] = []
+
+    def fadvise(fd: int, offset: int, length: int, advice_code: int) -> None:
+        on_disk.append((offset + length, os.fstat(fd).st_size))
+
+    monkeypatch.setattr(os, "posix_fadvise", fadvise, raising=False)
+    content = blob(50_000, 5)
+
+    async def body() -> AsyncIterator[bytes]:
+        for start in range(0, len(content), 1_000):
+            yield content[start : start + 1_000]
+
+    target = tmp_path / "small.bin"
+    assert await _files.write_atomically(body(), target, overwrite=False) == len(content)
+    assert target.read_bytes() == content
+    assert len(on_disk) == 5 and all(size >= end for end, size in on_disk)
+
+
 async def test_downloading_by_attachment_object_uses_its_size(
     fake: FakeVPSBG, api: AsyncClient, ticket_id: int, tmp_path: Path
 ) -> None:

@@ -35,6 +35,10 @@ MAX_STALE_PAGES = 3
 #: Chunk size for streamed downloads and uploads.
 CHUNK_SIZE = 64 * 1024
 
+#: A download asks the OS to start writing its bytes to disk every this many bytes, so the
+#: fsync before the atomic rename only waits for the last stretch, not the whole file.
+WRITEBACK_EVERY = 16 * 1024 * 1024
+
 #: Local validation limits, as documented by VPSBG.
 SUBJECT_MIN, SUBJECT_MAX = 3, 255
 MESSAGE_MIN = 5
