@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import enum
 import json
 from collections.abc import Iterator
 from decimal import Decimal
@@ -369,6 +370,11 @@ async def test_cancel_defaults(client: AsyncClient, mocked: aioresponses) -> Non
 BAD_CALLS = [
     ("subject", lambda c: c.tickets.create(department_id=2, subject="ab", message="Hello there")),
     ("subject", lambda c: c.tickets.create(department_id=2, subject="x" * 256, message="Hello")),
+    # Blanks the server trims (zero-width space, BOM, LRM) leave nothing: refused here as there.
+    (
+        "subject",
+        lambda c: c.tickets.create(department_id=2, subject="\u200b\ufeff\u200e", message="Hello"),
+    ),
     ("message", lambda c: c.tickets.create(department_id=2, subject="Disk", message="Hi")),
     ("message", lambda c: c.tickets.reply(1, message="    ok    ")),
     ("department_id", lambda c: c.tickets.create(department_id=0, subject="Disk", message="Hello")),
@@ -401,6 +407,63 @@ async def test_bad_input_raises_before_sending(
     assert info.value.field == field
     assert isinstance(info.value, ValueError)
     assert mocked.requests == {}
+
+
+class TicketId(int, enum.Enum):
+    MINE = 216
+
+
+class Department(enum.IntEnum):
+    TECH = 2
+
+
+class Kind(str, enum.Enum):
+    SERVER = "server"
+
+
+async def test_enum_values_go_on_the_wire_as_their_values(
+    client: AsyncClient, mocked: aioresponses
+) -> None:
+    # str() of an int- or str-mixin Enum is its name ("TicketId.MINE"): sent that way, a path
+    # would 404 and a field would be refused.
+    mocked.get(f"{BASE}/support/tickets/216", payload=example("ticket_create_example.json"))
+    assert (await client.tickets.get(TicketId.MINE)).id == 216
+    recorder = PartsRecorder()
+    mocked.post(
+        f"{BASE}/support/tickets",
+        payload=example("ticket_create_example.json"),
+        callback=recorder.record,
+    )
+    await client.tickets.create(
+        department_id=Department.TECH,
+        subject="Disk full",
+        message="Please resize /var.",
+        service_id=TicketId.MINE,
+        service_type=Kind.SERVER,
+    )
+    fields = {name: body for name, _, _, body in recorder.parts}
+    assert fields["department_id"] == b"2" and fields["service_id"] == b"216"
+    assert fields["service_type"] == b"server"
+
+
+async def test_text_limits_count_what_the_server_keeps_after_trimming(
+    client: AsyncClient, mocked: aioresponses
+) -> None:
+    mocked.post(f"{BASE}/support/tickets", payload=example("ticket_create_example.json"))
+    # 255 characters between blanks the server trims: within its 255 limit.
+    subject = "  " + "x" * 255 + "\n"
+    await client.tickets.create(department_id=2, subject=subject, message="Hello there")
+    assert len(mocked.requests[("POST", URL(f"{BASE}/support/tickets"))]) == 1
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("inf"), float("nan"), True, "5"])
+def test_a_timeout_must_be_a_finite_number_of_seconds(timeout: Any) -> None:
+    # inf overflowed the loop's timer at the first call; nan silently meant no timeout at all.
+    with pytest.raises(InvalidParameterError) as info:
+        AsyncClient("t", timeout=timeout)
+    assert info.value.field == "timeout"
+    with pytest.raises(InvalidParameterError):
+        AsyncClient("t").with_options(timeout=timeout)
 
 
 async def test_purchase_accepts_any_cycle_in_range(

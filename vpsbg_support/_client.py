@@ -14,6 +14,7 @@ import attrs
 from vpsbg_support import _constants as C
 from vpsbg_support._retry import RetryPolicy
 from vpsbg_support._transport import Transport
+from vpsbg_support._validate import check_timeout
 from vpsbg_support.errors import ConfigurationError
 from vpsbg_support.resources import AsyncPlans, AsyncTickets
 
@@ -82,8 +83,10 @@ class AsyncClient:
                 ``max_retries``, ``sleep_budget`` and ``raise_on_rate_limit``.
 
         Raises:
-            ConfigurationError: no token given and ``VPSBG_API_TOKEN`` is not set.
-            ValueError: ``max_retries`` or ``timeout`` is negative, or ``retry_policy`` is given
+            ConfigurationError: no token given and ``VPSBG_API_TOKEN`` is not set, or the token
+                holds characters no token has (spaces, control or non-ASCII characters).
+            ValueError: ``max_retries`` is negative, ``timeout`` is not a finite number of
+                seconds above 0 (InvalidParameterError), or ``retry_policy`` is given
                 together with one of the three settings it replaces.
         """
         token = token if token is not None else os.environ.get(C.ENV_TOKEN)
@@ -92,8 +95,16 @@ class AsyncClient:
                 f"No API token: pass AsyncClient(token=...) or set {C.ENV_TOKEN}. Create one in"
                 " the VPSBG client area under your user name -> API tokens."
             )
-        if isinstance(timeout, int | float) and timeout <= 0:
-            raise ValueError("timeout must be > 0")
+        token = token.strip()
+        if not all("!" <= char <= "~" for char in token):
+            # A stray newline or a non-ASCII byte from a copy-paste would otherwise fail at the
+            # first request, in an exception quoting the whole header. Never quote the token.
+            raise ConfigurationError(
+                "The API token contains a character a token never has (a space, a control"
+                " character or a non-ASCII character): check how it was copied."
+            )
+        if not isinstance(timeout, aiohttp.ClientTimeout | None):
+            timeout = check_timeout(timeout)
         url = base_url or os.environ.get(C.ENV_BASE_URL) or C.DEFAULT_BASE_URL
         _check_base_url(url)
         if retry_policy is None:
@@ -113,7 +124,7 @@ class AsyncClient:
         else:
             policy = retry_policy
         self._transport = Transport(
-            token=token.strip(),
+            token=token,
             base_url=url,
             timeout=timeout,
             retry=policy,
@@ -170,10 +181,11 @@ class AsyncClient:
             A new client; closing either one closes the shared pool.
 
         Raises:
-            ValueError: ``timeout`` or ``max_retries`` is negative.
+            ValueError: ``max_retries`` is negative, or ``timeout`` is not a finite number of
+                seconds above 0 (InvalidParameterError).
         """
-        if isinstance(timeout, int | float) and timeout <= 0:
-            raise ValueError("timeout must be > 0")
+        if not isinstance(timeout, aiohttp.ClientTimeout | None):
+            timeout = check_timeout(timeout)
         clone = object.__new__(AsyncClient)
         retry = retry_policy
         if max_retries is not None:
