@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import hashlib
 import io
@@ -23,6 +24,7 @@ from vpsbg_support import (
     InvalidParameterError,
     NotFoundError,
     RateLimitError,
+    _constants,
     _files,
 )
 from vpsbg_support._files import Multipart, Upload, normalize_uploads
@@ -402,7 +404,7 @@ async def test_big_downloads_start_writing_to_disk_early_and_stay_whole(
     # Writeback is asked for every 100 kB here: each stretch must already be in the file when
     # asked for (flushed from Python's buffer), the stretches must cover the file in order, and
     # a platform without the call or a file system refusing it must not break the download.
-    monkeypatch.setattr(_files.C, "WRITEBACK_EVERY", 100_000)
+    monkeypatch.setattr(_constants, "WRITEBACK_EVERY", 100_000)
     asked: list[tuple[int, int, int]] = []
     real = getattr(os, "posix_fadvise", None)
 
@@ -440,7 +442,7 @@ async def test_small_chunks_are_flushed_before_writeback_is_asked_for(
 ) -> None:
     # Chunks smaller than Python's write buffer stay in it until flushed: the writeback would
     # then miss them and the final fsync would do all the work again.
-    monkeypatch.setattr(_files.C, "WRITEBACK_EVERY", 10_000)
+    monkeypatch.setattr(_constants, "WRITEBACK_EVERY", 10_000)
     on_disk: list[tuple[int, int]] = []
 
     def fadvise(fd: int, offset: int, length: int, advice_code: int) -> None:
@@ -694,3 +696,92 @@ def test_blocking_client_downloads_and_streams(
         (tmp_path / "up.bin").write_bytes(content)
         client.tickets.reply(ticket_id, message="from sync", attachments=[tmp_path / "up.bin"])
     assert received(threaded_fake.fake, ticket_id)[-1][2] == content
+
+
+# -- compressed bodies ------------------------------------------------------------------------
+
+
+def _gzip_members(data: bytes) -> bytes:
+    import gzip
+
+    half = len(data) // 2
+    return gzip.compress(data[:half]) + gzip.compress(data[half:])
+
+
+def _deflate(data: bytes, raw: bool) -> bytes:
+    import zlib
+
+    packer = zlib.compressobj(wbits=-zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
+    return packer.compress(data) + packer.flush()
+
+
+async def _serve_encoded(
+    encoding: str, body: bytes, seen: list[bytes]
+) -> tuple[asyncio.AbstractServer, str]:
+    """A server answering any request with ``body`` as sent, ended by closing the connection
+    (no Content-Length, not chunked: only the compressed stream's own end tells it is whole)."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+            + f"Content-Encoding: {encoding}\r\n".encode()
+            + b'Content-Disposition: attachment; filename="log.bin"\r\n'
+            + b"Connection: close\r\n\r\n"
+            + body
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    return server, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1"
+
+
+@pytest.mark.parametrize(
+    ("encoding", "encode"),
+    [
+        ("gzip", _gzip_members),
+        ("deflate", lambda d: _deflate(d, raw=False)),
+        ("deflate", lambda d: _deflate(d, raw=True)),
+    ],
+    ids=["gzip, two members", "deflate", "raw deflate"],
+)
+async def test_a_compressed_body_is_decoded_whole_and_a_cut_one_is_refused(
+    tmp_path: Path, encoding: str, encode: Callable[[bytes], bytes]
+) -> None:
+    content = blob(BIG, 9)
+    packed = encode(content)
+    seen: list[bytes] = []
+    for body, whole in ((packed, True), (packed[: len(packed) * 6 // 10], False)):
+        server, url = await _serve_encoded(encoding, body, seen)
+        folder = tmp_path / ("whole" if whole else "cut")
+        folder.mkdir()
+        try:
+            async with AsyncClient("t", base_url=url, max_retries=0) as client:
+                if whole:
+                    path = await client.tickets.download_attachment(1, 7, folder)
+                    assert path is not None and path.read_bytes() == content
+                else:
+                    # Without a size to compare with, only the stream's end marker tells.
+                    with pytest.raises(DownloadError, match="cut short"):
+                        await client.tickets.download_attachment(1, 7, folder)
+                    assert files_in(folder) == []
+        finally:
+            server.close()
+            await server.wait_closed()
+    # We ask for the bytes as stored; the server above compressed them anyway.
+    assert all(b"\r\naccept-encoding: identity\r\n" in head.lower() for head in seen)
+
+
+async def test_an_encoding_the_client_cannot_undo_is_refused_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    server, url = await _serve_encoded("br", b"\x0b\x02\x80hello\x03", [])
+    try:
+        async with AsyncClient("t", base_url=url, max_retries=0) as client:
+            with pytest.raises(DownloadError, match="Content-Encoding 'br'"):
+                await client.tickets.download_attachment(1, 7, tmp_path)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert files_in(tmp_path) == []

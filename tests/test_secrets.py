@@ -185,3 +185,69 @@ async def test_a_token_echoed_by_the_server_is_scrubbed_from_errors() -> None:
                     await client.plans.list()
                 for text in _exception_texts(info.value):
                     assert SECRET not in text, text
+
+
+async def test_a_token_echoed_in_a_malformed_answer_is_not_chained_into_the_error() -> None:
+    """aiohttp's parse error quotes the bad line; chained as the cause it printed the token."""
+    import asyncio
+
+    async def echo_headers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        auth = next(line for line in head.split(b"\r\n") if line.lower().startswith(b"author"))
+        # A header line without a colon: aiohttp refuses the answer and quotes the line.
+        writer.write(b"HTTP/1.1 502 Bad Gateway\r\nEcho " + auth + b"\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(echo_headers, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with AsyncClient(SECRET, base_url=f"http://127.0.0.1:{port}", max_retries=0) as c:
+            with pytest.raises(errors.APIConnectionError) as info:
+                await c.tickets.list()
+    finally:
+        server.close()
+        await server.wait_closed()
+    for text in _exception_texts(info.value):
+        assert SECRET not in text, text
+
+
+async def test_a_token_echoed_in_a_successful_answer_goes_no_further() -> None:
+    """Not into a decode error's body or message, nor into the models."""
+    from aioresponses import aioresponses
+
+    from tests.conftest import BASE, example
+
+    ticket = example("ticket_create_example.json")
+    ticket["subject"] = f"Authorization: Bearer {SECRET}"
+    with aioresponses() as mocked:
+        mocked.get(f"{BASE}/support/plans", body=f"<pre>Bearer {SECRET}</pre>")
+        mocked.post(f"{BASE}/support/renew", status=201, payload={"id": f"Bearer {SECRET}"})
+        mocked.get(f"{BASE}/support/tickets/216", payload=ticket)
+        async with AsyncClient(SECRET, base_url=BASE, max_retries=0) as client:
+            with pytest.raises(errors.ResponseDecodeError) as html:
+                await client.plans.list()
+            with pytest.raises(errors.ResponseDecodeError) as shape:
+                await client.plans.renew(billing_cycle=1)
+            read = await client.tickets.get(216)
+    for exc in (html.value, shape.value):
+        assert SECRET.encode() not in exc.body
+        for text in _exception_texts(exc):
+            assert SECRET not in text, text
+    assert read.subject == "Authorization: Bearer ***"
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["abc def", "abc\ndef", "abc\x00def", "t\u00f6ken", "abc\udc80def"],
+    ids=["space", "newline", "nul", "non-ascii", "lone surrogate"],
+)
+def test_a_token_no_real_token_could_be_is_refused_without_quoting_it(token: str) -> None:
+    """Such a token failed at the first call in an exception holding the whole header."""
+    from vpsbg_support import Client
+
+    for make in (AsyncClient, Client):
+        with pytest.raises(errors.ConfigurationError) as info:
+            make(token, base_url="http://127.0.0.1:9")
+        for text in _exception_texts(info.value):
+            assert token not in text and "abc" not in text, text

@@ -31,6 +31,7 @@ from vpsbg_support._retry import (
     refuse_wait,
 )
 from vpsbg_support._routes import Route
+from vpsbg_support._validate import check_timeout
 from vpsbg_support._version import __version__
 from vpsbg_support.errors import (
     APIConnectionError,
@@ -179,6 +180,12 @@ class _SessionHolder:
                 trust_env=self._trust_env,
                 connector=aiohttp.TCPConnector(limit=C.CONNECTION_POOL_LIMIT),
             )
+            # aiohttp silently sends a GET/PUT/DELETE again when a reused connection drops.
+            # The retry policy must see every attempt: max_retries=0 means one attempt, and an
+            # error's ``replayed`` is only true to what happened if no attempt is hidden. There
+            # is no public switch; aiohttp's own test client sets this attribute the same way.
+            if hasattr(self._session, "_retry_connection"):
+                self._session._retry_connection = False
             self._owned = True
         return self._session
 
@@ -251,6 +258,16 @@ class Transport:
         """Remove the token from a text that might end up in an exception or a log."""
         return text.replace(self._token, "***") if self._token else text
 
+    def scrub_bytes(self, data: bytes) -> bytes:
+        """Remove the token from bytes the server sent."""
+        token = self._token.encode()
+        return data.replace(token, b"***") if token and token in data else data
+
+    def _mentions_token(self, exc: BaseException) -> bool:
+        return bool(self._token) and any(
+            self._token in text for text in (str(exc), repr(exc), *map(str, exc.args))
+        )
+
     def url_for(self, route: Route, path_params: Mapping[str, int | str] | None = None) -> str:
         """The absolute URL of ``route`` with its path parameters filled in."""
         return self.base_url + route.format_path(**(path_params or {}))
@@ -282,7 +299,11 @@ class Transport:
             max_retries=max_retries,
             read_body=True,
         ) as (resp, body):
-            return Response(resp.status, resp.headers, body, route.method, str(resp.url))
+            # A body echoing the token (a debugging proxy, a misconfigured server) must not carry
+            # it on into models, decode errors or an export's files.
+            return Response(
+                resp.status, resp.headers, self.scrub_bytes(body), route.method, str(resp.url)
+            )
 
     @asynccontextmanager
     async def stream(
@@ -293,7 +314,8 @@ class Transport:
         timeout: float | aiohttp.ClientTimeout | None = None,
         max_retries: int | None = None,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
-        """Open ``route`` and yield the 2xx response with its body unread, for streaming.
+        """Open ``route`` and yield the 2xx response with its body unread and not decoded
+        (``Content-Encoding`` is the caller's to undo), for streaming.
 
         The total timeout does not apply to a stream (a large file may take long); the read timeout
         between chunks does.
@@ -337,12 +359,16 @@ class Transport:
         log_path = urlsplit(url).path
         headers: dict[str, str] | CIMultiDict[str] = self._headers
         if accept is not None:
-            headers = {**self._headers, "Accept": accept}
+            # The bytes as stored, never compressed on the way: a compressed body's length is
+            # not the file's, so a body cut short could only be noticed by decoding it.
+            headers = {**self._headers, "Accept": accept, "Accept-Encoding": "identity"}
         req_timeout = _as_timeout(timeout) if timeout is not None else self.timeout
         replayable = multipart.replayable if multipart is not None else True
         session = self._get_session()
         attempt = 0
         slept = 0.0
+        # Set once an attempt that may have reached the server is followed by another one.
+        replayed = False
 
         def allow_wait(delay: float) -> None:
             # The limiter is about to sleep for a Retry-After another request received.
@@ -359,6 +385,7 @@ class Transport:
             try:
                 async with AsyncExitStack() as stack:
                     data = _build_body(multipart, stack)
+                    echoed: APIConnectionError | None = None
                     try:
                         resp = await stack.enter_async_context(
                             session.request(
@@ -370,6 +397,9 @@ class Transport:
                                 headers=headers,
                                 timeout=req_timeout,
                                 allow_redirects=False,
+                                # A download decodes its own body (it checks a gzip stream
+                                # ended); everything else lets aiohttp do it.
+                                auto_decompress=None if read_body else False,
                             )
                         )
                         released = True
@@ -396,7 +426,15 @@ class Transport:
                             _outcome(decision),
                         )
                         if not decision.retry:
-                            raise self._connection_error(exc, kind, method, url) from exc
+                            error = self._connection_error(exc, kind, method, url)
+                            error.replayed = replayed
+                            if not self._mentions_token(exc):
+                                raise error from exc
+                            # aiohttp's exception quotes what the server sent, and that echoes
+                            # the token: raised below, out of this handler, so it is neither
+                            # the cause nor the context that a traceback prints.
+                            echoed = error
+                        replayed = replayed or kind is not FailureKind.NOT_SENT
                     else:
                         logger.debug(
                             "%s %s -> %d (attempt %d, %.3fs)",
@@ -422,7 +460,13 @@ class Transport:
                         )
                         logger.debug("%s %s: %s", method, log_path, _outcome(decision))
                         if not decision.retry:
-                            raise self._status_error(resp, body, retry_after, method)
+                            status_error = self._status_error(resp, body, retry_after, method)
+                            status_error.replayed = replayed
+                            raise status_error
+                        # 408 and 429 say the server did not act on the request.
+                        replayed = replayed or status not in (408, 429)
+                    if echoed is not None:
+                        raise echoed
             finally:
                 if not released:
                     self.limiter.release(None)
@@ -521,4 +565,5 @@ def _build_body(multipart: MultipartBody | None, stack: AsyncExitStack) -> aioht
 def _as_timeout(timeout: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
     if isinstance(timeout, aiohttp.ClientTimeout):
         return timeout
-    return aiohttp.ClientTimeout(total=timeout, connect=min(timeout, C.DEFAULT_CONNECT_TIMEOUT))
+    seconds = check_timeout(timeout)
+    return aiohttp.ClientTimeout(total=seconds, connect=min(seconds, C.DEFAULT_CONNECT_TIMEOUT))

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import builtins
+import logging
 from typing import Any
 
+from vpsbg_support import _constants as C
 from vpsbg_support import _routes as R
 from vpsbg_support._validate import (
     check_billing_cycle_purchase,
     check_billing_cycle_renew,
     check_text,
 )
-from vpsbg_support.errors import InvalidParameterError
+from vpsbg_support.errors import InvalidParameterError, UnprocessableEntityError
 from vpsbg_support.models import Order, SupportPlan
 from vpsbg_support.resources._base import AsyncResource
+
+logger = logging.getLogger(C.LOGGER_NAME)
 
 
 class AsyncPlans(AsyncResource):
@@ -105,12 +109,28 @@ class AsyncPlans(AsyncResource):
     async def undo_cancel(self) -> Order | None:
         """Withdraw a pending cancellation of the support plan.
 
+        The DELETE is retried after a failure that may have reached the server (it is
+        idempotent). When the attempt before reached it and withdrew the cancellation, the retry
+        is told "no pending cancellation" (422): that is the state asked for, so it returns None
+        (logged at WARNING) instead of raising.
+
         Returns:
-            The Order the API answered with, or None when it answered 204 No Content.
+            The Order the API answered with, or None when it answered 204 No Content or when a
+            retry found the cancellation already withdrawn.
 
         Raises:
             UnprocessableEntityError: there is no pending cancellation (as the API reports it).
             APIStatusError / APIConnectionError: any other failure.
         """
-        response = await self._request(R.PLANS_UNDO_CANCEL)
+        try:
+            response = await self._request(R.PLANS_UNDO_CANCEL)
+        except UnprocessableEntityError as exc:
+            if not exc.replayed:
+                raise
+            logger.warning(
+                "undo_cancel: a retry was told %r: no cancellation is pending, as asked; the"
+                " earlier attempt, whose answer was lost, most likely withdrew it",
+                exc.message,
+            )
+            return None
         return self._structure_optional(response, Order)

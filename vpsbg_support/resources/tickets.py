@@ -6,7 +6,8 @@ import asyncio
 import builtins
 import logging
 import os
-from collections.abc import AsyncIterator, Iterable, Sequence
+import zlib
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -77,10 +78,19 @@ class AttachmentStream:
             raise DownloadError("this attachment's body was already read", method="GET", url=url)
         self._started = True
         received = 0
+        encoding = self._response.headers.get("Content-Encoding", "").strip().lower()
+        decoder = _Decoder.for_encoding(encoding, url)
         try:
             async for chunk in self._response.content.iter_chunked(chunk_size):
-                received += len(chunk)
-                yield chunk
+                if decoder is None:
+                    received += len(chunk)
+                    yield chunk
+                    continue
+                for piece in decoder.feed(chunk, chunk_size):
+                    received += len(piece)
+                    yield piece
+            if decoder is not None:
+                decoder.finish()
         except aiohttp.ClientError as exc:
             cut = isinstance(exc, aiohttp.ClientPayloadError)
             raise DownloadError(
@@ -90,6 +100,73 @@ class AttachmentStream:
                 url=url,
             ) from None
         check_size(received, (self.size, *self._expected), url=url)
+
+
+class _Decoder:
+    """Undo a gzip or deflate ``Content-Encoding``, in bounded pieces, checking it ends.
+
+    We ask for the bytes as stored (``Accept-Encoding: identity``); a server may compress
+    anyway. A compressed body's ``Content-Length`` is not the file's size, so only the end of
+    the compressed stream tells a complete body from one cut short: aiohttp does not check it.
+    """
+
+    def __init__(self, wbits: int, url: str) -> None:
+        self._wbits = wbits
+        self._url = url
+        self._zlib = zlib.decompressobj(wbits)
+        self._started = False
+
+    @classmethod
+    def for_encoding(cls, encoding: str, url: str) -> _Decoder | None:
+        """A decoder for ``encoding``; None for a body as stored.
+
+        Raises:
+            DownloadError: an encoding this client cannot undo (nothing is written).
+        """
+        if encoding in ("", "identity"):
+            return None
+        if encoding in ("gzip", "x-gzip"):
+            return cls(16 + zlib.MAX_WBITS, url)
+        if encoding == "deflate":
+            return cls(zlib.MAX_WBITS, url)
+        raise DownloadError(
+            f"the server sent the file with Content-Encoding {encoding!r}, which this client"
+            " cannot undo",
+            method="GET",
+            url=url,
+        )
+
+    def feed(self, data: bytes, size: int) -> Iterator[bytes]:
+        """The decoded bytes of ``data``, in pieces of at most ``size`` (no zip bomb in RAM)."""
+        try:
+            if not self._started and self._wbits == zlib.MAX_WBITS and data[:1] != b"\x78":
+                # "deflate" is meant to be zlib-wrapped; some servers send it raw.
+                self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+            self._started = True
+            while data:
+                piece = self._zlib.decompress(data, size)
+                if piece:
+                    yield piece
+                if not self._zlib.eof:
+                    data = self._zlib.unconsumed_tail
+                    continue
+                # A gzip file may hold several members, one after the other.
+                data = self._zlib.unused_data
+                if data:
+                    self._zlib = zlib.decompressobj(self._wbits)
+        except zlib.error as exc:
+            raise DownloadError(
+                f"the compressed body is corrupt ({exc})", method="GET", url=self._url
+            ) from None
+
+    def finish(self) -> None:
+        """Raise unless the compressed stream ended properly."""
+        if not self._zlib.eof:
+            raise DownloadError(
+                "download cut short: the compressed body ended before its end marker",
+                method="GET",
+                url=self._url,
+            )
 
 
 class AsyncTickets(AsyncResource):
