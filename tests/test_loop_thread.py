@@ -553,10 +553,15 @@ def test_close_cancels_calls_in_flight_and_they_raise_loop_closed_error() -> Non
             assert started.acquire(timeout=HANG_GUARD)
         lt.close()
         for call in calls:
-            with pytest.raises(LoopClosedError, match="closed while this call was running"):
+            with pytest.raises(LoopClosedError, match="closed while this call was running") as e:
                 call.result(timeout=HANG_GUARD)
+            # It was running: its request may have reached the server (a purchase may exist).
+            assert e.value.request_sent and "check the account's orders" in str(e.value)
 
     assert resource.closed_on is resource.loop
+    with pytest.raises(LoopClosedError) as refused:
+        lt.run(echo(0))
+    assert not refused.value.request_sent  # refused before it started: nothing was sent
 
 
 @pytest.mark.parametrize("attempt", range(10))

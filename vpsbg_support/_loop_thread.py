@@ -67,7 +67,16 @@ class LoopClosedError(VPSBGError, RuntimeError):
 
     Also raised by a call that was still running when another thread closed the client: the
     call is cancelled rather than left waiting on a loop that is going away.
+
+    Attributes:
+        request_sent: False when the call was refused before it started; True when it was
+            cancelled while running, so its request may have reached the server (for a
+            purchase, renew or cancel: check the account's orders before trying again).
     """
+
+    def __init__(self, message: str, *, request_sent: bool = False) -> None:
+        super().__init__(message)
+        self.request_sent = request_sent
 
 
 class _LoopState:
@@ -225,7 +234,10 @@ class LoopThread(Generic[R]):
                     # print a traceback over a clean exit.
                     threading.Event().wait()
                 raise LoopClosedError(
-                    "The client was closed while this call was running."
+                    "The client was closed while this call was running; its request may have"
+                    " reached the server (for a purchase, renew or cancel, check the account's"
+                    " orders before trying again).",
+                    request_sent=True,
                 ) from None
             raise
         except KeyboardInterrupt:
