@@ -456,6 +456,26 @@ def test_round_trip_of_a_page_with_extra_keys() -> None:
     assert structure_list(unstructure(page), Ticket) == page
 
 
+@pytest.mark.parametrize(
+    ("sent", "written"),
+    [
+        (140.4, 140.4),
+        ("15.00", 15),
+        ("12345678901234567.89", "12345678901234567.89"),
+        ("0.0000001234567890123456789", "0.0000001234567890123456789"),
+    ],
+)
+def test_money_is_written_back_without_losing_a_digit(sent: Any, written: Any) -> None:
+    # A float holds every real price exactly, but not every decimal a server may send; those
+    # go back as the decimal string they came as, never rounded.
+    body = load("order_purchase_example.json")
+    body["amount"] = sent
+    order = structure(body, Order)
+    wire = unstructure(order)
+    assert wire["amount"] == written and type(wire["amount"]) is type(written)
+    assert structure(json.loads(json.dumps(wire)), Order) == order
+
+
 def test_unstructure_writes_wire_names_and_formats() -> None:
     t = structure(load("ticket_get_example_drifted.json"), Ticket)
     wire = unstructure(t)

@@ -10,8 +10,11 @@ Rules, chosen so that drift in the docs parses but a wrong shape never passes si
 
 * ids and counts are ``int``; a numeric string (``"216"``) is accepted because path ids are typed
   string in the docs; floats, booleans and other strings are rejected.
-* money is an exact ``Decimal`` built from the JSON number (``140.4`` -> ``Decimal("140.4")``);
-  strings, booleans and non-finite numbers are rejected.
+* money is an exact ``Decimal`` built from the JSON number as written (``140.4`` ->
+  ``Decimal("140.4")``; exact up to 15 significant digits, past which ``json.loads`` has already
+  rounded the float) or from a decimal string (``"15.00"``, Laravel's decimal cast); other
+  strings, booleans and non-finite numbers are rejected. It is written back as a JSON number,
+  or as a decimal string when a float cannot hold it exactly.
 * timestamps are aware UTC datetimes; ``...Z``, ``+00:00`` and forms without a fraction are read on
   every supported Python; a timestamp without an offset is taken as UTC (the API documents UTC);
   other offsets are converted to UTC. ``period_from``/``period_to`` are epoch seconds.
@@ -180,10 +183,13 @@ def _read_decimal(value: Any) -> Decimal:
     raise _expected("a number", value)
 
 
-def _dump_decimal(value: Decimal) -> int | float:
+def _dump_decimal(value: Decimal) -> int | float | str:
     if value == value.to_integral_value():
         return int(value)
-    return float(value)
+    number = float(value)
+    # A JSON number when a float holds it exactly (every real price); else the decimal string,
+    # as Laravel's decimal cast writes money, so no digit is lost on the way back.
+    return number if Decimal(repr(number)) == value else format(value, "f")
 
 
 _UTC = timezone.utc
