@@ -371,7 +371,7 @@ def _deep_bad_size() -> dict[str, Any]:
             Ticket,
             "messages[3].attachments[0].size: expected an integer, got 'abc'",
         ),
-        (ticket(messages={"0": {}}), Ticket, "messages: expected an array, got an object"),
+        (ticket(messages={"first": {}}), Ticket, "messages: expected an array, got an object"),
         (ticket(id=216.0), Ticket, "id: expected an integer, got 216.0"),
         (ticket(id=True), Ticket, "id: expected an integer, got true"),
         (ticket(id=None), Ticket, "id: expected an integer, got null"),
@@ -436,6 +436,26 @@ def test_long_values_are_shortened_in_messages() -> None:
     with pytest.raises(ConversionError) as info:
         structure(ticket(id="9" * 5000), Ticket)
     assert len(str(info.value)) < 120
+
+
+def test_php_empty_objects_and_gapped_arrays_are_read() -> None:
+    # PHP's json_encode writes an empty object as [] and an array with gaps in its keys as an
+    # object: a paid purchase must not become an unreadable answer over either.
+    body = load("order_purchase_example.json")
+    body["payment_information"] = []
+    body["promo"] = []
+    paid = structure(body, Order)
+    assert paid.payment_information is None and paid.promo is None
+
+    first, second = {"id": 1, "name": "a.log"}, {"id": 2, "name": "b.log"}
+    message = {"content": "logs", "attachments": {"2": second, "0": first}}
+    read = structure(ticket(messages={"1": message}), Ticket)
+    assert [a.name for a in read.messages[0].attachments] == ["a.log", "b.log"]
+
+    with pytest.raises(ConversionError, match="attachments: expected an array"):
+        structure(ticket(messages=[{"attachments": {"first": first}}]), Ticket)
+    with pytest.raises(ConversionError, match="subject: expected a string"):
+        structure(ticket(subject=[]), Ticket)  # [] is an empty object only where one is expected
 
 
 # --- round trip ----------------------------------------------------------------------------

@@ -19,7 +19,9 @@ Rules, chosen so that drift in the docs parses but a wrong shape never passes si
   every supported Python; a timestamp without an offset is taken as UTC (the API documents UTC);
   other offsets are converted to UTC. ``period_from``/``period_to`` are epoch seconds.
 * booleans also accept ``0``/``1`` (a common PHP serialisation); nothing else.
-* a list-valued field that is ``null`` or missing becomes an empty tuple; other non-arrays raise.
+* a list-valued field that is ``null`` or missing becomes an empty tuple; an object whose keys
+  are all digits (PHP's form of an array with gaps in its keys) gives its items in key order;
+  other non-arrays raise. An optional object field holding ``[]`` (PHP's empty object) is None.
 * keys the model does not know, and aliases that were present but not used, go to ``extra``
   unchanged; :func:`unstructure` merges them back, so ``structure(unstructure(x)) == x``.
 
@@ -244,7 +246,12 @@ def _tuple_of(read: _Parse) -> _Parse:
         if not isinstance(value, list):
             if value is None:
                 return ()
-            raise _expected("an array", value)
+            if isinstance(value, dict) and all(type(k) is str and k.isdigit() for k in value):
+                # PHP writes an array whose keys are not 0..n-1 (filtered, say) as an object
+                # {"0": ..., "2": ...}: its items, in key order.
+                value = [value[key] for key in sorted(value, key=int)]
+            else:
+                raise _expected("an array", value)
         try:
             return tuple([read(item) for item in value])
         except ConversionError:
@@ -316,6 +323,8 @@ _ALREADY_RIGHT = {
     "bool": "(v is True or v is False)",
 }
 
+#: Field kinds that are models (JSON objects).
+_MODEL_KINDS: set[str] = set()
 _structure_hooks: dict[type[Any], _Parse] = {}
 _unstructure_hooks: dict[type[Any], Callable[[Any], dict[str, Any]]] = {}
 
@@ -358,6 +367,9 @@ def _structure_source(cls: type[Any], fields: tuple[_Field, ...]) -> str:
                 "        found += 1",
                 f"        v = data[{name!r}]",
             ]
+            if nullable and field.kind in _MODEL_KINDS:
+                # PHP's json_encode writes an empty array for an empty object.
+                lines.append("        if type(v) is list and not v: v = None")
             skip = ["v is None"] if nullable and not is_tuple else []
             if field.kind in _ALREADY_RIGHT:
                 skip.append(_ALREADY_RIGHT[field.kind])
@@ -431,6 +443,7 @@ def _register_model(cls: type[Any], *fields: _Field) -> None:
     _unstructure_hooks[cls] = unstructure_model
     # Later tables can then use this model, and tuples of it, as a field kind.
     _KINDS[cls.__name__] = (read, unstructure_model)
+    _MODEL_KINDS.add(cls.__name__)
     _KINDS[f"tuple[{cls.__name__}]"] = (_tuple_of(read), _dump_list(unstructure_model))
 
 
