@@ -11,11 +11,13 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aioresponses import aioresponses
 
 from vpsbg_support import AsyncClient, AuthenticationError, InvalidParameterError, RetryPolicy
@@ -574,3 +576,213 @@ async def test_a_summary_vouches_only_for_its_own_ticket_line(
         f"/v1/support/tickets/{first_id}"
     ]
     assert (tmp_path / TICKETS_FILE).read_bytes() == before
+
+
+# -- tickets.jsonl holds the JSON as the API sent it -------------------------------------------
+
+
+def as_sent(body: bytes) -> Any:
+    """A JSON text's exact value: every digit of every number, every key, duplicates included."""
+    return json.loads(body, parse_float=Decimal, object_pairs_hook=list)
+
+
+def jsonl_lines(dest: Path) -> dict[int, bytes]:
+    """The lines of tickets.jsonl (without their newline), by ticket id."""
+    lines = (dest / TICKETS_FILE).read_bytes().split(b"\n")
+    assert lines[-1] == b""
+    return {json.loads(line)["id"]: line for line in lines[:-1]}
+
+
+def odd_body(ticket: dict[str, Any]) -> bytes:
+    """The ticket as a server may spell it: pretty-printed over CRLF and LF lines, numbers that
+    a round trip through floats re-spells, a key the models do not know, a duplicate key."""
+    pretty = json.dumps(ticket, indent=2, ensure_ascii=False).replace("\n", "\r\n")
+    extra = (
+        ',\n  "price": 12.50,\r\n  "ratio": 1E2,\n'
+        '  "exact": 0.123456789012345678901234567891,\n  "huge": 1e999,\n'
+        '  "x_new": {"note": "café \\n ☕", "list": [1, 2.0]},\n'
+        '  "dup": 1,\n  "dup": 2\n}\r\n'
+    )
+    return ("\r\n  " + pretty[: -len("\r\n}")] + extra).encode()
+
+
+def one_line(body: bytes) -> bytes:
+    return body.replace(b"\r", b" ").replace(b"\n", b" ").strip()
+
+
+@pytest.fixture
+async def fake_with_bodies(
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[tuple[FakeVPSBG, dict[int, bytes]]]:
+    """The fake, answering GET /support/tickets/{id} with the bytes put in the yielded dict for
+    that id (with its own answer for other ids)."""
+    server = FakeVPSBG(seed=3, tickets=5, rate_limit=100_000)
+    shrink(server)
+    bodies: dict[int, bytes] = {}
+    original = server._ticket_get
+
+    async def ticket_get(request: web.Request) -> web.StreamResponse:
+        body = bodies.get(int(request.match_info["ticket_id"]))
+        if body is None:
+            return await original(request)
+        return web.Response(body=body, content_type="application/json")
+
+    monkeypatch.setattr(server, "_ticket_get", ticket_get)  # before start: routes bind then
+    async with server:
+        yield server, bodies
+
+
+@pytest.fixture
+async def odd_fake(
+    fake_with_bodies: tuple[FakeVPSBG, dict[int, bytes]],
+) -> tuple[FakeVPSBG, bytes]:
+    """The fake, one of whose tickets is answered with ``odd_body``; and that body."""
+    fake, bodies = fake_with_bodies
+    odd = fake.state.tickets[1].id
+    bodies[odd] = odd_body((await server_tickets(fake))[odd])
+    return fake, bodies[odd]
+
+
+async def test_a_ticket_is_written_byte_for_byte_as_sent(
+    odd_fake: tuple[FakeVPSBG, bytes], tmp_path: Path
+) -> None:
+    fake, body = odd_fake
+    odd = fake.state.tickets[1].id
+
+    summary = await export(fake, tmp_path)
+
+    assert summary.complete and summary.failures == ()
+    line = jsonl_lines(tmp_path)[odd]
+    assert line == one_line(body)
+    assert b"12.50" in line and b"1E2" in line and b"1e999" in line
+    assert as_sent(line) == as_sent(body)
+    # The other tickets are the server's JSON too.
+    served = await server_tickets(fake)
+    assert {tid: json.loads(line) for tid, line in jsonl_lines(tmp_path).items()} == {
+        **served,
+        odd: json.loads(body),
+    }
+
+
+async def test_a_resumed_export_keeps_the_lines_as_sent(
+    odd_fake: tuple[FakeVPSBG, bytes], tmp_path: Path
+) -> None:
+    fake, body = odd_fake
+    odd = fake.state.tickets[1].id
+    await export(fake, tmp_path)
+    first = (tmp_path / TICKETS_FILE).read_bytes()
+
+    # Nothing changed: every line is copied from the journal as it is.
+    again = await export(fake, tmp_path)
+    assert again.complete and again.tickets_fetched == 0
+    assert (tmp_path / TICKETS_FILE).read_bytes() == first
+
+    # A journal of an earlier version (no summary lines): each ticket line is parsed in full.
+    old = [line for line in journal_lines(tmp_path) if not line.startswith(b'{"summary":')]
+    (tmp_path / JOURNAL).write_bytes(b"".join(old))
+    legacy = await export(fake, tmp_path)
+    assert legacy.complete and legacy.tickets_fetched == 0
+    assert (tmp_path / TICKETS_FILE).read_bytes() == first
+
+    # Another ticket changed: it is read again, the odd one is kept as it was sent.
+    other = fake.state.tickets[3].id
+    fake.state.reply(other, "Still broken.")
+    changed = await export(fake, tmp_path)
+    assert changed.complete and changed.tickets_fetched == 1
+    lines = jsonl_lines(tmp_path)
+    assert lines[odd] == one_line(body)
+    assert json.loads(lines[other]) == (await server_tickets(fake))[other]
+
+
+async def test_a_lone_surrogate_escape_is_exported(
+    fake: FakeVPSBG, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "\ud83d" half an emoji: legal JSON (the fake sends it escaped), no UTF-8 form once parsed.
+    cut = fake.state.tickets[2].id
+    fake.state.reply(cut, "cut emoji \ud83d")
+
+    summary = await export(fake, tmp_path)
+
+    assert summary.complete and summary.failures == ()
+    assert summary.tickets == len(fake.state.tickets)
+    await assert_matches_server(fake, tmp_path)
+    assert b"cut emoji \\ud83d" in jsonl_lines(tmp_path)[cut]
+
+    # In an attachment's name too (kept in the journal's summary line; the fake cannot serve
+    # such a name in Content-Disposition, hence no download here).
+    named = fake.state.add_attachment(cut, name="half\ud83d.txt", content=b"some bytes\n")
+    fake.state.reply(cut, "See the attachment.")  # a change the listing shows
+    again = await export(fake, tmp_path, attachments=False)
+    assert again.complete and again.tickets_fetched == 1
+    forbid_full_parse(monkeypatch)  # the summary line, with the name, is read back as written
+    fake.clear_requests()
+
+    third = await export(fake, tmp_path, attachments=False)
+
+    assert third.complete and third.tickets_unchanged == len(fake.state.tickets)
+    assert fake.count("tickets.get") == 0
+    messages = exported_tickets(tmp_path)[cut]["messages"]
+    assert named.name in [a["name"] for m in messages for a in m["attachments"]]
+
+
+def test_a_lone_surrogate_escape_does_not_stop_the_command(
+    vpsbg_fake_factory: Callable[..., FakeVPSBGThread], tmp_path: Path
+) -> None:
+    fake = vpsbg_fake_factory(seed=3, tickets=4, rate_limit=100_000)
+    shrink(fake)
+    fake.state.reply(fake.state.tickets[1].id, "cut emoji \ud83d")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VPSBG_")}
+    env.update(VPSBG_BASE_URL=fake.url, VPSBG_API_TOKEN=fake.token)
+    argv = [sys.executable, "-m", "vpsbg_support.cli", "export", str(tmp_path), "--json"]
+
+    for _ in range(2):  # and a re-run
+        run = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
+        assert run.returncode == 0, run.stderr
+        summary = json.loads(run.stdout)
+        assert summary["complete"] and summary["failures"] == []
+        assert summary["tickets"] == len(fake.state.tickets)
+
+
+async def test_a_body_in_utf16_or_with_a_bom_is_written_as_utf8(
+    fake_with_bodies: tuple[FakeVPSBG, dict[int, bytes]], tmp_path: Path
+) -> None:
+    fake, bodies = fake_with_bodies
+    served = await server_tickets(fake)
+    text = {tid: json.dumps(served[tid])[:-1] + ', "price": 12.50, "x": "é"}' for tid in served}
+    first, second = sorted(served)[:2]
+    bodies[first] = text[first].encode("utf-16")
+    bodies[second] = b"\xef\xbb\xbf" + text[second].encode()
+
+    summary = await export(fake, tmp_path, attachments=False)
+
+    assert summary.complete
+    lines = jsonl_lines(tmp_path)
+    assert lines[first] == text[first].encode()
+    assert lines[second] == text[second].encode()
+
+
+async def test_an_attachment_the_system_cannot_store_fails_alone(tmp_path: Path) -> None:
+    base = "https://api.test/v1"
+    huge = 10**300  # a legal id, too long for a folder name
+    attachment = {"id": 9, "name": "a.txt", "size": 3}
+    tickets = [
+        {
+            "id": tid,
+            "status": "opened",
+            "subject": "s",
+            "updated_at": "2024-08-02T11:57:57.000000Z",
+            "messages": [{"message": "m", "from_customer": 1, "attachments": files}],
+        }
+        for tid, files in ((huge, [attachment]), (8, []))
+    ]
+    with aioresponses() as mocked:
+        mocked.get(f"{base}/support/tickets?page=1", payload=tickets)
+        for ticket in tickets:
+            mocked.get(f"{base}/support/tickets/{ticket['id']}", payload=ticket)
+        async with AsyncClient("t0ken", base_url=base, max_retries=0) as client:
+            summary = await export_tickets(client, tmp_path)
+
+    assert not summary.complete
+    assert [(f.ticket_id, f.attachment_id) for f in summary.failures] == [(huge, 9)]
+    assert "too long" in summary.failures[0].error
+    assert exported_tickets(tmp_path) == {t["id"]: t for t in tickets}

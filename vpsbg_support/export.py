@@ -2,11 +2,16 @@
 
 Layout of an export folder::
 
-    tickets.jsonl                     one line per ticket, the JSON exactly as the API sent it
+    tickets.jsonl                     one line per ticket: its JSON text as the API sent it
     attachments/<ticket>/<id>-<name>  every attachment, byte for byte
     manifest.json                     counts, time, size and sha256 of every file (written last)
     .export-journal.jsonl             what is done so far: lets a re-run resume and skip work
     .export.lock                      held while an export runs into the folder
+
+Each line of ``tickets.jsonl`` is the body of the ticket's response, byte for byte, except that
+line breaks become spaces (between JSON tokens they are insignificant; inside strings they are
+always escaped): numbers keep their spelling (``12.50``, ``1E2``, every digit), keys their order,
+duplicates and all. A body sent in UTF-16/32 or with a byte order mark is re-encoded as UTF-8.
 
 How it survives a crash: progress goes to the journal, one whole line per ``os.write``; a
 re-run drops a torn last line. Attachments are written to a temporary file and renamed when
@@ -201,8 +206,8 @@ async def export_tickets(
     flight. Re-running on the same folder resumes an interrupted run and is incremental: a ticket
     whose ``updated_at`` matches the exported version is not read again, and complete attachment
     files are not downloaded again. A ticket or attachment that still fails after the client's
-    retries is reported in ``failures`` (the run goes on; ``manifest.json`` is then not written);
-    run again to finish it.
+    retries (or whose file the system refuses to create) is reported in ``failures`` (the run
+    goes on; ``manifest.json`` is then not written); run again to finish it.
 
     ``await export_tickets(client, "archive/", concurrency=16)``
 
@@ -262,8 +267,27 @@ def _timestamp(moment: datetime) -> str:
 
 
 def _dump(value: Any) -> bytes:
-    """One JSON line's bytes; deterministic, so the same ticket always gives the same line."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """One JSON line's bytes; deterministic, so the same value always gives the same line.
+
+    ASCII only: a string the API sent with a lone surrogate escape (``"\\ud83d"``, legal JSON)
+    has no UTF-8 form and stays an escape, instead of failing the encoding.
+    """
+    return json.dumps(value, separators=(",", ":")).encode("ascii")
+
+
+def _json_line(body: bytes) -> bytes:
+    """A JSON body that parsed, as one line of UTF-8 with the same text and meaning.
+
+    A JSON string cannot hold a raw CR or LF (they must be escaped; ``json.loads``, strict by
+    default, refuses them), so in a UTF-8 body that parsed every CR and LF byte is whitespace
+    between tokens and becomes a space; numbers, key order and
+    duplicate keys stay exactly as sent. A body in another encoding JSON allows (UTF-16/32, a
+    UTF-8 byte order mark) is first re-encoded as plain UTF-8, as a JSON line must be.
+    """
+    encoding = json.detect_encoding(body)
+    if encoding != "utf-8":
+        body = body.decode(encoding, "surrogatepass").encode("utf-8", "surrogatepass")
+    return body.replace(b"\r", b" ").replace(b"\n", b" ").strip()
 
 
 def _one_line(exc: BaseException) -> str:
@@ -422,13 +446,19 @@ class _Journal:
         """Record that a run exporting tickets updated since ``since`` has started."""
         self._append(_run_line(since))
 
-    def add_ticket(self, raw: Any) -> _TicketRecord:
+    def add_ticket(self, raw: Any, line: bytes | None = None) -> _TicketRecord:
         """Record an exported ticket, given as the API returned it.
+
+        Args:
+            raw: the ticket's JSON, parsed: what resuming needs to know is taken from it.
+            line: that JSON's text as the API sent it, made one line (``_json_line``); it is
+                what is written. None: ``raw`` serialised.
 
         Raises:
             ConversionError: ``raw`` is not a ticket.
         """
-        line = _dump(raw)
+        if line is None:
+            line = _dump(raw)
         record = _ticket_record(raw, 0, len(line))
         summary = record.summary_line()
         record = attrs.evolve(record, offset=self._size + len(summary) + len(_TICKET_PREFIX))
@@ -779,7 +809,7 @@ class _ExportJob:
                 except VPSBGError as exc:
                     self._fail(record.id, attachment.id, exc)
 
-    def _fail(self, ticket_id: int, attachment_id: int | None, exc: VPSBGError) -> None:
+    def _fail(self, ticket_id: int, attachment_id: int | None, exc: VPSBGError | OSError) -> None:
         if isinstance(exc, AuthenticationError | PermissionDeniedError):
             raise exc  # a refused token fails every request: stop the whole run
         self.failures.append(
@@ -788,12 +818,18 @@ class _ExportJob:
         self.failed_tickets.add(ticket_id)
 
     async def _fetch(self, ticket_id: int) -> _TicketRecord:
-        """Read one ticket as raw JSON, keeping every key the models do not know, and journal it."""
+        """Read one ticket and journal its JSON as the API sent it (every key the models do not
+        know, numbers spelled as sent); it is parsed only for what resuming needs.
+
+        Raises:
+            ResponseDecodeError: the body is not JSON, or not a ticket.
+        """
         response = await self.client._transport.request(
             R.TICKETS_GET, path_params={"ticket_id": ticket_id}
         )
+        raw = response.json()
         try:
-            return self.journal.add_ticket(response.json())
+            return self.journal.add_ticket(raw, _json_line(response.body))
         except ConversionError as exc:
             raise _decode_error(response, Ticket, exc) from None
 
@@ -804,9 +840,18 @@ class _ExportJob:
         if known is not None and known.path == relative and _file_size(target) == known.size:
             self.files_unchanged += 1
             return
-        # download_attachment starts a cut download over itself, within the client's retries.
-        await self.client.tickets.download_attachment(ticket_id, attachment, target, overwrite=True)
-        size, sha256 = await asyncio.to_thread(_hash_file, target)
+        try:
+            # download_attachment starts a cut download over itself, within the client's retries.
+            await self.client.tickets.download_attachment(
+                ticket_id, attachment, target, overwrite=True
+            )
+            size, sha256 = await asyncio.to_thread(_hash_file, target)
+        except OSError as exc:
+            # A file the system refuses (a ticket id too long for a folder name, a full disk):
+            # this attachment fails and the run goes on. Only the file: a journal write that
+            # fails below still stops the run, as the journal would no longer match its offsets.
+            self._fail(ticket_id, attachment.id, exc)
+            return
         self.journal.add_file(
             _FileRecord(
                 attachment_id=attachment.id,
