@@ -77,8 +77,10 @@ class Client(SyncClientBase):
                 ``max_retries``, ``sleep_budget`` and ``raise_on_rate_limit``.
 
         Raises:
-            ConfigurationError: no token given and ``VPSBG_API_TOKEN`` is not set.
-            ValueError: ``max_retries`` or ``timeout`` is negative, or ``retry_policy`` is given
+            ConfigurationError: no token given and ``VPSBG_API_TOKEN`` is not set, or the token
+                holds characters no token has (spaces, control or non-ASCII characters).
+            ValueError: ``max_retries`` is negative, ``timeout`` is not a finite number of
+                seconds above 0 (InvalidParameterError), or ``retry_policy`` is given
                 together with one of the three settings it replaces.
         """
         super().__init__(
@@ -143,8 +145,8 @@ class Client(SyncClientBase):
         flight. Re-running on the same folder resumes an interrupted run and is incremental: a ticket
         whose ``updated_at`` matches the exported version is not read again, and complete attachment
         files are not downloaded again. A ticket or attachment that still fails after the client's
-        retries is reported in ``failures`` (the run goes on; ``manifest.json`` is then not written);
-        run again to finish it.
+        retries (or whose file the system refuses to create) is reported in ``failures`` (the run
+        goes on; ``manifest.json`` is then not written); run again to finish it.
 
         ``client.export_tickets("archive/", concurrency=16)``
 
@@ -491,8 +493,14 @@ class Plans(SyncResource):
     def undo_cancel(self) -> Order | None:
         """Withdraw a pending cancellation of the support plan.
 
+        The DELETE is retried after a failure that may have reached the server (it is
+        idempotent). When the attempt before reached it and withdrew the cancellation, the retry
+        is told "no pending cancellation" (422): that is the state asked for, so it returns None
+        (logged at WARNING) instead of raising.
+
         Returns:
-            The Order the API answered with, or None when it answered 204 No Content.
+            The Order the API answered with, or None when it answered 204 No Content or when a
+            retry found the cancellation already withdrawn.
 
         Raises:
             UnprocessableEntityError: there is no pending cancellation (as the API reports it).
