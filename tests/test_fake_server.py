@@ -350,6 +350,16 @@ async def test_download_non_ascii_name_adds_rfc5987_filename(
     assert response.content_disposition.filename == 'отчёт "1".pdf'
 
 
+async def test_download_of_a_name_utf8_cannot_carry_is_served_not_a_500(
+    fake: FakeVPSBG, http: aiohttp.ClientSession
+) -> None:
+    _, url = attach(fake, name="cut \ud83d.log", content=b"log")
+    async with http.get(url) as response:
+        assert response.status == 200 and await response.read() == b"log"
+        assert response.content_disposition is not None
+        assert response.content_disposition.filename == "cut ?.log"
+
+
 async def test_big_generated_attachment_streams_with_matching_digest(
     fake: FakeVPSBG, http: aiohttp.ClientSession
 ) -> None:

@@ -70,13 +70,14 @@ class _ChunkedBody(web.StreamResponse):
 
 def _content_disposition(name: str) -> str:
     """``attachment; filename="..."``, plus an RFC 5987 ``filename*`` when the name is not plain
-    printable ASCII. The name is sent as stored: sanitising it is the client's job."""
+    printable ASCII. The name is sent as stored (a lone surrogate, which UTF-8 cannot carry, as
+    "?"): sanitising it is the client's job."""
     plain = name.isascii() and name.isprintable()
     fallback = "".join(c if c.isascii() and c.isprintable() else "_" for c in name)
     fallback = fallback.replace("\\", "\\\\").replace('"', '\\"')
     value = f'attachment; filename="{fallback}"'
     if not plain:
-        value += f"; filename*=UTF-8''{quote(name, safe='')}"
+        value += f"; filename*=UTF-8''{quote(name, safe='', errors='replace')}"
     return value
 
 
