@@ -251,3 +251,16 @@ def test_a_token_no_real_token_could_be_is_refused_without_quoting_it(token: str
             make(token, base_url="http://127.0.0.1:9")
         for text in _exception_texts(info.value):
             assert token not in text and "abc" not in text, text
+
+
+def test_a_token_anywhere_in_an_exception_chain_is_noticed() -> None:
+    """aiohttp wraps one error in another: the echo may sit in the inner one."""
+    transport = AsyncClient(SECRET, base_url="http://127.0.0.1:9")._transport
+    try:
+        try:
+            raise ValueError(f"bad line: Authorization: Bearer {SECRET}")
+        except ValueError as inner:
+            raise OSError("payload error") from inner
+    except OSError as outer:
+        assert transport._mentions_token(outer)
+    assert not transport._mentions_token(OSError("payload error"))

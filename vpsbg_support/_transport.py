@@ -264,9 +264,18 @@ class Transport:
         return data.replace(token, b"***") if token and token in data else data
 
     def _mentions_token(self, exc: BaseException) -> bool:
-        return bool(self._token) and any(
-            self._token in text for text in (str(exc), repr(exc), *map(str, exc.args))
-        )
+        """Does ``exc``, or anything chained to it, quote the token?"""
+        if not self._token:
+            return False
+        seen: set[int] = set()
+        current: BaseException | None = exc
+        while current is not None and id(current) not in seen:
+            seen.add(id(current))
+            texts = (str(current), repr(current), *map(repr, current.args))
+            if any(self._token in text for text in texts):
+                return True
+            current = current.__cause__ or current.__context__
+        return False
 
     def url_for(self, route: Route, path_params: Mapping[str, int | str] | None = None) -> str:
         """The absolute URL of ``route`` with its path parameters filled in."""
