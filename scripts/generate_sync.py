@@ -89,12 +89,15 @@ BOUND_FUNCTIONS: tuple[BoundFunction, ...] = (
 )
 
 #: Members of the root handled by SyncClientBase, by their async name -> blocking name.
-ROOT_BY_BASE = {"aclose": "close", "__aenter__": "__enter__", "__aexit__": "__exit__"}
+ROOT_BY_BASE = {
+    "aclose": "close",
+    "__aenter__": "__enter__",
+    "__aexit__": "__exit__",
+    "with_options": "with_options",
+}
 
 #: Public members deliberately without a blocking twin, with the reason.
-SKIPPED: dict[tuple[str, str], str] = {
-    ("AsyncClient", "with_options"): "shares the async connection pool; a Client has its own loop",
-}
+SKIPPED: dict[tuple[str, str], str] = {}
 
 #: Constructor parameters the blocking Client does not offer, with the reason (need a default).
 EXCLUDED_PARAMS: dict[tuple[str, str], dict[str, str]] = {

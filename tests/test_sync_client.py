@@ -19,6 +19,7 @@ from vpsbg_support._loop_thread import LoopClosedError
 from vpsbg_support.errors import (
     AuthenticationError,
     ConfigurationError,
+    InternalServerError,
     InvalidParameterError,
     NotFoundError,
 )
@@ -198,3 +199,46 @@ def test_a_blocking_iterator_can_move_between_threads(
     assert [first.id, second.id] == [t.id for t in vpsbg_fake.state.tickets[:2]]
     assert vpsbg_fake.count("tickets.list") == 1
     assert client.tickets.get(first.id).id == first.id
+
+
+def test_with_options_changes_retries_and_shares_the_loop(vpsbg_fake: FakeVPSBGThread) -> None:
+    record = vpsbg_fake.state.tickets[0]
+    client = Client(token=vpsbg_fake.token, base_url=vpsbg_fake.url, max_retries=0)
+    patient = client.with_options(max_retries=2, timeout=5)
+    del client  # the derived client keeps the loop and pool alive on its own
+    assert patient.max_retries == 2 and patient.timeout.total == 5
+    vpsbg_fake.faults.add("tickets.get", "status", status=503, times=1)
+    assert patient.tickets.get(record.id).id == record.id  # retried past the 503
+    impatient = patient.with_options(max_retries=0)
+    vpsbg_fake.faults.add("tickets.get", "status", status=503, times=1)
+    with pytest.raises(InternalServerError):
+        impatient.tickets.get(record.id)
+    assert vpsbg_fake.count("tickets.get") == 3
+    assert [t.id for t in impatient.tickets.iter_all()][:1] == [vpsbg_fake.state.tickets[0].id]
+    impatient.close()  # one loop, one pool: closing either closes both
+    assert patient.closed
+    with pytest.raises(LoopClosedError):
+        patient.tickets.get(record.id)
+
+
+def test_with_options_refuses_bad_settings_at_once(client: Client) -> None:
+    with pytest.raises(InvalidParameterError):
+        client.with_options(timeout=float("inf"))
+    with pytest.raises(ValueError):
+        client.with_options(max_retries=-1)
+
+
+def test_with_options_in_a_forked_child_uses_the_child_s_client(
+    vpsbg_fake: FakeVPSBGThread, client: Client
+) -> None:
+    record = vpsbg_fake.state.tickets[1]
+    quick = client.with_options(timeout=10)
+    quick.tickets.get(record.id)
+
+    def child() -> str:
+        subject = quick.tickets.get(record.id).subject
+        quick.close()
+        return subject
+
+    assert run_in_fork(child, timeout=30.0) == (0, record.subject)
+    assert quick.tickets.get(record.id).subject == record.subject

@@ -7,12 +7,16 @@ look the async object up on every call, so a forked child transparently gets its
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from types import TracebackType
 from typing import Generic, TypeVar
 
+import aiohttp
+
 from vpsbg_support._client import AsyncClient
 from vpsbg_support._loop_thread import LoopThread
+from vpsbg_support._retry import RetryPolicy
 
 __all__ = ["SyncClientBase", "SyncResource", "SyncWrapper"]
 
@@ -46,6 +50,44 @@ class SyncClientBase:
     def _async(self) -> AsyncClient:
         return self._runner.resource()
 
+    def with_options(
+        self: _C,
+        *,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        max_retries: int | None = None,
+        retry_policy: RetryPolicy | None = None,
+    ) -> _C:
+        """A client with other timeout or retry settings, sharing this one's background loop,
+        connection pool and rate limiter.
+
+        ``client.with_options(max_retries=0).plans.renew(billing_cycle=1)``
+
+        Args:
+            timeout: seconds for a whole request, or an ``aiohttp.ClientTimeout``.
+            max_retries: retries after the first attempt (applied on top of ``retry_policy``).
+            retry_policy: a whole retry policy to use instead of this client's.
+
+        Returns:
+            A new client; closing either one closes the shared loop and pool.
+
+        Raises:
+            ValueError: ``max_retries`` is negative, or ``timeout`` is not a finite number of
+                seconds above 0 (InvalidParameterError).
+        """
+
+        def derive(client: AsyncClient) -> AsyncClient:
+            return client.with_options(
+                timeout=timeout, max_retries=max_retries, retry_policy=retry_policy
+            )
+
+        derive(self._async)  # bad settings raise here, not at the first call
+        clone = copy.copy(self)
+        clone._runner = _DerivedRunner(self._runner, derive)
+        for name, value in vars(clone).items():
+            if isinstance(value, SyncResource):
+                setattr(clone, name, type(value)(clone._runner))
+        return clone
+
     @property
     def closed(self) -> bool:
         """True once :meth:`close` was called (or the ``with`` block ended)."""
@@ -76,6 +118,36 @@ class SyncClientBase:
         if self._runner.closed:
             return f"<{type(self).__name__} (closed)>"
         return repr(self._async).replace(type(self._async).__name__, type(self).__name__, 1)
+
+
+class _DerivedRunner(LoopThread[AsyncClient]):
+    """The loop of a blocking client, its ``AsyncClient`` seen through ``with_options``.
+
+    Not a second loop: it shares the base's loop, state and shutdown (``close()`` on either
+    closes both), and keeps the base alive. The derived AsyncClient is rebuilt when the base's
+    is (in a forked child).
+    """
+
+    def __init__(
+        self, base: LoopThread[AsyncClient], derive: Callable[[AsyncClient], AsyncClient]
+    ) -> None:
+        # LoopThread.__init__ is not called on purpose: it would start a loop of its own.
+        self._base = base
+        self._name = base._name
+        self._factory = base._factory
+        self._box = base._box
+        self._finalizer = base._finalizer
+        self._derive = derive
+        self._derived: tuple[AsyncClient, AsyncClient] | None = None
+
+    def resource(self) -> AsyncClient:
+        """The base's AsyncClient with this view's options."""
+        client = self._base.resource()
+        derived = self._derived
+        if derived is None or derived[0] is not client:
+            derived = (client, self._derive(client))
+            self._derived = derived
+        return derived[1]
 
 
 class SyncResource:
