@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import pty
+import re
 import signal
 import socket
 import subprocess
@@ -16,8 +17,11 @@ from typing import Any
 
 import attrs
 import pytest
+from aioresponses import aioresponses
 
 from tests._interruptible import interruptible
+from vpsbg_support import cli
+from vpsbg_support.cli import main
 from vpsbg_support.testing import FakeVPSBGThread
 
 pytestmark = pytest.mark.vpsbg_fake(seed=2, tickets=6, rate_limit=100_000)
@@ -40,6 +44,7 @@ def vpsbg(
     stdin: str | None = None,
     cwd: Path | None = None,
     terminal_input: bytes | None = None,
+    stdout: int | None = None,
 ) -> Run:
     """Run the command as a user would; the fake's URL and token come from the environment."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VPSBG_")}
@@ -58,11 +63,16 @@ def vpsbg(
         finally:
             os.close(controller)
             os.close(terminal)
+    elif stdout is not None:
+        # stdout is a file descriptor of the caller's (e.g. a pipe nobody reads).
+        done = subprocess.run(
+            argv, stdout=stdout, stderr=subprocess.PIPE, text=True, env=env, timeout=60
+        )
     else:
         done = subprocess.run(
             argv, input=stdin or "", capture_output=True, text=True, env=env, cwd=cwd, timeout=60
         )
-    return Run(done.returncode, done.stdout, done.stderr)
+    return Run(done.returncode, done.stdout or "", done.stderr)
 
 
 def assert_one_line_error(run: Run, code: int, *fragments: str) -> None:
@@ -86,6 +96,47 @@ def test_tickets_list_json_and_text(vpsbg_fake: FakeVPSBGThread) -> None:
     newest = vpsbg_fake.state.tickets[0]
     assert text.out.splitlines()[0].split() == ["ID", "STATUS", "UPDATED", "SUBJECT"]
     assert f"{newest.id}  {newest.status}" in text.out and newest.subject in text.out
+    # One page holds them all: no hint about more.
+    assert listed.err == "" and text.err == ""
+    # The list answer carries no messages: no "messages": [] that would read as "none".
+    assert all("messages" not in t for t in listed.json())
+
+
+def test_tickets_list_says_when_more_pages_follow(vpsbg_fake: FakeVPSBGThread) -> None:
+    first = vpsbg("tickets", "list", "--per-page", "4", fake=vpsbg_fake)
+    last = vpsbg("--json", "tickets", "list", "--per-page", "4", "--page", "2", fake=vpsbg_fake)
+    every = vpsbg("--json", "tickets", "list", "--per-page", "4", "--all", fake=vpsbg_fake)
+
+    assert first.code == 0 and len(first.out.splitlines()) == 1 + 4
+    assert first.err == "page 1 of 2 (use --page / --all)\n"
+    assert last.code == 0 and len(last.json()) == 2 and last.err == ""
+    assert every.code == 0 and len(every.json()) == 6 and every.err == ""
+
+
+def test_tickets_departments_and_services(vpsbg_fake: FakeVPSBGThread) -> None:
+    departments = vpsbg("--json", "tickets", "departments", fake=vpsbg_fake)
+    services = vpsbg("tickets", "services", "--json", fake=vpsbg_fake)
+    text = vpsbg("tickets", "departments", fake=vpsbg_fake)
+
+    assert departments.code == 0 and services.code == 0 and text.code == 0
+    assert [(d["id"], d["name"]) for d in departments.json()] == [
+        (d.id, d.name) for d in vpsbg_fake.state.departments
+    ]
+    assert [(s["id"], s["type"]) for s in services.json()] == [
+        (s.id, s.type) for s in vpsbg_fake.state.services
+    ]
+    rows = [re.split(r"\s{2,}", line) for line in text.out.splitlines()]
+    tech = next(d for d in vpsbg_fake.state.departments if d.slug == "tech-support")
+    assert rows[0] == ["ID", "NAME", "SLUG"] and [str(tech.id), tech.name, tech.slug] in rows
+    # The id listed is the one create takes.
+    created = vpsbg(
+        *("--json", "tickets", "create", "--department", str(tech.id), "--subject", "Hello"),
+        *("--message", "Hello there", "--service-id", str(vpsbg_fake.state.services[0].id)),
+        *("--service-type", vpsbg_fake.state.services[0].type),
+        fake=vpsbg_fake,
+    )
+    assert created.code == 0, created
+    assert created.json()["department"] == "tech-support"
 
 
 def test_tickets_show(vpsbg_fake: FakeVPSBGThread) -> None:
@@ -153,7 +204,11 @@ def test_tickets_download_all_and_one(vpsbg_fake: FakeVPSBGThread, tmp_path: Pat
     )
 
     assert every.code == 0 and one.code == 0, (every, one)
-    paths = [Path(p) for p in every.json()]
+    assert not any(item["skipped"] for item in every.json())
+    paths = [Path(item["path"]) for item in every.json()]
+    assert [item["attachment_id"] for item in every.json()] == [
+        a.id for m in ticket.messages for a in m.attachments
+    ]
     assert len(paths) == sum(len(m.attachments) for m in ticket.messages)
     by_name = {p.name: p.read_bytes() for p in paths}
     assert by_name[f"{first.id}-shot.png"] == b"\x89PNG one"
@@ -164,6 +219,78 @@ def test_tickets_download_all_and_one(vpsbg_fake: FakeVPSBGThread, tmp_path: Pat
         assert digest == vpsbg_fake.state.attachment_sha256(attachment_id)
     assert (tmp_path / "one" / "shot.png").read_bytes() == b"\x89PNG two"
     assert one.out.strip() == str(tmp_path / "one" / "shot.png")
+
+
+def test_tickets_download_again_skips_what_is_there(
+    vpsbg_fake: FakeVPSBGThread, tmp_path: Path
+) -> None:
+    ticket = vpsbg_fake.state.tickets[0]
+    first = vpsbg_fake.state.add_attachment(ticket.id, name="a.log", content=b"first log")
+    vpsbg_fake.state.add_attachment(ticket.id, name="b.log", content=b"second log")
+    download = ("tickets", "download", str(ticket.id), "-o", str(tmp_path))
+    assert vpsbg(*download, fake=vpsbg_fake).code == 0
+    one = ("tickets", "download", str(ticket.id), str(first.id), "-o", str(tmp_path / "one"))
+    assert vpsbg(*one, fake=vpsbg_fake).code == 0
+    fetched = vpsbg_fake.count("tickets.download_attachment")
+
+    again = vpsbg("--json", *download, fake=vpsbg_fake)
+    one_again = vpsbg(*one, fake=vpsbg_fake)
+
+    assert again.code == 0, again
+    assert all(item["skipped"] for item in again.json())
+    assert len(again.json()) == sum(len(m.attachments) for m in ticket.messages)
+    assert one_again.code == 0, one_again
+    assert one_again.out == f"{tmp_path / 'one' / 'a.log'}  (skipped: already there, same size)\n"
+    assert vpsbg_fake.count("tickets.download_attachment") == fetched
+
+
+def test_tickets_download_refuses_a_different_file_unless_overwrite(
+    vpsbg_fake: FakeVPSBGThread, tmp_path: Path
+) -> None:
+    ticket = vpsbg_fake.state.tickets[0]
+    note = vpsbg_fake.state.add_attachment(ticket.id, name="note.txt", content=b"from support")
+    mine = tmp_path / f"{note.id}-note.txt"
+    mine.write_bytes(b"my own notes, longer than the attachment")
+    download = ("tickets", "download", str(ticket.id), "-o", str(tmp_path))
+
+    refused = vpsbg(*download, fake=vpsbg_fake)
+
+    assert_one_line_error(refused, 4, str(mine), "--overwrite")
+    assert "overwrite=True" not in refused.err
+    assert mine.read_bytes() == b"my own notes, longer than the attachment"
+    assert vpsbg_fake.count("tickets.download_attachment") == 0  # refused before any download
+
+    replaced = vpsbg("--json", *download, "--overwrite", fake=vpsbg_fake)
+
+    assert replaced.code == 0, replaced
+    assert not any(item["skipped"] for item in replaced.json())
+    assert mine.read_bytes() == b"from support"
+
+
+def test_tickets_download_names_overwrite_when_the_server_name_is_taken(
+    vpsbg_fake: FakeVPSBGThread,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ticket = vpsbg_fake.state.tickets[0]
+    shot = vpsbg_fake.state.add_attachment(ticket.id, name="shot.png", content=b"\x89PNG")
+    (tmp_path / "shot.png").write_bytes(b"mine")
+    # The server may name the file otherwise than the ticket does: only the download then
+    # finds the clash, and the library's refusal must still speak the CLI's language.
+    monkeypatch.setattr(cli, "safe_filename", lambda name, fallback: "as-the-ticket-names-it")
+    monkeypatch.setenv("VPSBG_BASE_URL", vpsbg_fake.url)
+    monkeypatch.setenv("VPSBG_API_TOKEN", vpsbg_fake.token)
+
+    code = main(["tickets", "download", str(ticket.id), str(shot.id), "-o", str(tmp_path)])
+
+    err = capsys.readouterr().err
+    assert code == 4
+    assert err == (
+        f"vpsbg-support: error: {tmp_path / 'shot.png'} already exists;"
+        " pass --overwrite to replace it\n"
+    )
+    assert (tmp_path / "shot.png").read_bytes() == b"mine"
 
 
 # -- plans --------------------------------------------------------------------------------------
@@ -177,7 +304,7 @@ def test_plans_list(vpsbg_fake: FakeVPSBGThread) -> None:
 
 def test_money_actions_need_yes_without_a_terminal(vpsbg_fake: FakeVPSBGThread) -> None:
     refused = vpsbg("plans", "renew", "--billing-cycle", "12", fake=vpsbg_fake)
-    assert_one_line_error(refused, 4, "--yes")
+    assert_one_line_error(refused, 2, "--yes")
     assert vpsbg_fake.state.orders == []
     assert vpsbg_fake.count("plans.renew") == 0
 
@@ -191,7 +318,8 @@ def test_money_actions_need_yes_without_a_terminal(vpsbg_fake: FakeVPSBGThread) 
     )
     assert bought.code == 0 and bought.out.startswith("Purchased: order ")
     cancel = vpsbg("plans", "cancel", "--reason", "moving", fake=vpsbg_fake)
-    assert cancel.code == 4 and len(vpsbg_fake.state.orders) == 2
+    assert_one_line_error(cancel, 2, "--yes")
+    assert len(vpsbg_fake.state.orders) == 2
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
@@ -199,8 +327,12 @@ def test_money_actions_ask_on_a_terminal(vpsbg_fake: FakeVPSBGThread) -> None:
     declined = vpsbg(
         "plans", "renew", "--billing-cycle", "1", fake=vpsbg_fake, terminal_input=b"n\n"
     )
-    assert declined.code == 4 and "nothing was sent" in declined.err
-    assert "Renew the support plan for 1 month(s)" in declined.err and "[y/N]" in declined.err
+    assert declined.code == 1 and declined.out == ""
+    assert declined.err.endswith("vpsbg-support: error: aborted, nothing was sent\n")
+    assert declined.err.startswith(
+        "Renew the support plan for 1 month(s). This creates an order that costs money."
+        " Proceed? [y/N] "
+    )
     assert vpsbg_fake.count("plans.renew") == 0
 
     accepted = vpsbg(
@@ -208,6 +340,21 @@ def test_money_actions_ask_on_a_terminal(vpsbg_fake: FakeVPSBGThread) -> None:
     )
     assert accepted.code == 0, accepted
     assert [o.billing_cycle for o in vpsbg_fake.state.orders] == [1]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_cancel_asks_without_claiming_it_costs_money(vpsbg_fake: FakeVPSBGThread) -> None:
+    later = vpsbg("plans", "cancel", fake=vpsbg_fake, terminal_input=b"\n")
+    now = vpsbg("plans", "cancel", "--now", fake=vpsbg_fake, terminal_input=b"no\n")
+
+    assert later.code == 1 and now.code == 1
+    assert later.err.startswith(
+        "Cancel the support plan at the end of the paid period. The plan stays until the paid"
+        " period ends, then ends. Proceed? [y/N] "
+    )
+    assert now.err.startswith("Cancel the support plan now. The plan ends at once")
+    assert "money" not in later.err + now.err
+    assert vpsbg_fake.count("plans.cancel") == 0
 
 
 # -- errors and exit codes ----------------------------------------------------------------------
@@ -220,9 +367,10 @@ def test_wrong_token_is_exit_3_and_never_printed(vpsbg_fake: FakeVPSBGThread) ->
     assert secret not in run.err
 
 
-def test_missing_token_is_exit_3() -> None:
+def test_missing_token_is_exit_3_and_names_the_option() -> None:
     run = vpsbg("tickets", "list")
-    assert_one_line_error(run, 3, "VPSBG_API_TOKEN")
+    assert_one_line_error(run, 3, "--token", "VPSBG_API_TOKEN")
+    assert "AsyncClient" not in run.err
 
 
 def test_not_found_is_exit_5(vpsbg_fake: FakeVPSBGThread) -> None:
@@ -238,7 +386,35 @@ def test_invalid_input_is_exit_4(vpsbg_fake: FakeVPSBGThread) -> None:
         *("--message", "Hello there"),
         fake=vpsbg_fake,
     )
-    assert_one_line_error(remote, 4, "422", "department_id")
+    # Said once: the field errors only repeat the message here.
+    assert_one_line_error(remote, 4, "HTTP 422: The selected department id is invalid.")
+    assert remote.err.count("department id is invalid") == 1
+
+
+def test_a_422_shows_the_field_errors_the_message_leaves_out(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    body = {
+        "message": "The subject has already been taken. (and 1 more error)",
+        "errors": {
+            "subject": ["The subject has already been taken."],
+            "service_id": ["The selected service id is invalid."],
+        },
+    }
+    with aioresponses() as api:
+        api.post("https://api.test/v1/support/tickets", status=422, payload=body)
+        code = main(
+            [
+                *("--base-url", "https://api.test/v1", "--token", "t0ken"),
+                *("tickets", "create", "--department", "2", "--subject", "Hello"),
+                *("--message", "Hello there"),
+            ]
+        )
+    assert code == 4
+    assert capsys.readouterr().err == (
+        "vpsbg-support: error: HTTP 422: The subject has already been taken. (and 1 more error)"
+        " (service_id: The selected service id is invalid.)\n"
+    )
 
 
 def test_network_failure_is_exit_6() -> None:
@@ -263,6 +439,56 @@ def test_usage_error_is_exit_2() -> None:
     assert run.code == 2 and "invalid choice" in run.err
     run = vpsbg("export", "out", "--since", "last tuesday")
     assert run.code == 2 and "expected a date" in run.err
+
+
+@pytest.mark.parametrize(
+    ("argv", "complaint"),
+    [
+        (["--max-retries", "-3", "tickets", "list"], "--max-retries: must be at least 0, got -3"),
+        (["tickets", "list", "--timeout", "0"], "--timeout: must be a number of seconds above 0"),
+        (["--timeout", "nan", "plans", "list"], "--timeout: must be a number of seconds above 0"),
+        (["export", "out", "--concurrency", "0"], "--concurrency: must be at least 1, got 0"),
+        (["--demo", "--token", "t0ken", "plans", "list"], "--demo runs against an embedded"),
+        (["plans", "list", "--demo", "--base-url", "https://x/v1"], "drop --token and --base-url"),
+    ],
+)
+def test_bad_option_values_are_usage_errors(
+    argv: list[str], complaint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert err.startswith("usage: vpsbg-support") and complaint in err
+    assert "t0ken" not in err
+
+
+def test_help_documents_every_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "1 error (also: a question answered no, nothing was sent)" in text
+    assert "130 interrupted" in text and "plain-text line on stderr, with --json too" in text
+
+
+def test_a_path_that_cannot_be_written_is_one_line_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    dest = tmp_path / "a-file" / "export"
+    run = vpsbg("--demo", "export", str(dest), "--no-attachments")
+    assert_one_line_error(run, 1, f"{dest}: Not a directory")
+    assert "NotADirectoryError" not in run.err and "Errno" not in run.err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX pipes")
+def test_a_closed_stdout_ends_quietly(vpsbg_fake: FakeVPSBGThread) -> None:
+    reader, writer = os.pipe()
+    os.close(reader)  # like `| head -1` that has already exited
+    try:
+        run = vpsbg("--json", "tickets", "list", "--all", fake=vpsbg_fake, stdout=writer)
+    finally:
+        os.close(writer)
+    assert run.code == 1
+    assert run.err == ""
 
 
 # -- export -------------------------------------------------------------------------------------

@@ -1,18 +1,22 @@
 """The ``vpsbg-support`` command: bulk export, tickets and support plans from a shell.
 
-Exit status: 0 success, 1 any other error, 2 bad usage (including an unusable ``--base-url``),
-3 authentication (no, wrong or read-only
-token), 4 invalid input (checked locally or refused by the API with 422/400, or a money action
-not confirmed), 5 not found, 6 network (connection, timeout, download cut short), 7 an export
+Exit status: 0 success, 1 any other error, or a question answered "no" (nothing was sent), or
+stdout closed early (``| head``: a quiet exit), 2 bad usage (a bad option value, an unusable
+``--base-url``, ``--demo`` with ``--token``/``--base-url``, or a confirmation needed with no
+terminal to ask on and no ``--yes``), 3 authentication (no, wrong or read-only token), 4 invalid
+input (checked locally or refused by the API with 422/400, or a download that would replace a
+different file), 5 not found, 6 network (connection, timeout, download cut short), 7 an export
 that finished with failures (run it again to complete it), 130 interrupted (Ctrl-C; an export
 is left resumable).
 
 ``--json`` prints one JSON document on stdout, with the library's field names: ``tickets list``
-an array of tickets, ``tickets show|create|reply|resolve`` a ticket (``resolve``: ``{"id": N}``
-when the API answers without one), ``tickets download`` an array of the paths written, ``plans
-list`` an array of plans, ``plans purchase|renew|cancel|undo-cancel`` an order (``null`` when the
-API answers without one), ``export`` the summary (the keys of ``_summary_json``). Errors are never
-JSON: one line on stderr, ``vpsbg-support: error: ...``, and the exit status above.
+an array of tickets (without ``messages`` when the list answer did not carry them),
+``tickets show|create|reply|resolve`` a ticket (``resolve``: ``{"id": N}`` when the API answers
+without one), ``tickets departments|services`` an array of them, ``tickets download`` an array
+of ``{"attachment_id", "path", "skipped"}``, ``plans list`` an array of plans, ``plans
+purchase|renew|cancel|undo-cancel`` an order (``null`` when the API answers without one),
+``export`` the summary (the keys of ``_summary_json``). Errors are never JSON, with ``--json``
+too: one plain-text line on stderr, ``vpsbg-support: error: ...``, and the exit status above.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
+import stat
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -33,6 +39,7 @@ from typing import IO, Any
 from vpsbg_support import _constants as C
 from vpsbg_support._client import AsyncClient
 from vpsbg_support._convert import ConversionError, structure, unstructure
+from vpsbg_support._files import safe_filename
 from vpsbg_support._version import __version__
 from vpsbg_support.errors import (
     APIConnectionError,
@@ -47,9 +54,10 @@ from vpsbg_support.errors import (
     VPSBGError,
 )
 from vpsbg_support.export import ExportProgress, ExportSummary, attachment_path, export_tickets
-from vpsbg_support.models import Order, SupportPlan, Ticket
+from vpsbg_support.models import Attachment, Department, Order, RelatedService, SupportPlan, Ticket
 
 __all__ = [
+    "EXIT_ABORTED",
     "EXIT_AUTH",
     "EXIT_ERROR",
     "EXIT_INTERRUPTED",
@@ -66,6 +74,8 @@ __all__ = [
 PROG = "vpsbg-support"
 EXIT_OK = 0
 EXIT_ERROR = 1
+#: A question answered "no": nothing was sent. The same status as other errors, as most tools do.
+EXIT_ABORTED = EXIT_ERROR
 EXIT_USAGE = 2
 EXIT_AUTH = 3
 EXIT_VALIDATION = 4
@@ -77,12 +87,16 @@ EXIT_INTERRUPTED = 130
 Handler = Callable[[AsyncClient, argparse.Namespace, "_Output"], Awaitable[int]]
 
 
-class _BadSetting(ConfigurationError):
-    """A connection option the client refuses (e.g. a plain-HTTP ``--base-url``): bad usage."""
+class _Exit(Exception):
+    """An error the CLI words itself, for the command line (``--overwrite``, not a parameter)."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
 
 
-class _NotConfirmed(InvalidParameterError):
-    """A money action was not confirmed (declined, or no terminal to ask and no ``--yes``)."""
+class _StdoutClosed(Exception):
+    """Whoever read stdout has gone (``| head``): nothing left to say, and nobody to say it to."""
 
 
 def exit_code_for(exc: BaseException) -> int:
@@ -92,10 +106,8 @@ def exit_code_for(exc: BaseException) -> int:
         exc: the error that ended the command.
 
     Returns:
-        2 usage, 3 auth, 4 validation, 5 not found, 6 network, 1 anything else.
+        3 auth, 4 validation, 5 not found, 6 network, 1 anything else.
     """
-    if isinstance(exc, _BadSetting):
-        return EXIT_USAGE
     if isinstance(exc, ConfigurationError | AuthenticationError | PermissionDeniedError):
         return EXIT_AUTH
     if isinstance(exc, InvalidParameterError | UnprocessableEntityError | BadRequestError):
@@ -108,12 +120,24 @@ def exit_code_for(exc: BaseException) -> int:
 
 
 def _describe(exc: BaseException) -> str:
-    """One line for an error: the library's message, plus the API's field errors on a 422."""
+    """One line for an error: the library's message, plus the API's field errors on a 422 when
+    they say more than the message (Laravel's message repeats the first of them)."""
     text = str(exc) or exc.__class__.__name__
     if isinstance(exc, UnprocessableEntityError) and exc.errors:
-        fields = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.errors.items())
-        text = f"{text} ({fields})"
-    if not isinstance(exc, VPSBGError):
+        fields = []
+        for field, messages in exc.errors.items():
+            news = [m for m in messages if m not in text]
+            if news:
+                fields.append(f"{field}: {' '.join(news)}")
+        if fields:
+            text = f"{text} ({'; '.join(fields)})"
+    elif isinstance(exc, OSError) and exc.filename is not None:
+        # "/proc/nope: No such file or directory", as mkdir or cp would say it.
+        where = os.fsdecode(exc.filename)
+        if exc.filename2 is not None:
+            where += f" -> {os.fsdecode(exc.filename2)}"
+        text = f"{where}: {exc.strerror or exc.__class__.__name__}"
+    elif not isinstance(exc, VPSBGError):
         text = f"{exc.__class__.__name__}: {text}"
     return " ".join(text.split())
 
@@ -129,12 +153,15 @@ class _Output:
         self._out = out
 
     def emit(self, data: Any, text: Callable[[], str]) -> None:
-        if self.as_json:
-            json.dump(data, self._out, indent=2, ensure_ascii=False, default=str)
-            self._out.write("\n")
-        else:
-            self._out.write(text().rstrip("\n") + "\n")
-        self._out.flush()
+        try:
+            if self.as_json:
+                json.dump(data, self._out, indent=2, ensure_ascii=False, default=str)
+                self._out.write("\n")
+            else:
+                self._out.write(text().rstrip("\n") + "\n")
+            self._out.flush()
+        except BrokenPipeError:
+            raise _StdoutClosed from None
 
 
 def _when(moment: datetime | None) -> str:
@@ -152,15 +179,48 @@ def _size(count: int | None) -> str:
     raise AssertionError("unreachable")
 
 
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    """Columns aligned on the widest cell; the last column is left ragged."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    lines = []
+    for row in rows:
+        cells = [f"{cell:<{width}}" for cell, width in zip(row[:-1], widths, strict=True)]
+        lines.append("  ".join([*cells, row[-1]]))
+    return "\n".join(lines)
+
+
 def _ticket_rows(tickets: Sequence[Ticket]) -> str:
     if not tickets:
         return "No tickets."
     rows = [("ID", "STATUS", "UPDATED", "SUBJECT")]
     rows += [(str(t.id), t.status, _when(t.updated_at), t.subject) for t in tickets]
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    return "\n".join(
-        f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:<{widths[2]}}  {d}" for a, b, c, d in rows
-    )
+    return _table(rows)
+
+
+def _listed_tickets(tickets: Sequence[Ticket]) -> list[dict[str, Any]]:
+    """Tickets as ``--json`` lists them: a list answer usually leaves messages out, and
+    ``"messages": []`` would read as "no messages", so the key goes when there are none."""
+    data: list[dict[str, Any]] = unstructure(list(tickets))
+    for item in data:
+        if not item.get("messages"):
+            item.pop("messages", None)
+    return data
+
+
+def _departments_text(departments: Sequence[Department]) -> str:
+    if not departments:
+        return "No departments."
+    rows = [("ID", "NAME", "SLUG")]
+    rows += [(str(d.id), d.name, d.slug or "-") for d in departments]
+    return _table(rows)
+
+
+def _services_text(services: Sequence[RelatedService]) -> str:
+    if not services:
+        return "No services."
+    rows = [("ID", "TYPE", "NAME")]
+    rows += [(str(s.id), s.type or "-", s.label or "-") for s in services]
+    return _table(rows)
 
 
 def _ticket_text(ticket: Ticket) -> str:
@@ -191,10 +251,7 @@ def _order_text(order: Order | None, done: str) -> str:
 def _plans_text(plans: Sequence[SupportPlan]) -> str:
     rows = [("PLAN", "NAME", "PRICE/MONTH", "STATUS")]
     rows += [(p.key, p.name or "-", str(p.price or "-"), p.status or "-") for p in plans]
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    return "\n".join(
-        f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:<{widths[2]}}  {d}" for a, b, c, d in rows
-    )
+    return _table(rows)
 
 
 class _ProgressBar:
@@ -236,23 +293,29 @@ class _ProgressBar:
 # --- confirmation -----------------------------------------------------------------------------
 
 
-def _confirm(args: argparse.Namespace, action: str) -> None:
-    """Ask before an action that creates an order, unless ``--yes``.
+COSTS_MONEY = "This creates an order that costs money."
+
+
+def _confirm(args: argparse.Namespace, action: str, consequence: str) -> None:
+    """Ask before an action on the account's plan, unless ``--yes``.
+
+    Args:
+        args: the parsed arguments (``yes``).
+        action: what is about to be done, e.g. "Renew the support plan for 3 month(s)".
+        consequence: what it means for the account, in one sentence.
 
     Raises:
-        _NotConfirmed: declined, or there is no terminal to ask on.
+        _Exit: declined (1: nothing was sent), or no terminal to ask on (2: pass ``--yes``).
     """
     if args.yes:
         return
     if not sys.stdin.isatty():
-        raise _NotConfirmed(
-            "confirm", f"{action} costs money: pass --yes to confirm (no terminal to ask on)"
-        )
-    sys.stderr.write(f"{action}. This creates an order that costs money. Proceed? [y/N] ")
+        raise _Exit(f"{action}: pass --yes to confirm (no terminal to ask on)", EXIT_USAGE)
+    sys.stderr.write(f"{action}. {consequence} Proceed? [y/N] ")
     sys.stderr.flush()
     answer = sys.stdin.readline().strip().lower()
     if answer not in ("y", "yes"):
-        raise _NotConfirmed("confirm", "not confirmed; nothing was sent")
+        raise _Exit("aborted, nothing was sent", EXIT_ABORTED)
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -266,9 +329,27 @@ def _message(args: argparse.Namespace) -> str:
 async def _tickets_list(client: AsyncClient, args: argparse.Namespace, out: _Output) -> int:
     if args.all:
         tickets = [t async for t in client.tickets.iter_all(per_page=args.per_page)]
-    else:
-        tickets = list(await client.tickets.list(page=args.page, per_page=args.per_page))
-    out.emit(unstructure(tickets), lambda: _ticket_rows(tickets))
+        out.emit(_listed_tickets(tickets), lambda: _ticket_rows(tickets))
+        return EXIT_OK
+    page = await client.tickets.list(page=args.page, per_page=args.per_page)
+    out.emit(_listed_tickets(page.items), lambda: _ticket_rows(page.items))
+    if page.has_next:
+        # On stderr: stdout stays the tickets alone, for a pipe or --json.
+        number = page.current_page or args.page or 1
+        of = f" of {page.last_page}" if page.last_page is not None else ", more follow"
+        sys.stderr.write(f"page {number}{of} (use --page / --all)\n")
+    return EXIT_OK
+
+
+async def _tickets_departments(client: AsyncClient, args: argparse.Namespace, out: _Output) -> int:
+    departments = await client.tickets.departments()
+    out.emit(unstructure(departments), lambda: _departments_text(departments))
+    return EXIT_OK
+
+
+async def _tickets_services(client: AsyncClient, args: argparse.Namespace, out: _Output) -> int:
+    services = await client.tickets.services()
+    out.emit(unstructure(services), lambda: _services_text(services))
     return EXIT_OK
 
 
@@ -309,6 +390,17 @@ async def _tickets_resolve(client: AsyncClient, args: argparse.Namespace, out: _
     return EXIT_OK
 
 
+def _already_there(path: Path, attachment: Attachment) -> bool | None:
+    """Whether ``path`` already holds this attachment (a regular file of its size): None when
+    there is nothing at ``path``, False when something else is there."""
+    try:
+        found = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    same_size = attachment.size is not None and found.st_size == attachment.size
+    return stat.S_ISREG(found.st_mode) and same_size
+
+
 async def _tickets_download(client: AsyncClient, args: argparse.Namespace, out: _Output) -> int:
     ticket = await client.tickets.get(args.ticket_id)
     wanted = ticket.attachments
@@ -318,23 +410,57 @@ async def _tickets_download(client: AsyncClient, args: argparse.Namespace, out: 
             raise NotFoundError(
                 f"ticket {ticket.id} has no attachment {args.attachment_id}", status=404
             )
-    written: list[str] = []
+    plan: list[tuple[Attachment, str, Path, bool]] = []
     for attachment in wanted:
         if args.attachment_id is not None:
-            # One file: a folder target, so it is named as the server names it.
+            # One file: a folder target, so it is named as the server names it (expected: as
+            # the ticket names it; the library still refuses to replace a file it did not see).
             target = os.path.join(args.output, "")
+            expected = Path(
+                args.output, safe_filename(attachment.name, f"attachment-{attachment.id}")
+            )
         else:
             # Every file: names repeat within a ticket ("screenshot.png" twice), ids do not.
             target = os.path.join(args.output, Path(attachment_path(ticket.id, attachment)).name)
-        path = await client.tickets.download_attachment(
-            ticket.id, attachment, target, overwrite=args.overwrite
-        )
-        written.append(str(path))
-    out.emit(
-        written,
-        lambda: "\n".join(written) if written else f"Ticket #{ticket.id} has no attachments.",
-    )
+            expected = Path(target)
+        there = None if args.overwrite else _already_there(expected, attachment)
+        if there is False:
+            # Refused before any download: a re-run never leaves half the files replaced.
+            differs = "" if attachment.size is None else f", not {attachment.size} bytes"
+            raise _Exit(
+                f"{expected.resolve()} already exists{differs}; pass --overwrite to replace it",
+                EXIT_VALIDATION,
+            )
+        plan.append((attachment, target, expected, bool(there)))
+    results: list[dict[str, Any]] = []
+    for attachment, target, expected, skip in plan:
+        if skip:
+            path = expected.resolve()
+        else:
+            try:
+                written = await client.tickets.download_attachment(
+                    ticket.id, attachment, target, overwrite=args.overwrite
+                )
+            except InvalidParameterError as exc:
+                # E.g. the server named the file otherwise than the ticket did and that name is
+                # taken: the library's advice (overwrite=True) is for Python callers.
+                message = exc.message.replace("overwrite=True", "--overwrite")
+                raise _Exit(message, EXIT_VALIDATION) from None
+            assert written is not None  # a path target always gives a path
+            path = written
+        results.append({"attachment_id": attachment.id, "path": str(path), "skipped": skip})
+    out.emit(results, lambda: _download_text(ticket, results))
     return EXIT_OK
+
+
+def _download_text(ticket: Ticket, results: Sequence[dict[str, Any]]) -> str:
+    if not results:
+        return f"Ticket #{ticket.id} has no attachments."
+    lines = []
+    for item in results:
+        note = "  (skipped: already there, same size)" if item["skipped"] else ""
+        lines.append(f"{item['path']}{note}")
+    return "\n".join(lines)
 
 
 async def _plans_list(client: AsyncClient, args: argparse.Namespace, out: _Output) -> int:
@@ -344,22 +470,36 @@ async def _plans_list(client: AsyncClient, args: argparse.Namespace, out: _Outpu
 
 
 async def _plans_purchase(client: AsyncClient, args: argparse.Namespace, out: _Output) -> int:
-    _confirm(args, f"Purchase support plan {args.plan!r} for {args.billing_cycle} month(s)")
+    _confirm(
+        args,
+        f"Purchase support plan {args.plan!r} for {args.billing_cycle} month(s)",
+        COSTS_MONEY,
+    )
     order = await client.plans.purchase(plan=args.plan, billing_cycle=args.billing_cycle)
     out.emit(unstructure(order), lambda: _order_text(order, "Purchased"))
     return EXIT_OK
 
 
 async def _plans_renew(client: AsyncClient, args: argparse.Namespace, out: _Output) -> int:
-    _confirm(args, f"Renew the support plan for {args.billing_cycle} month(s)")
+    _confirm(args, f"Renew the support plan for {args.billing_cycle} month(s)", COSTS_MONEY)
     order = await client.plans.renew(billing_cycle=args.billing_cycle)
     out.emit(unstructure(order), lambda: _order_text(order, "Renewed"))
     return EXIT_OK
 
 
 async def _plans_cancel(client: AsyncClient, args: argparse.Namespace, out: _Output) -> int:
-    when = "now" if args.now else "at the end of the paid period"
-    _confirm(args, f"Cancel the support plan {when}")
+    if args.now:
+        _confirm(
+            args,
+            "Cancel the support plan now",
+            "The plan ends at once, not at the end of the paid period.",
+        )
+    else:
+        _confirm(
+            args,
+            "Cancel the support plan at the end of the paid period",
+            "The plan stays until the paid period ends, then ends.",
+        )
     order = await client.plans.cancel(reason=args.reason, now=args.now)
     out.emit(unstructure(order), lambda: _order_text(order, "Cancellation requested"))
     return EXIT_OK
@@ -447,13 +587,32 @@ async def _export(client: AsyncClient, args: argparse.Namespace, out: _Output) -
 # --- arguments --------------------------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
+def _whole_number(minimum: int) -> Callable[[str], int]:
+    """An option type: a whole number of at least ``minimum``, else a usage error (exit 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+_positive_int = _whole_number(1)
+_retries = _whole_number(0)
+
+
+def _seconds(text: str) -> float:
     try:
-        value = int(text)
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text}")
     return value
 
 
@@ -484,11 +643,12 @@ def _common_options() -> argparse.ArgumentParser:
         "--demo",
         action="store_true",
         default=s,
-        help="run against an embedded fake API with seeded data (no token needed)",
+        help="run against an embedded fake API with seeded data (no token needed; not with"
+        " --token or --base-url)",
     )
-    group.add_argument("--timeout", type=float, default=s, help="seconds per request (60)")
+    group.add_argument("--timeout", type=_seconds, default=s, help="seconds per request (60)")
     group.add_argument(
-        "--max-retries", type=int, default=s, help="retries of a failed read (default 2)"
+        "--max-retries", type=_retries, default=s, help="retries of a failed read (default 2)"
     )
     group.add_argument("--verbose", "-v", action="store_true", default=s, help="log requests")
     return common
@@ -505,8 +665,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         parents=[common],
         description="VPSBG support from the command line: export, tickets and support plans.",
-        epilog="Exit status: 0 ok, 1 error, 2 usage, 3 auth, 4 invalid input, 5 not found,"
-        " 6 network, 7 export incomplete, 130 interrupted.",
+        epilog="Exit status: 0 ok, 1 error (also: a question answered no, nothing was sent),"
+        " 2 usage, 3 auth, 4 invalid input, 5 not found, 6 network, 7 export incomplete,"
+        " 130 interrupted. Errors are one plain-text line on stderr, with --json too.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -525,7 +686,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--no-attachments", action="store_true", help="tickets only")
     export.add_argument("--per-page", type=_positive_int, help="tickets per list request")
 
-    tickets = commands.add_parser("tickets", help="list, show, open, reply, resolve, download")
+    tickets = commands.add_parser(
+        "tickets", help="list, show, open, reply, resolve, download; departments, services"
+    )
     tickets_cmds = tickets.add_subparsers(dest="tickets_command", required=True, metavar="ACTION")
     listing = command(tickets_cmds, "list", _tickets_list, "list tickets (one page, or --all)")
     listing.add_argument("--page", type=_positive_int, help="page number (1)")
@@ -533,13 +696,30 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--all", action="store_true", help="every page")
     show = command(tickets_cmds, "show", _tickets_show, "show a ticket and its messages")
     show.add_argument("ticket_id", type=_positive_int)
+    command(
+        tickets_cmds,
+        "departments",
+        _tickets_departments,
+        "list the departments (their ids are what create --department takes)",
+    )
+    command(
+        tickets_cmds,
+        "services",
+        _tickets_services,
+        "list the services a ticket can be about (create --service-id/--service-type)",
+    )
     create = command(tickets_cmds, "create", _tickets_create, "open a ticket")
-    create.add_argument("--department", type=_positive_int, required=True, help="department id")
+    create.add_argument(
+        "--department",
+        type=_positive_int,
+        required=True,
+        help="department id (see: tickets departments)",
+    )
     create.add_argument("--subject", required=True)
     create.add_argument("--message", required=True, help="the message ('-': read stdin)")
     create.add_argument("--attach", action="append", default=[], metavar="FILE")
-    create.add_argument("--service-id", type=_positive_int)
-    create.add_argument("--service-type")
+    create.add_argument("--service-id", type=_positive_int, help="(see: tickets services)")
+    create.add_argument("--service-type", help="(see: tickets services)")
     reply = command(tickets_cmds, "reply", _tickets_reply, "reply to a ticket")
     reply.add_argument("ticket_id", type=_positive_int)
     reply.add_argument("--message", required=True, help="the message ('-': read stdin)")
@@ -552,7 +732,12 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("ticket_id", type=_positive_int)
     download.add_argument("attachment_id", type=_positive_int, nargs="?", help="(default: all)")
     download.add_argument("--output", "-o", default=".", help="folder to write to (.)")
-    download.add_argument("--overwrite", action="store_true", help="replace existing files")
+    download.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing files (default: skip a file already there with the same size,"
+        " refuse to replace a different one)",
+    )
 
     plans = commands.add_parser("plans", help="list, purchase, renew, cancel, undo-cancel")
     plans_cmds = plans.add_subparsers(dest="plans_command", required=True, metavar="ACTION")
@@ -562,10 +747,17 @@ def build_parser() -> argparse.ArgumentParser:
     purchase.add_argument("--billing-cycle", type=_positive_int, required=True, help="months")
     renew = command(plans_cmds, "renew", _plans_renew, "renew the support plan (costs money)")
     renew.add_argument("--billing-cycle", type=_positive_int, required=True, help="months")
-    cancel = command(plans_cmds, "cancel", _plans_cancel, "cancel the support plan")
+    cancel = command(
+        plans_cmds, "cancel", _plans_cancel, "cancel the support plan (at the paid period's end)"
+    )
     cancel.add_argument("--reason")
     cancel.add_argument("--now", action="store_true", help="at once, not at the period's end")
-    command(plans_cmds, "undo-cancel", _plans_undo_cancel, "withdraw a pending cancellation")
+    command(
+        plans_cmds,
+        "undo-cancel",
+        _plans_undo_cancel,
+        "withdraw a pending cancellation (the plan is kept)",
+    )
     return parser
 
 
@@ -591,12 +783,19 @@ async def _run(args: argparse.Namespace) -> int:
             client = AsyncClient(token, base_url=base_url, **options)
         except ConfigurationError as exc:
             if not (token or os.environ.get(C.ENV_TOKEN) or "").strip():
-                raise  # no token at all: an authentication problem (exit 3)
-            raise _BadSetting(str(exc)) from None
+                # The library's message names AsyncClient(token=...): say it the CLI's way.
+                raise _Exit(NO_TOKEN, EXIT_AUTH) from None
+            raise _Exit(_describe(exc), EXIT_USAGE) from None
         client = await stack.enter_async_context(client)
         handler: Handler = args.handler
         return await handler(client, args, _Output(args.json))
     raise AssertionError("unreachable")  # pragma: no cover -- for mypy: the stack may swallow
+
+
+NO_TOKEN = (
+    f"no API token: pass --token TOKEN or set {C.ENV_TOKEN} (create one in the VPSBG client area"
+    " under your user name -> API tokens), or try --demo"
+)
 
 
 def _fail(message: str, code: int) -> int:
@@ -614,13 +813,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit status (see the module docstring).
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     for name in ("token", "base_url", "timeout", "max_retries"):
         if not hasattr(args, name):
             setattr(args, name, None)
     for flag in ("json", "yes", "demo", "verbose"):
         if not hasattr(args, flag):
             setattr(args, flag, False)
+    if args.demo and (args.token is not None or args.base_url is not None):
+        # Ignoring them would show the demo's data to someone who asked for their account.
+        parser.error("--demo runs against an embedded fake API: drop --token and --base-url")
     if args.verbose:
         logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
         logging.getLogger(C.LOGGER_NAME).setLevel(logging.DEBUG)
@@ -628,9 +831,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_run(args))
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_INTERRUPTED)
+    except _StdoutClosed:
+        # What Python's docs advise: point stdout at devnull so the flush at exit cannot fail
+        # again, and leave without a word (the reader of a `| head` asked for no more).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_ERROR
+    except _Exit as exc:
+        return _fail(str(exc), exc.code)
     except VPSBGError as exc:
         return _fail(_describe(exc), exit_code_for(exc))
-    except ValueError as exc:  # e.g. a negative --timeout, refused by the client
+    except ValueError as exc:  # a value the client refuses that the options did not catch
         return _fail(_describe(exc), EXIT_VALIDATION)
     except OSError as exc:  # e.g. the export folder cannot be written
         return _fail(_describe(exc), EXIT_ERROR)

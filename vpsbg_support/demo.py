@@ -9,8 +9,9 @@ from vpsbg_support.testing import FakeVPSBG
 
 #: The seed of the demo data: every demo run shows the same account.
 DEMO_SEED = 7
-#: Tickets served when the demo runs ``export``, and for every other command.
+#: Tickets served when the demo runs ``export``: enough to show the export's speed.
 DEMO_EXPORT_TICKETS = 300
+#: Tickets served for every other command (``tickets list``, ``plans``...): quick to start.
 DEMO_TICKETS = 25
 #: Generated attachments go up to 4 MiB; the demo caps them so an export stays quick and small.
 MAX_DEMO_ATTACHMENT = 256 * 1024
