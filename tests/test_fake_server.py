@@ -10,14 +10,24 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
-from typing import Any
+from datetime import datetime, timezone
+from typing import Any, get_args
 
 import aiohttp
+import attrs
 import pytest
 
 from tests._interruptible import interruptible, stop
+from vpsbg_support import AsyncClient, Ticket, errors
 from vpsbg_support._routes import ROUTES
-from vpsbg_support.testing import Attachment, FakeVPSBG, FakeVPSBGThread
+from vpsbg_support.testing import (
+    ROUTE_NAMES,
+    Attachment,
+    FakeVPSBG,
+    FakeVPSBGThread,
+    RouteName,
+)
+from vpsbg_support.testing.pytest_plugin import marker_options
 
 JSON = dict[str, Any]
 
@@ -421,28 +431,45 @@ async def test_purchase_renew_cancel_undo_change_the_plan_and_create_orders(
         360,
     )
 
+    # Cancel and undo answer 204 with no body, as the routes table says, and place no order.
     async with http.post(fake.url + "/support/cancel", json={"reason": "too dear"}) as response:
-        assert response.status == 200
-        assert (await response.json())["amount"] == 0
+        assert response.status == 204 and await response.read() == b""
     plans = (await get_json(http, fake.url + "/support/plans"))["data"]
     assert {p["key"]: p["status"] for p in plans}["professional"] == "cancel_requested"
 
     async with http.delete(fake.url + "/support/cancel") as response:
-        assert response.status == 200
+        assert response.status == 204 and await response.read() == b""
     assert fake.state.plan_status == "active"
     async with http.delete(fake.url + "/support/cancel") as response:
         assert response.status == 422
 
-    assert [o.type for o in fake.state.orders] == [
-        "new-service",
-        "renew-service",
-        "cancel-service",
-        "custom",
-    ]
+    assert [o.type for o in fake.state.orders] == ["new-service", "renew-service"]
+    [cancellation] = fake.state.cancellations
+    assert (cancellation.plan_key, cancellation.reason, cancellation.now) == (
+        "professional",
+        "too dear",
+        False,
+    )
+    assert cancellation.withdrawn_at is not None and cancellation.order is None
+
+
+async def test_cancel_can_answer_with_a_documented_order_type() -> None:
+    async with FakeVPSBG(cancel_returns_204=False) as fake:
+        headers = {"Authorization": f"Bearer {fake.token}"}
+        async with aiohttp.ClientSession(headers=headers) as http:
+            async with http.post(fake.url + "/support/cancel", json={}) as response:
+                assert response.status == 200
+                order = await response.json()
+            async with http.delete(fake.url + "/support/cancel") as response:
+                assert response.status == 204
+    # "custom" is in the documented list of order types; "cancel-service" is not.
+    assert (order["type"], order["amount"]) == ("custom", 0)
+    assert [o.id for o in fake.state.orders] == [order["id"]]
+    assert fake.state.cancellations[0].order == fake.state.orders[0]
 
 
 async def test_cancel_now_drops_the_plan_so_renew_is_refused() -> None:
-    async with FakeVPSBG(cancel_returns_204=True) as fake:
+    async with FakeVPSBG() as fake:
         headers = {"Authorization": f"Bearer {fake.token}"}
         async with aiohttp.ClientSession(headers=headers) as http:
             async with http.post(fake.url + "/support/cancel", json={"now": True}) as response:
@@ -690,3 +717,210 @@ def test_command_line_serves_until_ctrl_c() -> None:
             process.send_signal(signal.SIGINT)
             stop(process, timeout=10)
         assert process.returncode == 0
+
+
+def test_a_positional_marker_argument_is_refused_not_ignored() -> None:
+    with pytest.raises(TypeError, match=r"keyword arguments only.*\(20,\)"):
+        marker_options(pytest.mark.vpsbg_fake(20).mark)
+    assert marker_options(pytest.mark.vpsbg_fake(tickets=3).mark) == {"seed": 0, "tickets": 3}
+    assert marker_options(None) == {"seed": 0, "tickets": 10}
+
+
+# -- what differs between the fake and the real API, on demand ------------------------------
+
+FIXED = datetime(2025, 3, 1, 12, 0, 0, 654321, tzinfo=timezone.utc)
+
+
+async def create_and_reply(fake: FakeVPSBG) -> tuple[JSON, JSON]:
+    """Open a ticket then reply to it over HTTP (in the same instant when the clock is fixed)."""
+    headers = {"Authorization": f"Bearer {fake.token}"}
+    async with aiohttp.ClientSession(headers=headers) as http:
+        async with http.post(fake.url + "/support/tickets", data=ticket_form()) as response:
+            created: JSON = await response.json()
+        form = aiohttp.FormData({"message": "Any news on this?"})
+        url = f"{fake.url}/support/tickets/{created['id']}/messages"
+        async with http.post(url, data=form) as response:
+            replied: JSON = await response.json()
+    return created, replied
+
+
+async def test_timestamps_have_whole_seconds_like_the_real_api() -> None:
+    async with FakeVPSBG(clock=lambda: FIXED) as fake:
+        created, replied = await create_and_reply(fake)
+        ticket = fake.state.ticket(created["id"])
+        # A time a test sets by hand is rendered the same way.
+        ticket.messages[0].created_at = FIXED
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {fake.token}"}) as http:
+            again = await get_json(http, f"{fake.url}/support/tickets/{ticket.id}")
+    second = "2025-03-01T12:00:00.000000Z"
+    assert created["created_at"] == created["updated_at"] == second
+    # Two changes in one second share an updated_at, as in production.
+    assert replied["updated_at"] == created["updated_at"]
+    assert [m["created_at"] for m in replied["messages"]] == [second, second]
+    assert again["messages"][0]["created_at"] == second
+    assert ticket.updated_at == FIXED.replace(microsecond=0)  # the state matches the wire
+
+
+async def test_microsecond_precision_keeps_changes_in_one_second_apart() -> None:
+    async with FakeVPSBG(clock=lambda: FIXED, timestamp_precision="microseconds") as fake:
+        created, replied = await create_and_reply(fake)
+    assert created["created_at"].startswith("2025-03-01T12:00:00.6543")
+    assert replied["updated_at"] > created["updated_at"]  # lexical order is time order here
+
+
+def test_unknown_styles_are_refused() -> None:
+    with pytest.raises(ValueError, match="wire_style"):
+        FakeVPSBG(wire_style="drifted")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="timestamp_precision"):
+        FakeVPSBG(timestamp_precision="millis")  # type: ignore[arg-type]
+
+
+async def test_documented_wire_style_serves_the_drift_of_the_docs_examples() -> None:
+    async with FakeVPSBG(seed=1, tickets=3, wire_style="documented") as fake:
+        ticket = fake.state.tickets[0]
+        fake.state.add_attachment(ticket.id, name="df.txt", content=b"100%")
+        headers = {"Authorization": f"Bearer {fake.token}"}
+        async with aiohttp.ClientSession(headers=headers) as http:
+            body = await get_json(http, f"{fake.url}/support/tickets/{ticket.id}")
+            listed = (await get_json(http, fake.url + "/support/tickets"))["data"]
+        created, replied = await create_and_reply(fake)
+    assert body["user"] == "john doe" and "service" in body and "service_label" not in body
+    assert {"service_id", "service_type"} <= set(body)
+    for message in body["messages"]:
+        assert set(message) == {"message", "from_customer", "attachments"}
+    assert body["messages"][-1]["attachments"][-1] == {
+        "id": fake.state.tickets[1].messages[-1].attachments[-1].id,
+        "name": "df.txt",
+        "size": 4,
+        "mime_type": "text/plain",
+    }
+    assert all("service" in item and "messages" not in item for item in listed)
+    assert {"service_id", "service_type"} <= set(created)
+    assert not {"service_id", "service_type", "service_label"} & set(replied)
+
+
+def as_documented(ticket: Ticket, *, reply: bool = False) -> Ticket:
+    """A schema-style model with what the documented style drops or adds."""
+    messages = tuple(attrs.evolve(m, id=None, created_at=None) for m in ticket.messages)
+    changed = attrs.evolve(ticket, user="john doe", messages=messages)
+    return attrs.evolve(changed, service_type=None, service_id=None) if reply else changed
+
+
+async def read_through_the_client(fake: FakeVPSBG) -> list[Ticket]:
+    """List, get, create and reply with the library's AsyncClient."""
+    async with AsyncClient(fake.token, base_url=fake.url) as client:
+        listed = [t async for t in client.tickets.iter_all()]
+        full = [await client.tickets.get(t.id) for t in listed]
+        created = await client.tickets.create(
+            department_id=2,
+            subject="Disk full",
+            message="Please help me.",
+            service_id=2747,
+            service_type="server",
+            attachments=[("df.txt", b"/dev/sda1 100%\n")],
+        )
+        replied = await client.tickets.reply(created.id, message="Any news on this?")
+    return [*listed, *full, created, replied]
+
+
+async def test_the_client_reads_both_wire_styles_into_the_same_models() -> None:
+    async with (
+        FakeVPSBG(seed=5, tickets=6, clock=lambda: FIXED) as schema,
+        FakeVPSBG(seed=5, tickets=6, clock=lambda: FIXED, wire_style="documented") as documented,
+    ):
+        plain = await read_through_the_client(schema)
+        drifted = await read_through_the_client(documented)
+    replied = plain[-1]
+    assert replied.messages[0].id is not None and replied.service_id == 2747
+    assert all(t.extra == {} and all(m.extra == {} for m in t.messages) for t in plain)
+    assert drifted == [as_documented(t) for t in plain[:-1]] + [as_documented(replied, reply=True)]
+    assert drifted[-1].service_label == "ubuntu-16gb - 87.120.8.29"
+    assert drifted[-1].attachments[0].mime_type == "text/plain"
+
+
+# -- faults a proxy in front of the API would cause ------------------------------------------
+
+
+async def test_a_status_fault_can_send_a_proxy_error_page(
+    fake: FakeVPSBG, http: aiohttp.ClientSession
+) -> None:
+    page = "<html><body><h1>502 Bad Gateway</h1><hr>nginx</body></html>"
+    fake.faults.add("tickets.get", "status", status=502, body=page, content_type="text/html")
+    fake.faults.add("plans.list", "status", status=503, body=b"\xff\x00", retry_after=5)
+    async with http.get(f"{fake.url}/support/tickets/{fake.state.tickets[0].id}") as response:
+        assert response.status == 502 and response.headers["Content-Type"] == "text/html"
+        assert await response.text() == page
+    async with http.get(fake.url + "/support/plans") as response:
+        assert response.status == 503 and response.headers["Retry-After"] == "5"
+        assert response.headers["Content-Type"] == "application/octet-stream"
+        assert await response.read() == b"\xff\x00"
+    async with AsyncClient(fake.token, base_url=fake.url, max_retries=0) as client:
+        with pytest.raises(errors.APIStatusError) as info:
+            await client.tickets.get(fake.state.tickets[0].id)
+    assert info.value.status == 502
+
+
+def test_a_body_is_only_for_status_faults() -> None:
+    faults = FakeVPSBG().faults
+    with pytest.raises(ValueError, match="status"):
+        faults.add(None, "reset", body="<html></html>")
+    with pytest.raises(ValueError, match="needs a body"):
+        faults.add(None, "status", content_type="text/html")
+    assert faults.faults == []
+
+
+# -- route names ------------------------------------------------------------------------------
+
+
+def test_route_names_are_public_and_a_typo_is_an_error() -> None:
+    assert ROUTE_NAMES == tuple(route.name for route in ROUTES) == get_args(RouteName)
+    with FakeVPSBGThread() as fake:
+        with pytest.raises(ValueError, match=r"plan\.renew.*plans\.renew"):
+            fake.count("plan.renew")
+        with pytest.raises(ValueError, match="valid names"):
+            fake.faults.add("plans.renw", "status")
+        assert fake.count("plans.renew") == 0 and fake.count(None) == 0
+
+
+# -- what the request log keeps of a body ----------------------------------------------------
+
+
+async def test_requests_record_form_fields_json_and_file_metadata(
+    fake: FakeVPSBG, http: aiohttp.ClientSession
+) -> None:
+    form = ticket_form(service_id="2747", service_type="server")
+    form.add_field(
+        "attachments[]", b"/dev/sda1 100%\n", filename="df.txt", content_type="text/plain"
+    )
+    async with http.post(fake.url + "/support/tickets", data=form) as response:
+        assert response.status == 200
+    async with http.post(fake.url + "/support/cancel", json={"reason": "too expensive"}):
+        pass
+    fake.faults.add("plans.renew", "status", status=503, times=1)
+    async with http.post(fake.url + "/support/renew", json={"billing_cycle": 1}):
+        pass
+    await get_json(http, fake.url + "/support/plans")
+
+    create, cancel, refused, listing = fake.requests
+    assert create.fields == {
+        "department_id": "2",
+        "subject": "Disk is full",
+        "message": "Please help me.",
+        "service_id": "2747",
+        "service_type": "server",
+    }
+    assert create.json is None
+    [sent] = create.files
+    assert (sent.name, sent.size, sent.mime_type, sent.content) == (
+        "df.txt",
+        15,
+        "text/plain",
+        None,
+    )
+    assert sent.sha256 == hashlib.sha256(b"/dev/sda1 100%\n").hexdigest()
+    assert cancel.json == {"reason": "too expensive"} and cancel.fields == {}
+    assert fake.state.cancellations[0].reason == "too expensive"
+    # Refused before the handler read it: nothing of the body is claimed.
+    assert (refused.status, refused.json, refused.fields) == (503, None, {})
+    assert (listing.json, listing.fields, listing.files) == (None, {}, ())
+    assert fake.token not in repr(fake.requests)

@@ -3,7 +3,8 @@
 ``async with FakeVPSBG(seed=1, tickets=20) as fake:`` serves every route the client calls, from
 in-memory state (``fake.state``), records every request (``fake.requests``) and injects faults
 (``fake.faults``). ``FakeVPSBGThread`` runs one on a background thread for blocking code, and the
-pytest plugin provides the ``vpsbg_fake`` and ``vpsbg_fake_factory`` fixtures.
+pytest plugin provides the ``vpsbg_fake`` and ``vpsbg_fake_factory`` fixtures. ``ROUTE_NAMES``
+(and the ``RouteName`` literal type) are the names ``count`` and ``faults.add`` take.
 """
 
 from __future__ import annotations
@@ -14,13 +15,22 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from vpsbg_support.testing._app import FakeVPSBG
     from vpsbg_support.testing._faults import Fault, FaultInjector
-    from vpsbg_support.testing._records import Attachment, Order, Ticket, UploadedFile
+    from vpsbg_support.testing._names import ROUTE_NAMES, RouteName
+    from vpsbg_support.testing._records import (
+        Attachment,
+        Cancellation,
+        Order,
+        Ticket,
+        UploadedFile,
+    )
     from vpsbg_support.testing._state import FakeAPIError, FakeState
     from vpsbg_support.testing._thread import FakeVPSBGThread
     from vpsbg_support.testing._traffic import RecordedRequest
 
 __all__ = [
+    "ROUTE_NAMES",
     "Attachment",
+    "Cancellation",
     "FakeAPIError",
     "FakeState",
     "FakeVPSBG",
@@ -29,6 +39,7 @@ __all__ = [
     "FaultInjector",
     "Order",
     "RecordedRequest",
+    "RouteName",
     "Ticket",
     "UploadedFile",
 ]
@@ -40,7 +51,10 @@ _HOMES = {
     "FakeVPSBG": "_app",
     "Fault": "_faults",
     "FaultInjector": "_faults",
+    "ROUTE_NAMES": "_names",
+    "RouteName": "_names",
     "Attachment": "_records",
+    "Cancellation": "_records",
     "Order": "_records",
     "Ticket": "_records",
     "UploadedFile": "_records",

@@ -24,6 +24,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--list-style", choices=("envelope", "array"), default="envelope", help="list body shape"
     )
+    parser.add_argument(
+        "--wire-style",
+        choices=("schema", "documented"),
+        default="schema",
+        help="ticket JSON as the documented schema, or as the docs' drifting examples",
+    )
     return parser
 
 
@@ -54,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port,
         rate_limit=args.rate_limit,
         list_style=args.list_style,
+        wire_style=args.wire_style,
     )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(fake))

@@ -35,9 +35,11 @@ from vpsbg_support._routes import (
 from vpsbg_support.testing import _render as render
 from vpsbg_support.testing import _validation as validate
 from vpsbg_support.testing._faults import Fault, FaultInjector
-from vpsbg_support.testing._state import FakeAPIError, FakeState, not_found
+from vpsbg_support.testing._names import check_route_name
+from vpsbg_support.testing._render import Renderer, WireStyle
+from vpsbg_support.testing._state import FakeAPIError, FakeState, TimestampPrecision, not_found
 from vpsbg_support.testing._traffic import RateDecision, RateLimiter, RecordedRequest, RequestLog
-from vpsbg_support.testing._uploads import read_input
+from vpsbg_support.testing._uploads import RequestInput, read_input
 
 if TYPE_CHECKING:
     from vpsbg_support.testing._thread import FakeVPSBGThread
@@ -86,8 +88,22 @@ class FakeVPSBG:
 
     Use it as ``async with FakeVPSBG(seed=1, tickets=20) as fake:`` and point a client at
     ``fake.url`` with ``fake.token``. Everything it serves lives in ``fake.state``; every request
-    it received is in ``fake.requests``; ``fake.faults`` injects latency, error statuses,
-    connection resets and truncated bodies. From blocking code use :class:`FakeVPSBGThread`.
+    it received is in ``fake.requests`` (with the fields and JSON body sent); ``fake.faults``
+    injects latency, error statuses, connection resets and truncated bodies. From blocking code
+    use :class:`FakeVPSBGThread`; under pytest, the ``vpsbg_fake`` and ``vpsbg_fake_factory``
+    fixtures.
+
+    Seed your own data through ``fake.state``: ``create_ticket(department_id=2, subject=...,
+    message=...)``, ``reply(ticket_id, "text", is_customer=False)`` for a staff answer,
+    ``add_attachment(ticket_id, name=..., content=b"...")`` and ``resolve(ticket_id)``.
+
+    Where the API is silent the fake makes choices; do not let your code depend on them:
+
+    * ticket statuses: only ``opened`` is documented. ``customer-reply``, ``answered`` and
+      ``resolved`` are the fake's inventions; treat a status as an open string.
+    * the routes marked undocumented in the README, resolve's answer (the ticket, or 204 with
+      ``resolve_returns_204``) and cancel's (204, or an Order with ``cancel_returns_204=False``).
+    * route names (``count``, ``faults.add``) are :data:`~vpsbg_support.testing.ROUTE_NAMES`.
 
     Args:
         seed: seeds the generated tickets, generated attachment content and the fault RNG.
@@ -101,7 +117,16 @@ class FakeVPSBG:
         list_style: ``"envelope"`` (Laravel's ``{data, links, meta}``) or ``"array"`` (a bare
             array of every item, unpaginated) for the list routes.
         resolve_returns_204: answer resolve with 204 instead of the ticket.
-        cancel_returns_204: answer cancel and undo-cancel with 204 instead of an Order.
+        cancel_returns_204: answer cancel with 204 (default, as the routes table says); False
+            answers it with an Order (type ``custom``). Undo-cancel always answers 204.
+        wire_style: ``"schema"`` (default) renders tickets as the documented schema;
+            ``"documented"`` as the docs' own examples drift from it: ``message`` and
+            ``from_customer`` in messages, which have no ``id`` or ``created_at``; a top-level
+            ``user``; ``service`` instead of ``service_label``; no ``service_id``/``service_type``
+            in a reply's answer; ``mime_type`` instead of ``mimeType``.
+        timestamp_precision: ``"seconds"`` (default) as the real API (``.000000Z``; two
+            changes in one second share an ``updated_at``); ``"microseconds"`` makes every
+            new time distinct.
         rate_limit: requests allowed per ``rate_limit_window`` seconds before 429.
         rate_limit_window: the rate limit window, 60 seconds like the real API.
         token: the write token (default ``"fake-write-token"``).
@@ -123,7 +148,9 @@ class FakeVPSBG:
         keep_upload_bytes: bool = True,
         list_style: ListStyle = "envelope",
         resolve_returns_204: bool = False,
-        cancel_returns_204: bool = False,
+        cancel_returns_204: bool = True,
+        wire_style: WireStyle = "schema",
+        timestamp_precision: TimestampPrecision = "seconds",
         rate_limit: int = 600,
         rate_limit_window: float = 60.0,
         token: str = "fake-write-token",
@@ -134,7 +161,14 @@ class FakeVPSBG:
     ) -> None:
         if list_style not in ("envelope", "array"):
             raise ValueError(f"list_style must be 'envelope' or 'array', not {list_style!r}")
-        self.state = FakeState(seed=seed, tickets=tickets, active_plan=active_plan, clock=clock)
+        self._renderer = Renderer(wire_style=wire_style, timestamp_precision=timestamp_precision)
+        self.state = FakeState(
+            seed=seed,
+            tickets=tickets,
+            active_plan=active_plan,
+            clock=clock,
+            timestamp_precision=timestamp_precision,
+        )
         self.faults = FaultInjector(seed if fault_seed is None else fault_seed)
         self.rate_limiter = RateLimiter(rate_limit, rate_limit_window)
         self.token = token
@@ -151,6 +185,10 @@ class FakeVPSBG:
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
         self._route_names: dict[web.AbstractRoute, str] = {}
+        # The bodies handlers read, by id(request), until the request log takes them. Not the
+        # request's own storage: aiohttp >= 3.14 warns about str keys there, and RequestKey is
+        # newer than the oldest aiohttp we support.
+        self._inputs: dict[int, RequestInput] = {}
 
     def __repr__(self) -> str:
         # Tokens are left out on purpose: reprs end up in logs and test reports.
@@ -226,9 +264,16 @@ class FakeVPSBG:
         """Count received requests for a route name (``None``: paths no route serves).
 
         Args:
-            route: e.g. ``"tickets.create"``.
+            route: one of :data:`~vpsbg_support.testing.ROUTE_NAMES`, e.g. ``"tickets.create"``.
             status: count only the requests answered with this status.
+
+        Returns:
+            How many requests were recorded.
+
+        Raises:
+            ValueError: for an unknown route name (a typo would otherwise count 0).
         """
+        check_route_name(route)
         return self._log.count(route, status=status)
 
     def clear_requests(self) -> None:
@@ -285,6 +330,7 @@ class FakeVPSBG:
             return response
         finally:
             length = request.content_length
+            received = self._inputs.pop(id(request), None)
             self._log.append(
                 RecordedRequest(
                     method=request.method,
@@ -294,6 +340,9 @@ class FakeVPSBG:
                     body_size=length if length is not None else request.content.total_bytes,
                     query=dict(request.query),
                     fault=fault_kind,
+                    fields=received.form if received is not None else {},
+                    json=received.json if received is not None else None,
+                    files=received.files if received is not None else (),
                 )
             )
 
@@ -390,7 +439,7 @@ class FakeVPSBG:
     async def _tickets_list(self, request: web.Request) -> web.StreamResponse:
         with self.state.lock:
             return self._list(
-                request, self.state.tickets, lambda t: render.ticket(t, with_messages=False)
+                request, self.state.tickets, lambda t: self._renderer.ticket(t, with_messages=False)
             )
 
     async def _departments(self, request: web.Request) -> web.StreamResponse:
@@ -410,10 +459,16 @@ class FakeVPSBG:
     async def _ticket_get(self, request: web.Request) -> web.StreamResponse:
         ticket_id = _path_id(request, "ticket_id", "Ticket")
         with self.state.lock:
-            return web.json_response(render.ticket(self.state.ticket(ticket_id)))
+            return web.json_response(self._renderer.ticket(self.state.ticket(ticket_id)))
+
+    async def _read(self, request: web.Request, *, keep_bytes: bool) -> RequestInput:
+        """Read the body, leaving it on the request for the request log."""
+        received = await read_input(request, keep_bytes=keep_bytes)
+        self._inputs[id(request)] = received
+        return received
 
     async def _ticket_create(self, request: web.Request) -> web.StreamResponse:
-        received = await read_input(request, keep_bytes=self.keep_upload_bytes)
+        received = await self._read(request, keep_bytes=self.keep_upload_bytes)
         department_id, subject, message, service_id = validate.ticket_fields(
             received.fields, self.state, received.upload_errors
         )
@@ -425,16 +480,16 @@ class FakeVPSBG:
                 service_id=service_id,
                 attachments=received.uploads,
             )
-            return web.json_response(render.ticket(ticket))
+            return web.json_response(self._renderer.ticket(ticket))
 
     async def _ticket_reply(self, request: web.Request) -> web.StreamResponse:
         ticket_id = _path_id(request, "ticket_id", "Ticket")
         self.state.ticket(ticket_id)
-        received = await read_input(request, keep_bytes=self.keep_upload_bytes)
+        received = await self._read(request, keep_bytes=self.keep_upload_bytes)
         message = validate.reply_fields(received.fields, received.upload_errors)
         with self.state.lock:
             ticket = self.state.reply(ticket_id, message, received.uploads)
-            return web.json_response(render.ticket(ticket))
+            return web.json_response(self._renderer.ticket(ticket, reply_answer=True))
 
     async def _ticket_resolve(self, request: web.Request) -> web.StreamResponse:
         ticket_id = _path_id(request, "ticket_id", "Ticket")
@@ -442,7 +497,7 @@ class FakeVPSBG:
             ticket = self.state.resolve(ticket_id)
             if self.resolve_returns_204:
                 return web.Response(status=204)
-            return web.json_response(render.ticket(ticket))
+            return web.json_response(self._renderer.ticket(ticket))
 
     async def _attachment_download(self, request: web.Request) -> web.StreamResponse:
         ticket_id = _path_id(request, "ticket_id", "Ticket")
@@ -456,28 +511,26 @@ class FakeVPSBG:
         return _ChunkedBody(self.state.attachment_chunks(found.id), found.size, headers)
 
     async def _plan_purchase(self, request: web.Request) -> web.StreamResponse:
-        received = await read_input(request, keep_bytes=False)
+        received = await self._read(request, keep_bytes=False)
         plan, cycle = validate.purchase_fields(received.fields, self.state)
-        return web.json_response(render.order(self.state.purchase(plan, cycle)), status=201)
+        return web.json_response(self._renderer.order(self.state.purchase(plan, cycle)), status=201)
 
     async def _plan_renew(self, request: web.Request) -> web.StreamResponse:
-        received = await read_input(request, keep_bytes=False)
+        received = await self._read(request, keep_bytes=False)
         cycle = validate.renew_fields(received.fields)
-        return web.json_response(render.order(self.state.renew(cycle)), status=201)
+        return web.json_response(self._renderer.order(self.state.renew(cycle)), status=201)
 
     async def _plan_cancel(self, request: web.Request) -> web.StreamResponse:
-        received = await read_input(request, keep_bytes=False)
+        received = await self._read(request, keep_bytes=False)
         reason, now = validate.cancel_fields(received.fields)
-        order = self.state.cancel(reason, now)
-        if self.cancel_returns_204:
+        cancellation = self.state.cancel(reason, now, with_order=not self.cancel_returns_204)
+        if cancellation.order is None:
             return web.Response(status=204)
-        return web.json_response(render.order(order))
+        return web.json_response(self._renderer.order(cancellation.order))
 
     async def _plan_undo_cancel(self, request: web.Request) -> web.StreamResponse:
-        order = self.state.undo_cancel()
-        if self.cancel_returns_204:
-            return web.Response(status=204)
-        return web.json_response(render.order(order))
+        self.state.undo_cancel()
+        return web.Response(status=204)
 
 
 def _path_id(request: web.Request, key: str, what: str) -> int:
@@ -504,6 +557,15 @@ def _fault_status(fault: Fault) -> web.Response:
     retry_after = fault.retry_after
     if isinstance(retry_after, float):
         retry_after = math.ceil(retry_after) if not retry_after.is_integer() else int(retry_after)
+    if fault.body is not None:
+        if isinstance(fault.body, str):
+            body, content_type = fault.body.encode(), "text/plain; charset=utf-8"
+        else:
+            body, content_type = fault.body, "application/octet-stream"
+        headers = {hdrs.CONTENT_TYPE: fault.content_type or content_type}
+        if retry_after is not None:
+            headers[hdrs.RETRY_AFTER] = str(retry_after)
+        return web.Response(status=fault.status, body=body, headers=headers)
     try:
         reason = HTTPStatus(fault.status).phrase
     except ValueError:

@@ -8,12 +8,10 @@ from typing import Literal
 
 import attrs
 
-from vpsbg_support._routes import ROUTES
+from vpsbg_support.testing._names import check_route_name
 
 FaultKind = Literal["latency", "status", "reset", "truncate"]
 FaultWhen = Literal["before_handler", "after_handler"]
-
-_ROUTE_NAMES = frozenset(r.name for r in ROUTES)
 
 
 @attrs.define(kw_only=True)
@@ -22,15 +20,19 @@ class Fault:
 
     Attributes:
         kind: ``latency`` (sleep ``seconds``, then answer normally), ``status`` (answer ``status``
-            with a JSON error body instead of running the handler), ``reset`` (abort the TCP
-            connection without any response byte), ``truncate`` (send the headers with the full
-            Content-Length, then only ``keep_fraction`` of the body, then close).
-        route: a route name from ``vpsbg_support._routes`` (e.g. ``"tickets.get"``) or ``None``
-            for every route, including unknown paths.
+            with a JSON error body, or ``body``, instead of running the handler), ``reset``
+            (abort the TCP connection without any response byte), ``truncate`` (send the headers
+            with the full Content-Length, then only ``keep_fraction`` of the body, then close).
+        route: one of :data:`~vpsbg_support.testing.ROUTE_NAMES` (e.g. ``"tickets.get"``) or
+            ``None`` for every route, including unknown paths.
         probability: chance in [0, 1] that a matching request triggers it.
         times: how many times it may fire in all; ``None`` for no limit.
         status: the status a ``status`` fault answers with.
         retry_after: ``Retry-After`` header value sent with a ``status`` fault, if any.
+        body: for ``status``: the exact body to send instead of the Laravel JSON error (e.g. a
+            proxy's HTML error page); ``None`` for the JSON error.
+        content_type: the Content-Type sent with ``body`` (default ``text/plain;
+            charset=utf-8`` for a str, ``application/octet-stream`` for bytes).
         seconds: the delay of a ``latency`` fault.
         when: for ``reset``: ``after_handler`` (default: the handler ran, so its side effect
             happened, but the client never sees the answer) or ``before_handler``.
@@ -44,6 +46,8 @@ class Fault:
     times: int | None = None
     status: int = 500
     retry_after: float | str | None = None
+    body: str | bytes | None = None
+    content_type: str | None = None
     seconds: float = 0.0
     when: FaultWhen = "after_handler"
     keep_fraction: float = 0.5
@@ -83,26 +87,41 @@ class FaultInjector:
         times: int | None = None,
         status: int = 500,
         retry_after: float | str | None = None,
+        body: str | bytes | None = None,
+        content_type: str | None = None,
         seconds: float = 0.0,
         when: FaultWhen = "after_handler",
         keep_fraction: float = 0.5,
     ) -> Fault:
         """Configure a fault; see :class:`Fault` for what each argument means.
 
+        ``faults.add("plans.renew", "status", status=502, body="<html>Bad Gateway</html>",
+        content_type="text/html")`` answers as a proxy in front of the API would.
+
+        Args:
+            route: one of :data:`~vpsbg_support.testing.ROUTE_NAMES`, or ``None`` for all.
+            kind: ``latency``, ``status``, ``reset`` or ``truncate``.
+            probability, times, status, retry_after, body, content_type, seconds, when,
+                keep_fraction: as the :class:`Fault` attributes of the same name.
+
         Returns:
             The fault, whose ``fired`` counter tests may read.
 
         Raises:
-            ValueError: for an unknown route name or kind, or an out-of-range number.
+            ValueError: for an unknown route name or kind, an out-of-range number, or
+                ``body``/``content_type`` on a fault other than ``status``.
         """
-        if route is not None and route not in _ROUTE_NAMES:
-            raise ValueError(f"unknown route {route!r}; known: {sorted(_ROUTE_NAMES)}")
+        check_route_name(route)
         if kind not in ("latency", "status", "reset", "truncate"):
             raise ValueError(f"unknown fault kind {kind!r}")
         if not 0.0 <= probability <= 1.0 or not 0.0 <= keep_fraction < 1.0:
             raise ValueError("probability must be in [0, 1] and keep_fraction in [0, 1)")
         if (times is not None and times < 0) or seconds < 0 or not 100 <= status <= 599:
             raise ValueError("times and seconds must not be negative; status must be 100-599")
+        if kind != "status" and (body is not None or content_type is not None):
+            raise ValueError("body and content_type only apply to a 'status' fault")
+        if content_type is not None and body is None:
+            raise ValueError("content_type needs a body")
         fault = Fault(
             kind=kind,
             route=route,
@@ -110,6 +129,8 @@ class FaultInjector:
             times=times,
             status=status,
             retry_after=retry_after,
+            body=body,
+            content_type=content_type,
             seconds=seconds,
             when=when,
             keep_fraction=keep_fraction,

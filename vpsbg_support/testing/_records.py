@@ -7,6 +7,8 @@ from typing import Literal
 
 import attrs
 
+#: Only ``opened`` is documented; the other three are the fake's invention (the real values are
+#: unknown), so code under test should treat a status as an open string.
 TicketStatus = Literal["opened", "answered", "customer-reply", "resolved"]
 PlanStatus = Literal["active", "cancel_requested"]
 
@@ -97,13 +99,14 @@ class Ticket:
 
 @attrs.define(kw_only=True)
 class Order:
-    """An order placed by a support-plan call (purchase, renew, cancel, undo cancel).
+    """An order placed by a support-plan call (purchase, renew; cancel only when the fake is
+    told to answer cancel with an Order).
 
     Attributes:
-        type: the Order ``type``: ``new-service``, ``renew-service``, ``cancel-service``,
-            ``custom``.
+        type: the Order ``type``: ``new-service`` (purchase), ``renew-service`` (renew),
+            ``custom`` (cancel), all documented values.
         plan_key: the plan the order concerns.
-        billing_cycle: months bought; ``None`` for cancel and undo.
+        billing_cycle: months bought; ``None`` for a cancellation.
         amount: total without VAT; ``amount_with_vat`` applies ``tax_rate``.
         period_from, period_to: the period the order covers, as epoch seconds.
     """
@@ -124,9 +127,34 @@ class Order:
     subscription_id: int
 
 
+@attrs.define(kw_only=True)
+class Cancellation:
+    """One request to cancel the support plan, as received by ``POST /support/cancel``.
+
+    Attributes:
+        plan_key: the plan it cancels.
+        reason: the ``reason`` the client sent, or ``None``.
+        now: True for an immediate cancellation (the plan is dropped at once).
+        requested_at: when it was received.
+        withdrawn_at: when ``DELETE /support/cancel`` withdrew it, or ``None``.
+        order: the Order the fake answered with, when told to (``cancel_returns_204=False``).
+    """
+
+    plan_key: str
+    reason: str | None
+    now: bool
+    requested_at: datetime
+    withdrawn_at: datetime | None = None
+    order: Order | None = None
+
+
 @attrs.frozen(kw_only=True)
 class UploadedFile:
-    """One ``attachments[]`` part as received: name, type, size, digest, and bytes when kept."""
+    """One ``attachments[]`` part as received: name, type, size, digest, and bytes when kept.
+
+    In :attr:`RecordedRequest.files <vpsbg_support.testing.RecordedRequest.files>` ``content``
+    is always ``None``: the request log keeps what was sent, not the bytes.
+    """
 
     name: str
     mime_type: str

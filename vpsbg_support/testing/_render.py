@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from yarl import URL
 
@@ -19,12 +19,30 @@ from vpsbg_support.testing._records import (
     Service,
     Ticket,
 )
+from vpsbg_support.testing._state import TimestampPrecision
 
 JSONObject = dict[str, Any]
 
 
-def timestamp(moment: datetime) -> str:
-    """Format an aware UTC datetime as the API does: ``2024-08-02T11:57:57.000000Z``."""
+#: ``schema``: tickets as the documented schema (§2.1) spells them. ``documented``: as the docs'
+#: own examples do (``message``/``from_customer`` in messages, which lack ``id`` and
+#: ``created_at``; a top-level ``user``; ``service`` for ``service_label``; ``mime_type``).
+WireStyle = Literal["schema", "documented"]
+
+#: The top-level ``user`` of the documented Get-a-ticket example.
+DOCUMENTED_USER = "john doe"
+
+
+def timestamp(moment: datetime, precision: TimestampPrecision = "seconds") -> str:
+    """Format an aware UTC datetime as the API does: ``2024-08-02T11:57:57.000000Z``.
+
+    Args:
+        moment: the time.
+        precision: ``seconds`` writes a zero fraction whatever ``moment`` holds, as the real
+            API does; ``microseconds`` writes the fraction.
+    """
+    if precision == "seconds":
+        moment = moment.replace(microsecond=0)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -34,38 +52,139 @@ def money(value: float) -> float | int:
     return int(rounded) if float(rounded).is_integer() else rounded
 
 
-def attachment(record: Attachment) -> JSONObject:
-    """Render an Attachment (§2.3); note the camelCase ``mimeType``."""
-    return {"id": record.id, "name": record.name, "size": record.size, "mimeType": record.mime_type}
+class Renderer:
+    """Renders tickets and orders in one wire style and timestamp precision.
 
+    Args:
+        wire_style: ``schema`` or ``documented`` (see :data:`WireStyle`).
+        timestamp_precision: how timestamps are written (see :func:`timestamp`).
 
-def message(record: Message) -> JSONObject:
-    """Render a TicketMessage (§2.2)."""
-    return {
-        "id": record.id,
-        "content": record.content,
-        "is_customer": record.is_customer,
-        "created_at": timestamp(record.created_at),
-        "attachments": [attachment(a) for a in record.attachments],
-    }
+    Raises:
+        ValueError: for an unknown style.
+    """
 
+    def __init__(
+        self,
+        *,
+        wire_style: WireStyle = "schema",
+        timestamp_precision: TimestampPrecision = "seconds",
+    ) -> None:
+        if wire_style not in ("schema", "documented"):
+            raise ValueError(f"wire_style must be 'schema' or 'documented', not {wire_style!r}")
+        self.documented = wire_style == "documented"
+        self.precision: TimestampPrecision = timestamp_precision
 
-def ticket(record: Ticket, *, with_messages: bool = True) -> JSONObject:
-    """Render a Ticket (§2.1); list items leave ``messages`` out."""
-    body: JSONObject = {
-        "id": record.id,
-        "status": record.status,
-        "subject": record.subject,
-        "created_at": timestamp(record.created_at),
-        "updated_at": timestamp(record.updated_at),
-        "department": record.department.slug,
-        "service_label": record.service.label if record.service else None,
-        "service_type": record.service.type if record.service else None,
-        "service_id": record.service.id if record.service else None,
-    }
-    if with_messages:
-        body["messages"] = [message(m) for m in record.messages]
-    return body
+    def timestamp(self, moment: datetime) -> str:
+        """Format a time at this renderer's precision."""
+        return timestamp(moment, self.precision)
+
+    def attachment(self, record: Attachment) -> JSONObject:
+        """Render an Attachment (§2.3): camelCase ``mimeType``, or ``mime_type`` (documented)."""
+        key = "mime_type" if self.documented else "mimeType"
+        return {"id": record.id, "name": record.name, "size": record.size, key: record.mime_type}
+
+    def message(self, record: Message) -> JSONObject:
+        """Render a TicketMessage (§2.2), or as the Get-a-ticket example does (§6 item 4)."""
+        attachments = [self.attachment(a) for a in record.attachments]
+        if self.documented:
+            return {
+                "message": record.content,
+                "from_customer": record.is_customer,
+                "attachments": attachments,
+            }
+        return {
+            "id": record.id,
+            "content": record.content,
+            "is_customer": record.is_customer,
+            "created_at": self.timestamp(record.created_at),
+            "attachments": attachments,
+        }
+
+    def ticket(
+        self, record: Ticket, *, with_messages: bool = True, reply_answer: bool = False
+    ) -> JSONObject:
+        """Render a Ticket (§2.1); list items leave ``messages`` out.
+
+        Args:
+            record: the ticket.
+            with_messages: include ``messages`` (False for list items).
+            reply_answer: the answer to a reply, which in the documented style has no
+                ``service_id``/``service_type`` (§6 item 1).
+        """
+        service = record.service
+        body: JSONObject = {
+            "id": record.id,
+            "status": record.status,
+            "subject": record.subject,
+            "created_at": self.timestamp(record.created_at),
+            "updated_at": self.timestamp(record.updated_at),
+        }
+        if self.documented:
+            body["user"] = DOCUMENTED_USER
+        body["department"] = record.department.slug
+        body["service" if self.documented else "service_label"] = service.label if service else None
+        if not (self.documented and reply_answer):
+            body["service_type"] = service.type if service else None
+            body["service_id"] = service.id if service else None
+        if with_messages:
+            body["messages"] = [self.message(m) for m in record.messages]
+        return body
+
+    def order(self, record: Order) -> JSONObject:
+        """Render an Order (§2.4) with one proforma invoice and one service line."""
+        amount = money(record.amount)
+        with_vat = money(record.amount_with_vat)
+        cycle = record.billing_cycle
+        label = {
+            "new-service": "Support plan",
+            "renew-service": "Renewal: Support plan",
+        }.get(record.type, "Cancellation: Support plan")
+        created_at = self.timestamp(record.created_at)
+        return {
+            "id": record.id,
+            "tax_rate": record.tax_rate,
+            "amount": amount,
+            "amount_with_vat": with_vat,
+            "amount_from_balance": 0,
+            "payment_method": "balance",
+            "status": record.status,
+            "type": record.type,
+            "auto_pay": True,
+            "promo_applicable": True,
+            "created_at": created_at,
+            "due_at": self.timestamp(record.due_at),
+            "payment_date": None,
+            "invoices": [
+                {
+                    "id": record.invoice_id,
+                    "invoice_number": f"{record.id:010d}",
+                    "created_at": created_at,
+                    "amount": amount,
+                    "amount_with_vat": with_vat,
+                    "type": "proform",
+                    "order_ids": [record.id],
+                }
+            ],
+            "promo": None,
+            "payment_information": None,
+            "services": [
+                {
+                    "label": f"{label} {record.plan_key.title()}",
+                    "sublabel": None,
+                    "period_from": record.period_from,
+                    "period_to": record.period_to,
+                    "is_period_changeable": cycle is not None,
+                    "service_id": record.subscription_id,
+                    "service_billing_cycle": cycle,
+                    "service_minimum_billing_cycle": 1 if cycle is not None else None,
+                    "service_type": "support-plan",
+                    "amount": amount,
+                    "amount_with_vat": with_vat,
+                    "amount_sublabel": "",
+                    "promo": None,
+                }
+            ],
+        }
 
 
 def department(record: Department) -> JSONObject:
@@ -86,63 +205,6 @@ def plan(record: Plan, status: str) -> JSONObject:
         "price": money(record.price),
         "price_with_vat": money(record.price * TAX_RATE),
         "status": status,
-    }
-
-
-def order(record: Order) -> JSONObject:
-    """Render an Order (§2.4) with one proforma invoice and one service line."""
-    amount = money(record.amount)
-    with_vat = money(record.amount_with_vat)
-    cycle = record.billing_cycle
-    label = {
-        "new-service": "Support plan",
-        "renew-service": "Renewal: Support plan",
-        "cancel-service": "Cancellation: Support plan",
-    }.get(record.type, "Cancellation withdrawn: Support plan")
-    return {
-        "id": record.id,
-        "tax_rate": record.tax_rate,
-        "amount": amount,
-        "amount_with_vat": with_vat,
-        "amount_from_balance": 0,
-        "payment_method": "balance",
-        "status": record.status,
-        "type": record.type,
-        "auto_pay": True,
-        "promo_applicable": True,
-        "created_at": timestamp(record.created_at),
-        "due_at": timestamp(record.due_at),
-        "payment_date": None,
-        "invoices": [
-            {
-                "id": record.invoice_id,
-                "invoice_number": f"{record.id:010d}",
-                "created_at": timestamp(record.created_at),
-                "amount": amount,
-                "amount_with_vat": with_vat,
-                "type": "proform",
-                "order_ids": [record.id],
-            }
-        ],
-        "promo": None,
-        "payment_information": None,
-        "services": [
-            {
-                "label": f"{label} {record.plan_key.title()}",
-                "sublabel": None,
-                "period_from": record.period_from,
-                "period_to": record.period_to,
-                "is_period_changeable": cycle is not None,
-                "service_id": record.subscription_id,
-                "service_billing_cycle": cycle,
-                "service_minimum_billing_cycle": 1 if cycle is not None else None,
-                "service_type": "support-plan",
-                "amount": amount,
-                "amount_with_vat": with_vat,
-                "amount_sublabel": "",
-                "promo": None,
-            }
-        ],
     }
 
 

@@ -6,6 +6,7 @@ import hashlib
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta, timezone
+from typing import Literal
 
 from vpsbg_support.testing._data import (
     DEPARTMENTS,
@@ -20,6 +21,7 @@ from vpsbg_support.testing._data import (
 )
 from vpsbg_support.testing._records import (
     Attachment,
+    Cancellation,
     Department,
     Message,
     Order,
@@ -34,6 +36,10 @@ from vpsbg_support.testing._records import (
 MAX_IN_MEMORY_ATTACHMENT = 64 * 1024 * 1024
 
 _DAYS_PER_MONTH = 30
+
+#: ``seconds``: times as the real API renders them (``...T11:57:57.000000Z``); ``microseconds``:
+#: distinct, strictly increasing times, for tests that need two changes in one second told apart.
+TimestampPrecision = Literal["seconds", "microseconds"]
 
 
 class FakeAPIError(Exception):
@@ -79,11 +85,14 @@ class FakeState:
         seed: seeds the generated tickets and generated attachment content.
         tickets: how many tickets to generate.
         active_plan: key of the account's current support plan, or ``None`` for none.
-        clock: returns "now" (aware UTC); defaults to the real time. The state makes successive
-            timestamps strictly increasing either way, so ``updated_at`` always moves.
+        clock: returns "now" (aware UTC); defaults to the real time.
+        timestamp_precision: ``"seconds"`` (default) truncates every new time to the second, as
+            the real API does, so two changes in the same second get the same ``updated_at``;
+            times never go backwards. ``"microseconds"`` keeps the fraction and makes successive
+            times strictly increasing, so ``updated_at`` moves on every change.
 
     Raises:
-        ValueError: when ``active_plan`` is not a known plan key.
+        ValueError: when ``active_plan`` is not a known plan key, or for an unknown precision.
     """
 
     def __init__(
@@ -93,7 +102,14 @@ class FakeState:
         tickets: int = 0,
         active_plan: str | None = "basic",
         clock: Callable[[], datetime] | None = None,
+        timestamp_precision: TimestampPrecision = "seconds",
     ) -> None:
+        if timestamp_precision not in ("seconds", "microseconds"):
+            raise ValueError(
+                "timestamp_precision must be 'seconds' or 'microseconds', "
+                f"not {timestamp_precision!r}"
+            )
+        self.timestamp_precision: TimestampPrecision = timestamp_precision
         self.lock = threading.RLock()
         self.seed = seed
         self.departments: tuple[Department, ...] = DEPARTMENTS
@@ -114,6 +130,7 @@ class FakeState:
         }
         self._sha256_cache: dict[int, str] = {}
         self._orders: list[Order] = []
+        self._cancellations: list[Cancellation] = []
         if active_plan is not None and all(p.key != active_plan for p in self.plans):
             raise ValueError(f"unknown plan {active_plan!r}")
         self.active_plan: str | None = active_plan
@@ -124,11 +141,17 @@ class FakeState:
     # -- lookups ---------------------------------------------------------------------------
 
     def now(self) -> datetime:
-        """Return the current time, strictly later than any time returned before."""
+        """Return the current time at ``timestamp_precision``: never earlier than a time returned
+        before, and strictly later than it at ``"microseconds"``."""
         with self.lock:
             now = self._clock()
-            if self._last_now is not None and now <= self._last_now:
-                now = self._last_now + timedelta(microseconds=1)
+            last = self._last_now
+            if self.timestamp_precision == "seconds":
+                now = now.replace(microsecond=0)
+                if last is not None and now < last:
+                    now = last
+            elif last is not None and now <= last:
+                now = last + timedelta(microseconds=1)
             self._last_now = now
             return now
 
@@ -143,6 +166,13 @@ class FakeState:
         """Every order placed so far, oldest first (a new list)."""
         with self.lock:
             return list(self._orders)
+
+    @property
+    def cancellations(self) -> list[Cancellation]:
+        """Every cancellation request received so far, oldest first (a new list of the records,
+        whose ``withdrawn_at`` an undo sets)."""
+        with self.lock:
+            return list(self._cancellations)
 
     def ticket(self, ticket_id: int) -> Ticket:
         """Return a ticket.
@@ -333,6 +363,9 @@ class FakeState:
     ) -> Ticket:
         """Append a message to a ticket; a customer reply sets status ``customer-reply``.
 
+        ``customer-reply``, ``answered`` and ``resolved`` are the fake's own status names: the
+        API documents only ``opened``.
+
         Args:
             ticket_id: the ticket.
             message: the message content.
@@ -352,7 +385,7 @@ class FakeState:
             return ticket
 
     def resolve(self, ticket_id: int) -> Ticket:
-        """Mark a ticket resolved (idempotent) and return it.
+        """Mark a ticket ``resolved`` (the fake's status name; idempotent) and return it.
 
         Raises:
             FakeAPIError: 404 when there is no such ticket.
@@ -426,8 +459,18 @@ class FakeState:
             self._paid_until += timedelta(days=_DAYS_PER_MONTH * billing_cycle)
             return self._order("renew-service", self.plan(self.active_plan), billing_cycle, start)
 
-    def cancel(self, reason: str | None = None, now: bool = False) -> Order:
+    def cancel(
+        self, reason: str | None = None, now: bool = False, *, with_order: bool = False
+    ) -> Cancellation:
         """Request cancellation of the active plan (``now=True`` drops it at once).
+
+        Args:
+            reason: the reason given, kept in the returned record.
+            now: cancel at once instead of at the end of the paid period.
+            with_order: also place an Order (type ``custom``, amount 0) for the answer.
+
+        Returns:
+            The cancellation, also appended to :attr:`cancellations`.
 
         Raises:
             FakeAPIError: 422 when there is no active plan or a cancellation is pending.
@@ -438,16 +481,25 @@ class FakeState:
             if self.plan_status == "cancel_requested":
                 raise unprocessable("plan", "A cancellation is already pending.")
             plan = self.plan(self.active_plan)
-            order = self._order("cancel-service", plan, None, int(self.now().timestamp()))
+            moment = self.now()
+            cancellation = Cancellation(
+                plan_key=plan.key, reason=reason, now=now, requested_at=moment
+            )
+            if with_order:
+                cancellation.order = self._order("custom", plan, None, int(moment.timestamp()))
+            self._cancellations.append(cancellation)
             if now:
                 self.active_plan = None
                 self.plan_status = None
             else:
                 self.plan_status = "cancel_requested"
-            return order
+            return cancellation
 
-    def undo_cancel(self) -> Order:
-        """Withdraw a pending cancellation: the plan is ``active`` again.
+    def undo_cancel(self) -> Cancellation:
+        """Withdraw the pending cancellation: the plan is ``active`` again.
+
+        Returns:
+            The withdrawn cancellation, its ``withdrawn_at`` set.
 
         Raises:
             FakeAPIError: 422 when no cancellation is pending.
@@ -456,8 +508,10 @@ class FakeState:
             if self.active_plan is None or self.plan_status != "cancel_requested":
                 raise unprocessable("plan", "There is no pending cancellation to undo.")
             self.plan_status = "active"
-            plan = self.plan(self.active_plan)
-            return self._order("custom", plan, None, int(self.now().timestamp()))
+            # Only a cancel without ``now`` leaves one pending, and it is the latest one.
+            pending = self._cancellations[-1]
+            pending.withdrawn_at = self.now()
+            return pending
 
     def _order(self, kind: str, plan: Plan, billing_cycle: int | None, start: int) -> Order:
         now = self.now()

@@ -128,5 +128,16 @@ class FakeVPSBGThread:
         return self.fake.requests
 
     def count(self, route: str | None, *, status: int | None = None) -> int:
-        """Count received requests for a route name (see :meth:`FakeVPSBG.count`)."""
+        """Count received requests for a route name (see :meth:`FakeVPSBG.count`).
+
+        Args:
+            route: one of :data:`~vpsbg_support.testing.ROUTE_NAMES`, or ``None``.
+            status: count only the requests answered with this status.
+
+        Returns:
+            How many requests were recorded.
+
+        Raises:
+            ValueError: for an unknown route name.
+        """
         return self.fake.count(route, status=status)

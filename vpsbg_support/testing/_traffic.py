@@ -7,24 +7,37 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import attrs
+
+from vpsbg_support.testing._records import UploadedFile
 
 
 @attrs.frozen(kw_only=True)
 class RecordedRequest:
     """One request the fake received (never its headers, so never the token).
 
+    The body is recorded when a route read it: ``fields`` for a form, ``json`` for a JSON body,
+    ``files`` for uploads. A request refused or faulted before its handler ran (401, 403, 429,
+    a ``status`` or ``before_handler`` ``reset`` fault) has none of them.
+
     Attributes:
         method: HTTP method.
         path: URL path, e.g. ``/v1/support/tickets/1001``.
-        route: the route name from ``vpsbg_support._routes`` (``"tickets.get"``), or ``None``
-            for a path no route serves.
+        route: one of :data:`~vpsbg_support.testing.ROUTE_NAMES` (``"tickets.get"``), or
+            ``None`` for a path no route serves.
         status: the status sent, or ``None`` when a ``reset`` fault dropped the connection.
         body_size: request body size in bytes (Content-Length, or the bytes read when chunked).
         query: the query parameters.
         fault: the kind of the terminal fault that acted on it (``"status"``, ``"reset"``,
             ``"truncate"``), ``"latency"`` when only delayed, or ``None``.
+        fields: the text fields of a multipart or urlencoded body (create: ``subject``,
+            ``service_type``...; reply: ``message``), exactly as sent.
+        json: the parsed JSON body (purchase, renew, cancel: e.g. ``{"reason": ..., "now":
+            false}``), or ``None``.
+        files: the uploaded files' names, content types, sizes and sha256 digests, in the
+            order sent (``content`` is always ``None``).
     """
 
     method: str
@@ -34,6 +47,9 @@ class RecordedRequest:
     body_size: int
     query: Mapping[str, str]
     fault: str | None = None
+    fields: Mapping[str, str] = attrs.field(factory=dict)
+    json: Any = None
+    files: tuple[UploadedFile, ...] = ()
 
 
 class RequestLog:

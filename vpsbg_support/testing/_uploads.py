@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from typing import Any
 
 import attrs
 from aiohttp import BodyPartReader, hdrs, web
@@ -24,11 +25,25 @@ class RequestInput:
         fields: non-file fields (strings from forms; any JSON type from a JSON body).
         uploads: the attachments in the order they were sent.
         upload_errors: Laravel-style errors keyed ``attachments.N`` (e.g. a part with no file).
+        json: the parsed body when it was valid JSON (of any type), else ``None``.
     """
 
     fields: dict[str, object]
     uploads: list[UploadedFile]
     upload_errors: dict[str, str]
+    json: Any = None
+
+    @property
+    def form(self) -> dict[str, str]:
+        """The text fields of a form body (multipart or urlencoded); empty for JSON."""
+        if self.json is not None:
+            return {}
+        return {k: v for k, v in self.fields.items() if isinstance(v, str)}
+
+    @property
+    def files(self) -> tuple[UploadedFile, ...]:
+        """The uploads without their bytes: what the request log keeps."""
+        return tuple(attrs.evolve(u, content=None) for u in self.uploads)
 
 
 async def read_input(request: web.Request, *, keep_bytes: bool) -> RequestInput:
@@ -52,10 +67,10 @@ async def read_input(request: web.Request, *, keep_bytes: bool) -> RequestInput:
         return RequestInput({k: v for k, v in form.items() if isinstance(v, str)}, [], {})
     raw = await request.read()
     try:
-        data = json.loads(raw) if raw.strip() else {}
+        data = json.loads(raw) if raw.strip() else None
     except ValueError:
-        data = {}
-    return RequestInput(data if isinstance(data, dict) else {}, [], {})
+        data = None
+    return RequestInput(data if isinstance(data, dict) else {}, [], {}, data)
 
 
 async def _read_multipart(request: web.Request, keep_bytes: bool) -> RequestInput:

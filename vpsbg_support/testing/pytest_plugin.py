@@ -1,8 +1,8 @@
 """Pytest plugin (entry point ``pytest11``): fixtures that run a ``FakeVPSBG`` for one test.
 
 ``vpsbg_fake`` is a running :class:`~vpsbg_support.testing.FakeVPSBGThread` (its own loop on a
-thread, so it serves sync and async tests alike). Configure it with
-``@pytest.mark.vpsbg_fake(seed=1, tickets=30, ...)`` (any ``FakeVPSBG`` keyword), or start
+thread, so it serves sync and async tests alike; async tests need pytest-asyncio). Configure it
+with ``@pytest.mark.vpsbg_fake(seed=1, tickets=30, ...)`` (any ``FakeVPSBG`` keyword), or start
 more, differently configured fakes with ``vpsbg_fake_factory(seed=..., tickets=...)``.
 """
 
@@ -25,7 +25,8 @@ def pytest_configure(config: pytest.Config) -> None:
     one warning aiohttp's multipart reader raises about itself inside the fake (``unread_data()``
     is deprecated, and aiohttp still calls it), so ``-W error`` suites keep working."""
     config.addinivalue_line(
-        "markers", "vpsbg_fake(**options): FakeVPSBG keyword arguments for the vpsbg_fake fixture"
+        "markers",
+        "vpsbg_fake(**options): FakeVPSBG keyword arguments (only) for the vpsbg_fake fixture",
     )
     config.addinivalue_line("filterwarnings", "ignore:unread_data:DeprecationWarning")
 
@@ -63,5 +64,27 @@ def vpsbg_fake(
     ``.requests``; inject faults with ``.faults.add(...)``.
     """
     marker = request.node.get_closest_marker("vpsbg_fake")
-    options = {**DEFAULT_OPTIONS, **(marker.kwargs if marker else {})}
-    return vpsbg_fake_factory(**options)
+    return vpsbg_fake_factory(**marker_options(marker))
+
+
+def marker_options(marker: pytest.Mark | None) -> dict[str, Any]:
+    """Return the ``FakeVPSBG`` options a ``vpsbg_fake`` marker asks for, over the defaults.
+
+    Args:
+        marker: the test's closest ``vpsbg_fake`` marker, or ``None``.
+
+    Returns:
+        The keyword arguments for ``FakeVPSBG``.
+
+    Raises:
+        TypeError: when the marker has positional arguments (``vpsbg_fake(20)``), which would
+            otherwise be ignored without a word.
+    """
+    if marker is None:
+        return dict(DEFAULT_OPTIONS)
+    if marker.args:
+        raise TypeError(
+            "@pytest.mark.vpsbg_fake takes FakeVPSBG keyword arguments only, e.g. "
+            f"@pytest.mark.vpsbg_fake(seed=1, tickets=20); got positional {marker.args!r}"
+        )
+    return {**DEFAULT_OPTIONS, **marker.kwargs}
