@@ -1,4 +1,5 @@
-"""The ``vpsbg-support`` command, run for real in a subprocess against a threaded fake."""
+"""The ``vpsbg-support`` command, run for real in a subprocess against a threaded fake (or, where
+the process boundary does not matter, through ``main()`` in this process, which is faster)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +77,24 @@ def vpsbg(
     return Run(done.returncode, done.stdout or "", done.stderr)
 
 
+@pytest.fixture
+def in_process(
+    vpsbg_fake: FakeVPSBGThread,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> Callable[..., Run]:
+    """Run the command through ``main()`` here, pointed at the test's fake."""
+    monkeypatch.setenv("VPSBG_BASE_URL", vpsbg_fake.url)
+    monkeypatch.setenv("VPSBG_API_TOKEN", vpsbg_fake.token)
+
+    def run(*args: str) -> Run:
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return Run(code, out, err)
+
+    return run
+
+
 def assert_one_line_error(run: Run, code: int, *fragments: str) -> None:
     assert run.code == code, run
     assert run.out == ""
@@ -102,10 +122,10 @@ def test_tickets_list_json_and_text(vpsbg_fake: FakeVPSBGThread) -> None:
     assert all("messages" not in t for t in listed.json())
 
 
-def test_tickets_list_says_when_more_pages_follow(vpsbg_fake: FakeVPSBGThread) -> None:
-    first = vpsbg("tickets", "list", "--per-page", "4", fake=vpsbg_fake)
-    last = vpsbg("--json", "tickets", "list", "--per-page", "4", "--page", "2", fake=vpsbg_fake)
-    every = vpsbg("--json", "tickets", "list", "--per-page", "4", "--all", fake=vpsbg_fake)
+def test_tickets_list_says_when_more_pages_follow(in_process: Callable[..., Run]) -> None:
+    first = in_process("tickets", "list", "--per-page", "4")
+    last = in_process("--json", "tickets", "list", "--per-page", "4", "--page", "2")
+    every = in_process("--json", "tickets", "list", "--per-page", "4", "--all")
 
     assert first.code == 0 and len(first.out.splitlines()) == 1 + 4
     assert first.err == "page 1 of 2 (use --page / --all)\n"
@@ -113,12 +133,20 @@ def test_tickets_list_says_when_more_pages_follow(vpsbg_fake: FakeVPSBGThread) -
     assert every.code == 0 and len(every.json()) == 6 and every.err == ""
 
 
-def test_tickets_departments_and_services(vpsbg_fake: FakeVPSBGThread) -> None:
-    departments = vpsbg("--json", "tickets", "departments", fake=vpsbg_fake)
-    services = vpsbg("tickets", "services", "--json", fake=vpsbg_fake)
-    text = vpsbg("tickets", "departments", fake=vpsbg_fake)
+def test_tickets_departments_and_services(
+    vpsbg_fake: FakeVPSBGThread, in_process: Callable[..., Run]
+) -> None:
+    departments = in_process("--json", "tickets", "departments")
+    services = in_process("tickets", "services", "--json")
+    text = in_process("tickets", "departments")
+    services_text = in_process("tickets", "services")
 
     assert departments.code == 0 and services.code == 0 and text.code == 0
+    assert services_text.code == 0
+    server = vpsbg_fake.state.services[0]
+    assert [str(server.id), server.type, server.label] in [
+        re.split(r"\s{2,}", line) for line in services_text.out.splitlines()
+    ]
     assert [(d["id"], d["name"]) for d in departments.json()] == [
         (d.id, d.name) for d in vpsbg_fake.state.departments
     ]
@@ -129,11 +157,16 @@ def test_tickets_departments_and_services(vpsbg_fake: FakeVPSBGThread) -> None:
     tech = next(d for d in vpsbg_fake.state.departments if d.slug == "tech-support")
     assert rows[0] == ["ID", "NAME", "SLUG"] and [str(tech.id), tech.name, tech.slug] in rows
     # The id listed is the one create takes.
-    created = vpsbg(
+    created = in_process(
         *("--json", "tickets", "create", "--department", str(tech.id), "--subject", "Hello"),
-        *("--message", "Hello there", "--service-id", str(vpsbg_fake.state.services[0].id)),
-        *("--service-type", vpsbg_fake.state.services[0].type),
-        fake=vpsbg_fake,
+        *(
+            "--message",
+            "Hello there",
+            "--service-id",
+            str(server.id),
+            "--service-type",
+            server.type,
+        ),
     )
     assert created.code == 0, created
     assert created.json()["department"] == "tech-support"
@@ -271,7 +304,7 @@ def test_tickets_download_names_overwrite_when_the_server_name_is_taken(
     vpsbg_fake: FakeVPSBGThread,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    in_process: Callable[..., Run],
 ) -> None:
     ticket = vpsbg_fake.state.tickets[0]
     shot = vpsbg_fake.state.add_attachment(ticket.id, name="shot.png", content=b"\x89PNG")
@@ -279,14 +312,11 @@ def test_tickets_download_names_overwrite_when_the_server_name_is_taken(
     # The server may name the file otherwise than the ticket does: only the download then
     # finds the clash, and the library's refusal must still speak the CLI's language.
     monkeypatch.setattr(cli, "safe_filename", lambda name, fallback: "as-the-ticket-names-it")
-    monkeypatch.setenv("VPSBG_BASE_URL", vpsbg_fake.url)
-    monkeypatch.setenv("VPSBG_API_TOKEN", vpsbg_fake.token)
 
-    code = main(["tickets", "download", str(ticket.id), str(shot.id), "-o", str(tmp_path)])
+    run = in_process("tickets", "download", str(ticket.id), str(shot.id), "-o", str(tmp_path))
 
-    err = capsys.readouterr().err
-    assert code == 4
-    assert err == (
+    assert run.code == 4
+    assert run.err == (
         f"vpsbg-support: error: {tmp_path / 'shot.png'} already exists;"
         " pass --overwrite to replace it\n"
     )
@@ -340,6 +370,25 @@ def test_money_actions_ask_on_a_terminal(vpsbg_fake: FakeVPSBGThread) -> None:
     )
     assert accepted.code == 0, accepted
     assert [o.billing_cycle for o in vpsbg_fake.state.orders] == [1]
+
+
+def test_cancel_and_undo_with_yes(
+    vpsbg_fake: FakeVPSBGThread, in_process: Callable[..., Run]
+) -> None:
+    assert in_process("--yes", "plans", "purchase", "basic", "--billing-cycle", "1").code == 0
+
+    cancelled = in_process("plans", "cancel", "--reason", "moving", "--yes", "--timeout", "5")
+    assert vpsbg_fake.state.plan_status == "cancel_requested"
+    undone = in_process("plans", "undo-cancel")  # keeps the plan: nothing to confirm
+
+    assert cancelled.code == 0 and cancelled.out.startswith("Cancellation requested")
+    assert undone.code == 0 and undone.out.startswith("Cancellation withdrawn")
+    assert vpsbg_fake.state.plan_status == "active"
+    listed = in_process("plans", "list")
+    assert [line.split()[0] for line in listed.out.splitlines()] == [
+        "PLAN",
+        *(p.key for p in vpsbg_fake.state.plans),
+    ]
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
@@ -447,6 +496,8 @@ def test_usage_error_is_exit_2() -> None:
         (["--max-retries", "-3", "tickets", "list"], "--max-retries: must be at least 0, got -3"),
         (["tickets", "list", "--timeout", "0"], "--timeout: must be a number of seconds above 0"),
         (["--timeout", "nan", "plans", "list"], "--timeout: must be a number of seconds above 0"),
+        (["--timeout", "soon", "plans", "list"], "expected a number of seconds, got 'soon'"),
+        (["--max-retries", "two", "plans", "list"], "expected a whole number, got 'two'"),
         (["export", "out", "--concurrency", "0"], "--concurrency: must be at least 1, got 0"),
         (["--demo", "--token", "t0ken", "plans", "list"], "--demo runs against an embedded"),
         (["plans", "list", "--demo", "--base-url", "https://x/v1"], "drop --token and --base-url"),

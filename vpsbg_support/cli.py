@@ -148,9 +148,10 @@ def _describe(exc: BaseException) -> str:
 class _Output:
     """Where results go: stdout as text for people, or one JSON document with ``--json``."""
 
-    def __init__(self, as_json: bool, out: IO[str] = sys.stdout) -> None:
+    def __init__(self, as_json: bool, out: IO[str] | None = None) -> None:
         self.as_json = as_json
-        self._out = out
+        # Looked up now, not at import: whoever redirected sys.stdout meanwhile gets the output.
+        self._out = out if out is not None else sys.stdout
 
     def emit(self, data: Any, text: Callable[[], str]) -> None:
         try:
@@ -426,7 +427,11 @@ async def _tickets_download(client: AsyncClient, args: argparse.Namespace, out: 
         there = None if args.overwrite else _already_there(expected, attachment)
         if there is False:
             # Refused before any download: a re-run never leaves half the files replaced.
-            differs = "" if attachment.size is None else f", not {attachment.size} bytes"
+            differs = (
+                ""
+                if attachment.size is None
+                else f" and is not the {attachment.size}-byte attachment"
+            )
             raise _Exit(
                 f"{expected.resolve()} already exists{differs}; pass --overwrite to replace it",
                 EXIT_VALIDATION,
