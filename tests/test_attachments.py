@@ -785,3 +785,51 @@ async def test_an_encoding_the_client_cannot_undo_is_refused_and_writes_nothing(
         server.close()
         await server.wait_closed()
     assert files_in(tmp_path) == []
+
+
+def _encodings(data: bytes) -> list[tuple[str, bytes]]:
+    import gzip
+    import zlib
+
+    small_window = zlib.compressobj(9, zlib.DEFLATED, 9)
+    return [
+        ("gzip", gzip.compress(data)),
+        ("gzip", _gzip_members(data)),
+        ("gzip", gzip.compress(data) + b"\0" * 10),  # zero padding, as gunzip allows
+        ("deflate", zlib.compress(data)),
+        ("deflate", small_window.compress(data) + small_window.flush()),  # header not 0x78
+        ("deflate", _deflate(data, raw=True)),
+    ]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"a" * 65_537, blob(5_000, 3)],
+    ids=["empty", "more output than one piece", "incompressible"],
+)
+@pytest.mark.parametrize(("split", "size"), [(1, 1), (7, 1000), (65_536, 65_536)])
+def test_the_decoder_is_exact_at_any_split_and_piece_size(
+    data: bytes, split: int, size: int
+) -> None:
+    from vpsbg_support.resources.tickets import _Decoder
+
+    for encoding, body in _encodings(data):
+        if split == 1 and len(body) > 6_000:
+            continue  # byte by byte is for the small bodies
+        decoder = _Decoder.for_encoding(encoding, "u")
+        assert decoder is not None
+        out = [
+            p for i in range(0, len(body), split) for p in decoder.feed(body[i : i + split], size)
+        ]
+        decoder.finish()
+        assert b"".join(out) == data, (encoding, body[:4])
+        assert all(len(piece) <= size for piece in out)
+        stream = body.rstrip(b"\0") if encoding == "gzip" else body
+        if len(stream) > 20:
+            # The last 5 bytes hold the end of the last block or the checksum: a body ending
+            # there is incomplete, whatever the encoding.
+            cut = _Decoder.for_encoding(encoding, "u")
+            assert cut is not None
+            list(cut.feed(stream[:-5], size))
+            with pytest.raises(DownloadError, match="cut short"):
+                cut.finish()

@@ -10,6 +10,7 @@ import zlib
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import attrs
@@ -113,8 +114,9 @@ class _Decoder:
     def __init__(self, wbits: int, url: str) -> None:
         self._wbits = wbits
         self._url = url
-        self._zlib = zlib.decompressobj(wbits)
-        self._started = False
+        self._zlib: Any = None  # made on the first bytes: a deflate body's header decides it
+        self._head = b""
+        self._trailing = False
 
     @classmethod
     def for_encoding(cls, encoding: str, url: str) -> _Decoder | None:
@@ -138,30 +140,57 @@ class _Decoder:
 
     def feed(self, data: bytes, size: int) -> Iterator[bytes]:
         """The decoded bytes of ``data``, in pieces of at most ``size`` (no zip bomb in RAM)."""
+        if self._zlib is None:
+            data = self._head + data
+            if self._wbits == zlib.MAX_WBITS and len(data) < 2:
+                self._head = data  # a zlib header is two bytes: wait for the second
+                return
+            self._zlib = zlib.decompressobj(self._wbits_for(data))
         try:
-            if not self._started and self._wbits == zlib.MAX_WBITS and data[:1] != b"\x78":
-                # "deflate" is meant to be zlib-wrapped; some servers send it raw.
-                self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
-            self._started = True
-            while data:
-                piece = self._zlib.decompress(data, size)
-                if piece:
-                    yield piece
-                if not self._zlib.eof:
-                    data = self._zlib.unconsumed_tail
-                    continue
-                # A gzip file may hold several members, one after the other.
-                data = self._zlib.unused_data
-                if data:
-                    self._zlib = zlib.decompressobj(self._wbits)
+            yield from self._decode(data, size)
         except zlib.error as exc:
             raise DownloadError(
                 f"the compressed body is corrupt ({exc})", method="GET", url=self._url
             ) from None
 
+    def _wbits_for(self, head: bytes) -> int:
+        if self._wbits != zlib.MAX_WBITS:
+            return self._wbits
+        # "deflate" is meant to be zlib-wrapped (RFC 9110); some servers send it raw. A zlib
+        # header: method 8, a window of at most 32 KiB, and a check making it a multiple of 31.
+        cmf, flg = head[0], head[1]
+        wrapped = cmf & 0x0F == 8 and cmf >> 4 <= 7 and (cmf * 256 + flg) % 31 == 0
+        return zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS
+
+    def _decode(self, data: bytes, size: int) -> Iterator[bytes]:
+        while True:
+            if self._trailing:
+                if data.strip(b"\0"):
+                    raise zlib.error("data after the end of the compressed stream")
+                return  # zero padding after the stream, as gunzip allows
+            piece = self._zlib.decompress(data, size)
+            if piece:
+                yield piece
+            if self._zlib.eof:
+                data = self._zlib.unused_data
+                if not data:
+                    return
+                if not data.strip(b"\0"):
+                    self._trailing = True
+                    return
+                # A gzip file may hold several members, one after the other.
+                self._zlib = zlib.decompressobj(self._wbits)
+                continue
+            data = self._zlib.unconsumed_tail
+            # A full piece may leave decoded bytes inside zlib: ask again until one is short.
+            if not data and len(piece) < size:
+                return
+
     def finish(self) -> None:
-        """Raise unless the compressed stream ended properly."""
-        if not self._zlib.eof:
+        """Raise unless the compressed stream ended properly (an empty body is empty)."""
+        if self._zlib is None and not self._head:
+            return
+        if self._zlib is None or not self._zlib.eof:
             raise DownloadError(
                 "download cut short: the compressed body ended before its end marker",
                 method="GET",
