@@ -6,6 +6,7 @@ resets, truncation and timeouts, then searches everything the user could see for
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import traceback
@@ -264,3 +265,21 @@ def test_a_token_anywhere_in_an_exception_chain_is_noticed() -> None:
     except OSError as outer:
         assert transport._mentions_token(outer)
     assert not transport._mentions_token(OSError("payload error"))
+
+
+async def test_a_token_echoed_in_php_json_escaping_is_scrubbed_too() -> None:
+    """PHP's json_encode writes "/" as "\\/": the echo is not the token's bytes as sent."""
+    from aioresponses import aioresponses
+
+    from tests.conftest import BASE, example
+
+    token = "12|Slash/Token+Value="
+    ticket = example("ticket_create_example.json")
+    raw = json.dumps(ticket).replace(
+        '"subject": ', '"subject": "echo ' + token.replace("/", "\\/") + '", "was": ', 1
+    )
+    with aioresponses() as mocked:
+        mocked.get(f"{BASE}/support/tickets/216", body=raw)
+        async with AsyncClient(token, base_url=BASE, max_retries=0) as client:
+            read = await client.tickets.get(216)
+    assert read.subject == "echo ***" and token not in repr(read)

@@ -180,12 +180,6 @@ class _SessionHolder:
                 trust_env=self._trust_env,
                 connector=aiohttp.TCPConnector(limit=C.CONNECTION_POOL_LIMIT),
             )
-            # aiohttp silently sends a GET/PUT/DELETE again when a reused connection drops.
-            # The retry policy must see every attempt: max_retries=0 means one attempt, and an
-            # error's ``replayed`` is only true to what happened if no attempt is hidden. There
-            # is no public switch; aiohttp's own test client sets this attribute the same way.
-            if hasattr(self._session, "_retry_connection"):
-                self._session._retry_connection = False
             self._owned = True
         return self._session
 
@@ -259,9 +253,11 @@ class Transport:
         return text.replace(self._token, "***") if self._token else text
 
     def scrub_bytes(self, data: bytes) -> bytes:
-        """Remove the token from bytes the server sent."""
-        token = self._token.encode()
-        return data.replace(token, b"***") if token and token in data else data
+        """Remove the token from bytes the server sent, also as PHP's JSON writes it (``\\/``)."""
+        for token in {self._token.encode(), self._token.replace("/", "\\/").encode()}:
+            if token and token in data:
+                data = data.replace(token, b"***")
+        return data
 
     def _mentions_token(self, exc: BaseException) -> bool:
         """Does ``exc``, or anything chained to it, quote the token?"""
@@ -521,9 +517,8 @@ class Transport:
         status = resp.status
         body: Any = None
         message = ""
-        if self._token and self._token.encode() in raw:
-            # An echoed token must not survive into the exception's body, message or repr.
-            raw = raw.replace(self._token.encode(), b"***")
+        # An echoed token must not survive into the exception's body, message or repr.
+        raw = self.scrub_bytes(raw)
         if raw.strip():
             try:
                 body = json.loads(raw)

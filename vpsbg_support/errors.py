@@ -66,9 +66,10 @@ class APIError(VPSBGError):
         method: HTTP method of the failed request.
         url: URL of the failed request (never carries the token).
         request_sent: True when the server may have received and acted on the request.
-        replayed: True when this error answers a retry of a request whose earlier attempt may
-            have reached the server (it failed ambiguously or with a 5xx). A DELETE or PUT
-            repeated that way can be refused because the first attempt already did the work.
+        replayed: True when this error answers a retry, by the client's retry policy, of a
+            request whose earlier attempt may have reached the server (it failed ambiguously
+            or with a 5xx). A DELETE or PUT repeated that way can be refused because the first
+            attempt already did the work.
     """
 
     replayed: bool = False
