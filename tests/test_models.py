@@ -452,8 +452,9 @@ def test_php_empty_objects_and_gapped_arrays_are_read() -> None:
     read = structure(ticket(messages={"1": message}), Ticket)
     assert [a.name for a in read.messages[0].attachments] == ["a.log", "b.log"]
 
-    with pytest.raises(ConversionError, match="attachments: expected an array"):
-        structure(ticket(messages=[{"attachments": {"first": first}}]), Ticket)
+    for key in ("first", "\u00b2", "9" * 5000):  # "²" is a digit to str.isdigit(), not int()
+        with pytest.raises(ConversionError, match="attachments: expected an array"):
+            structure(ticket(messages=[{"attachments": {key: first}}]), Ticket)
     with pytest.raises(ConversionError, match="subject: expected a string"):
         structure(ticket(subject=[]), Ticket)  # [] is an empty object only where one is expected
 
@@ -483,6 +484,8 @@ def test_round_trip_of_a_page_with_extra_keys() -> None:
         ("15.00", 15),
         ("12345678901234567.89", "12345678901234567.89"),
         ("0.0000001234567890123456789", "0.0000001234567890123456789"),
+        ("0.1234567890123456789012345678901", "0.1234567890123456789012345678901"),
+        ("12345678901234567890123456789012.5", "12345678901234567890123456789012.5"),
     ],
 )
 def test_money_is_written_back_without_losing_a_digit(sent: Any, written: Any) -> None:

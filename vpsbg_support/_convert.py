@@ -171,7 +171,7 @@ def _read_bool(value: Any) -> bool:
 
 
 # A plain decimal number as a string: Laravel's ``decimal`` cast serialises money as "15.00".
-_DECIMAL_STRING = re.compile(r"-?[0-9]{1,30}(\.[0-9]{1,30})?")
+_DECIMAL_STRING = re.compile(r"-?[0-9]{1,100}(\.[0-9]{1,100})?")
 
 
 def _read_decimal(value: Any) -> Decimal:
@@ -241,12 +241,18 @@ def _dump_epoch(value: datetime) -> int:
     return int(value.timestamp())
 
 
+def _is_index(key: object) -> bool:
+    """A PHP array index written as an object key: ASCII digits ("²" is a digit to isdigit()),
+    and short enough for int()."""
+    return type(key) is str and 0 < len(key) <= 18 and key.isascii() and key.isdigit()
+
+
 def _tuple_of(read: _Parse) -> _Parse:
     def read_tuple(value: Any) -> tuple[Any, ...]:
         if not isinstance(value, list):
             if value is None:
                 return ()
-            if isinstance(value, dict) and all(type(k) is str and k.isdigit() for k in value):
+            if isinstance(value, dict) and all(_is_index(k) for k in value):
                 # PHP writes an array whose keys are not 0..n-1 (filtered, say) as an object
                 # {"0": ..., "2": ...}: its items, in key order.
                 value = [value[key] for key in sorted(value, key=int)]
