@@ -92,7 +92,7 @@ class AsyncClient:
         token = token if token is not None else os.environ.get(C.ENV_TOKEN)
         if not token or not token.strip():
             raise ConfigurationError(
-                f"No API token: pass AsyncClient(token=...) or set {C.ENV_TOKEN}. Create one in"
+                f"No API token: pass token=... to the client or set {C.ENV_TOKEN}. Create one in"
                 " the VPSBG client area under your user name -> API tokens."
             )
         token = token.strip()
