@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -578,6 +581,202 @@ async def test_a_summary_vouches_only_for_its_own_ticket_line(
     assert (tmp_path / TICKETS_FILE).read_bytes() == before
 
 
+# -- updated_at to the second: a change in the second a ticket was read -------------------------
+
+
+class ServerClock:
+    """The fake's clock, set by the test: the time of each change and each response's Date."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def at(second: int, microsecond: int = 0, minute: int = 0) -> datetime:
+    return datetime(2030, 1, 2, 12, minute, second, microsecond, tzinfo=timezone.utc)
+
+
+_FRACTION = re.compile(rb"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.\d{6}Z")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@pytest.fixture
+async def laravel_fake(
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[tuple[FakeVPSBG, ServerClock]]:
+    """The fake answering tickets.list and tickets.get as the real API does: times to the second
+    (``.000000Z``, so two changes in one second share an ``updated_at``) and a ``Date`` header
+    from the same clock; the test sets that clock."""
+    clock = ServerClock(at(0))
+    server = FakeVPSBG(seed=3, tickets=5, rate_limit=100_000, clock=clock)
+    shrink(server)
+
+    def as_laravel(handler: Handler) -> Handler:
+        async def answer(request: web.Request) -> web.StreamResponse:
+            response = await handler(request)
+            assert isinstance(response, web.Response) and isinstance(response.body, bytes)
+            response.body = _FRACTION.sub(rb"\1.000000Z", response.body)
+            response.headers["Date"] = email.utils.format_datetime(clock.now, usegmt=True)
+            return response
+
+        return answer
+
+    for name in ("_ticket_get", "_tickets_list"):  # before start: routes bind then
+        monkeypatch.setattr(server, name, as_laravel(getattr(server, name)))
+    async with server:
+        yield server, clock
+
+
+def tickets_read(fake: FakeVPSBG) -> list[str]:
+    return [r.path for r in fake.requests if r.route == "tickets.get"]
+
+
+def assert_read_again_only(fake: FakeVPSBG, summary: ExportSummary, ticket_id: int) -> None:
+    """The run read that ticket and no other, and counted every other as unchanged."""
+    assert tickets_read(fake) == [f"/v1/support/tickets/{ticket_id}"]
+    assert summary.complete
+    assert summary.tickets_fetched == 1
+    assert summary.tickets_unchanged == len(fake.state.tickets) - 1
+
+
+async def test_a_reply_in_the_second_a_ticket_was_read_is_exported_by_the_next_run(
+    laravel_fake: tuple[FakeVPSBG, ServerClock], tmp_path: Path
+) -> None:
+    fake, clock = laravel_fake
+    ticket = fake.state.tickets[1].id
+    clock.now = at(5, 200_000)
+    fake.state.reply(ticket, "The disk is full again.")
+    clock.now = at(5, 600_000)
+    await export(fake, tmp_path)  # reads the ticket in the second of its update
+    listed_before = (await server_tickets(fake))[ticket]["updated_at"]
+    clock.now = at(5, 900_000)
+    fake.state.reply(ticket, "We have resized it.", is_customer=False)
+    assert (await server_tickets(fake))[ticket]["updated_at"] == listed_before  # the trap
+    clock.now = at(0, minute=1)
+    fake.clear_requests()
+
+    summary = await export(fake, tmp_path)
+
+    assert_read_again_only(fake, summary, ticket)
+    assert b"We have resized it." in jsonl_lines(tmp_path)[ticket]
+    await assert_matches_server(fake, tmp_path)
+    # Read a minute after its update this time: settled, the next run skips it.
+    fake.clear_requests()
+    third = await export(fake, tmp_path)
+    assert third.tickets_fetched == 0 and tickets_read(fake) == []
+
+
+async def test_only_tickets_read_within_a_second_of_their_update_are_read_again(
+    laravel_fake: tuple[FakeVPSBG, ServerClock], tmp_path: Path
+) -> None:
+    fake, clock = laravel_fake
+    settled, unsettled = fake.state.tickets[1].id, fake.state.tickets[2].id
+    clock.now = at(8, 500_000)  # its second ends a full second before the read's Date: settled
+    fake.state.reply(settled, "Two seconds before the export.")
+    clock.now = at(9)  # the second before the read's Date: it may have changed after the read
+    fake.state.reply(unsettled, "One second before the export.")
+    fake.state.add_attachment(unsettled, name="late.log", content=b"written late\n")
+    clock.now = at(10)  # every response of the first run says Date: 12:00:10
+    first = await export(fake, tmp_path)
+    before = (tmp_path / TICKETS_FILE).read_bytes()
+    manifest = json.loads((tmp_path / MANIFEST_FILE).read_text())
+    clock.now = at(0, minute=5)
+    fake.clear_requests()
+
+    summary = await export(fake, tmp_path)
+
+    # The older tickets (generated years before) and the settled one are not read again.
+    assert_read_again_only(fake, summary, unsettled)
+    # Read again byte-identical: nothing else changes, complete files are not downloaded again.
+    assert (tmp_path / TICKETS_FILE).read_bytes() == before
+    assert fake.count("tickets.download_attachment") == 0
+    assert summary.attachments_downloaded == 0
+    assert summary.attachments_unchanged == summary.attachments == first.attachments
+    assert json.loads((tmp_path / MANIFEST_FILE).read_text())["files"] == manifest["files"]
+
+
+async def test_a_journal_of_the_previous_format_resumes_without_reading_again(
+    laravel_fake: tuple[FakeVPSBG, ServerClock], tmp_path: Path
+) -> None:
+    fake, clock = laravel_fake
+    clock.now = at(30)
+    for ticket in fake.state.tickets:
+        fake.state.reply(ticket.id, "In the second of the export.")
+    await export(fake, tmp_path)  # every ticket read in the second of its update
+    before = (tmp_path / TICKETS_FILE).read_bytes()
+    ids = sorted(t.id for t in fake.state.tickets)
+    keep, bare = ids[0], ids[1]
+    # What earlier versions wrote: summaries without the flag (read as settled), and before them
+    # ticket lines without a summary (parsed in full). One ticket keeps this version's line.
+    old: list[bytes] = []
+    for line in journal_lines(tmp_path):
+        if line.startswith(b'{"summary":'):
+            entry = json.loads(line)
+            if entry["summary"]["id"] == bare:
+                continue
+            if entry["summary"]["id"] != keep:
+                entry["summary"].pop("settled", None)
+                line = json.dumps(entry, separators=(",", ":")).encode() + b"\n"
+        old.append(line)
+    (tmp_path / JOURNAL).write_bytes(b"".join(old))
+    clock.now = at(0, minute=10)
+    fake.clear_requests()
+
+    summary = await export(fake, tmp_path)
+
+    assert_read_again_only(fake, summary, keep)
+    assert fake.count("tickets.download_attachment") == 0
+    assert (tmp_path / TICKETS_FILE).read_bytes() == before
+
+
+async def test_without_a_usable_date_header_the_local_clock_decides_with_a_margin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = "https://api.test/v1"
+    now = datetime(2030, 1, 2, 12, 0, 0, tzinfo=timezone.utc)
+    monkeypatch.setattr(export_module, "_now", lambda: now)
+
+    def ticket(tid: int, updated_at: datetime) -> dict[str, Any]:
+        stamp = updated_at.strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+        return {"id": tid, "status": "opened", "subject": "s", "updated_at": stamp}
+
+    # No Date, or one that does not parse: this machine's clock, less 5 s for the clocks'
+    # difference, then the second of the update as with a Date. A Date in the obsolete "-0000"
+    # form still counts (it says 2 s after the update: settled, where the local clock would not).
+    recent = ticket(7, now - timedelta(seconds=6))
+    older = ticket(8, now - timedelta(seconds=7))
+    dated = ticket(9, now - timedelta(seconds=2))
+    with aioresponses() as mocked:
+        mocked.get(f"{base}/support/tickets?page=1", payload=[recent, older, dated], repeat=True)
+        mocked.get(f"{base}/support/tickets/7", payload=recent, repeat=True)
+        mocked.get(
+            f"{base}/support/tickets/8", payload=older, headers={"Date": "soon"}, repeat=True
+        )
+        mocked.get(
+            f"{base}/support/tickets/9",
+            payload=dated,
+            headers={"Date": "Wed, 02 Jan 2030 12:00:00 -0000"},
+            repeat=True,
+        )
+        async with AsyncClient("t0ken", base_url=base, max_retries=0) as client:
+            first = await export_tickets(client, tmp_path, attachments=False)
+            second = await export_tickets(client, tmp_path, attachments=False)
+        reads = {
+            str(url).rsplit("/", 1)[-1]: len(calls)
+            for (method, url), calls in mocked.requests.items()
+            if "?" not in str(url)
+        }
+
+    assert reads == {"7": 2, "8": 1, "9": 1}
+    assert first.complete and first.tickets_fetched == 3
+    assert second.complete
+    assert (second.tickets_fetched, second.tickets_unchanged) == (1, 2)
+    assert exported_tickets(tmp_path) == {7: recent, 8: older, 9: dated}
+
+
 # -- tickets.jsonl holds the JSON as the API sent it -------------------------------------------
 
 
@@ -695,11 +894,17 @@ async def test_a_resumed_export_keeps_the_lines_as_sent(
 
 
 async def test_a_lone_surrogate_escape_is_exported(
-    fake: FakeVPSBG, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    laravel_fake: tuple[FakeVPSBG, ServerClock], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A clock of the test's own: each export reads the tickets seconds after their last change,
+    # so that the last run need not read the changed ticket again (it would if it read it in the
+    # second of its update).
+    fake, clock = laravel_fake
     # "\ud83d" half an emoji: legal JSON (the fake sends it escaped), no UTF-8 form once parsed.
     cut = fake.state.tickets[2].id
+    clock.now = at(1)
     fake.state.reply(cut, "cut emoji \ud83d")
+    clock.now = at(10)
 
     summary = await export(fake, tmp_path)
 
@@ -711,7 +916,9 @@ async def test_a_lone_surrogate_escape_is_exported(
     # In an attachment's name too (kept in the journal's summary line; the fake cannot serve
     # such a name in Content-Disposition, hence no download here).
     named = fake.state.add_attachment(cut, name="half\ud83d.txt", content=b"some bytes\n")
+    clock.now = at(20)
     fake.state.reply(cut, "See the attachment.")  # a change the listing shows
+    clock.now = at(30)
     again = await export(fake, tmp_path, attachments=False)
     assert again.complete and again.tickets_fetched == 1
     forbid_full_parse(monkeypatch)  # the summary line, with the name, is read back as written

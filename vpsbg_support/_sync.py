@@ -143,10 +143,11 @@ class Client(SyncClientBase):
 
         Lists every ticket (all pages), then reads each one with at most ``concurrency`` requests in
         flight. Re-running on the same folder resumes an interrupted run and is incremental: a ticket
-        whose ``updated_at`` matches the exported version is not read again, and complete attachment
-        files are not downloaded again. A ticket or attachment that still fails after the client's
-        retries (or whose file the system refuses to create) is reported in ``failures`` (the run
-        goes on; ``manifest.json`` is then not written); run again to finish it.
+        whose ``updated_at`` matches the exported version is not read again (unless that version was
+        read within a second of its ``updated_at``, which the API gives to the second only), and
+        complete attachment files are not downloaded again. A ticket or attachment that still fails
+        after the client's retries (or whose file the system refuses to create) is reported in
+        ``failures`` (the run goes on; ``manifest.json`` is then not written); run again to finish it.
 
         ``client.export_tickets("archive/", concurrency=16)``
 
@@ -494,9 +495,11 @@ class Plans(SyncResource):
         """Withdraw a pending cancellation of the support plan.
 
         The DELETE is retried after a failure that may have reached the server (it is
-        idempotent). When the attempt before reached it and withdrew the cancellation, the retry
-        is told "no pending cancellation" (422): that is the state asked for, so it returns None
-        (logged at WARNING) instead of raising.
+        idempotent). When such a retry is told "no pending cancellation" (422), the attempt
+        before, whose answer was lost, most likely withdrew it: no cancellation is pending, the
+        state asked for, so it returns None (logged at WARNING) instead of raising. (aiohttp's
+        own immediate re-send after a dropped connection is not one of the client's retries: a
+        422 after it alone is raised.)
 
         Returns:
             The Order the API answered with, or None when it answered 204 No Content or when a

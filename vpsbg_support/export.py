@@ -23,25 +23,35 @@ export (while a re-run is going, the previous run's manifest still describes the
 
 Re-runs: every listed ticket already in the folder is checked (read again if its ``updated_at``
 changed; missing attachment files fetched), whatever ``since`` says; ``since`` only limits which
-tickets are added. A run that did not complete leaves its ``since`` in the journal, and the next
-run exports at least that window too, so an interrupted full export is finished even by a re-run
-with ``since``. Tickets the server no longer lists are kept (an archive does not lose what it
-had) and counted in ``ExportSummary.tickets_not_listed``.
+tickets are added. The API gives ``updated_at`` to the second, so a change made in the same second
+as the read that exported a ticket does not change it: such a copy is recorded as unsettled and
+read again by the next run even if ``updated_at`` is the same (a body read again byte-identical
+changes nothing; complete attachment files are kept). Unsettled means ``updated_at`` falls in the
+second before the response's ``Date`` header or later (the server's clock, the one ``updated_at``
+is on, so a skewed local clock does not matter; ``Date`` too is to the second). A response without
+a usable ``Date`` is judged by this machine's clock when the request started, less 5 seconds for
+the difference between the clocks. Journals of earlier versions count as settled, so resuming one
+does not read everything again. A run that did not complete leaves its ``since`` in the journal,
+and the next run exports at least that window too, so an interrupted full export is finished even
+by a re-run with ``since``. Tickets the server no longer lists are kept (an archive does not lose
+what it had) and counted in ``ExportSummary.tickets_not_listed``.
 
 Memory: the tickets' JSON is not kept in memory; ``tickets.jsonl`` is streamed from the journal.
-Per ticket, only its id, updated_at, message count and attachment list stay in memory.
+Per ticket, only its id, updated_at, message count and attachment list stay in memory (and the
+ids of the few tickets whose copy is unsettled).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import hashlib
 import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -83,6 +93,12 @@ FORMAT_VERSION = 1
 #: (the page cache survives it), a power cut loses at most this much work, which is redone.
 _FSYNC_INTERVAL = 1.0
 _HASH_CHUNK = 1024 * 1024
+#: A ticket is settled when its ``updated_at`` (to the second) is more than this before the
+#: response's ``Date`` (to the second too): the response then holds every change of that second.
+_SETTLE_MARGIN = timedelta(seconds=1)
+#: Without a usable ``Date``, this machine's clock stands in for the server's, less this much for
+#: the difference between the two clocks.
+_CLOCK_MARGIN = timedelta(seconds=5)
 _T = TypeVar("_T")
 
 
@@ -135,7 +151,9 @@ class ExportSummary:
         attachment_bytes: total size of those files.
         tickets_listed: tickets looked at: those the listing returned that match ``since``
             or are already in the folder.
-        tickets_fetched: tickets read from the API in this run (new or changed).
+        tickets_fetched: tickets read from the API in this run: new, changed, or read again
+            because an earlier run read them in the second of their last update (a change in
+            that same second would not show in ``updated_at``).
         tickets_unchanged: tickets skipped because an earlier run exported the same version.
         tickets_not_listed: tickets in the folder that the server no longer lists (deleted
             there, or no longer visible to the token); they are kept, never removed.
@@ -204,10 +222,11 @@ async def export_tickets(
 
     Lists every ticket (all pages), then reads each one with at most ``concurrency`` requests in
     flight. Re-running on the same folder resumes an interrupted run and is incremental: a ticket
-    whose ``updated_at`` matches the exported version is not read again, and complete attachment
-    files are not downloaded again. A ticket or attachment that still fails after the client's
-    retries (or whose file the system refuses to create) is reported in ``failures`` (the run
-    goes on; ``manifest.json`` is then not written); run again to finish it.
+    whose ``updated_at`` matches the exported version is not read again (unless that version was
+    read within a second of its ``updated_at``, which the API gives to the second only), and
+    complete attachment files are not downloaded again. A ticket or attachment that still fails
+    after the client's retries (or whose file the system refuses to create) is reported in
+    ``failures`` (the run goes on; ``manifest.json`` is then not written); run again to finish it.
 
     ``await export_tickets(client, "archive/", concurrency=16)``
 
@@ -312,7 +331,8 @@ class _TicketRecord:
     """An exported ticket: where its JSON is in the journal and what resuming needs from it.
 
     The JSON itself stays on disk (``offset``/``length`` in the journal), so that memory does not
-    grow with the size of the account's tickets: only this summary is kept per ticket.
+    grow with the size of the account's tickets: only this summary is kept per ticket. Whether the
+    copy is settled is kept by the journal (``_Journal.unsettled``), not here: few are not.
     """
 
     id: int
@@ -327,16 +347,24 @@ class _TicketRecord:
         for aid, name, size in self.attachments:
             yield Attachment(id=aid, name=name, size=size)
 
-    def summary_line(self) -> bytes:
+    def summary_line(self, settled: bool = True) -> bytes:
         """The journal line written just before the ticket's line, so that a resume need not
-        parse the ticket: ``length`` ties it to that line."""
-        summary = {
+        parse the ticket: ``length`` ties it to that line.
+
+        Args:
+            settled: False adds ``"settled": false`` (see ``_is_settled``); a settled ticket's
+                line has no such key, like every line of earlier versions, which is read as
+                settled.
+        """
+        summary: dict[str, Any] = {
             "id": self.id,
             "length": self.length,
             "updated_at": None if self.updated_at is None else _timestamp(self.updated_at),
             "messages": self.messages,
             "attachments": [list(a) for a in self.attachments],
         }
+        if not settled:
+            summary["settled"] = False
         return _dump({"summary": summary}) + b"\n"
 
 
@@ -367,14 +395,19 @@ class _Journal:
     and ``{"run": {"since": ...}}``. A summary (what resuming needs of the ticket) is written in
     the same write as, and just before, its ticket line: a resume reads the small summary and only
     checks the ticket line's framing, instead of parsing every ticket. A ticket line without its
-    summary (journals of earlier versions) is parsed in full. The run line is written when a run
-    starts and dropped when a run completes, so that the next run knows which window an
-    unfinished run was exporting and finishes it.
+    summary (journals of earlier versions) is parsed in full. A summary carries
+    ``"settled": false`` when its copy may miss a change (``_is_settled``). The run line is
+    written when a run starts and dropped when a run completes, so that the next run knows which
+    window an unfinished run was exporting and finishes it.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.tickets: dict[int, _TicketRecord] = {}
+        #: Tickets whose copy may miss a change made in the second it was read (``_is_settled``):
+        #: read again by the next run whatever their ``updated_at``. A set of the few, rather
+        #: than a flag on every record, so that memory per ticket does not grow.
+        self.unsettled: set[int] = set()
         self.files: dict[int, _FileRecord] = {}
         #: The ``since`` of each run that started and did not complete (None: everything).
         self.unfinished: list[datetime | None] = []
@@ -392,12 +425,12 @@ class _Journal:
             good_end = 0
             # A summary vouches only for the line right after it, and only if that line is a
             # complete ticket line of the length it announces.
-            summary: _TicketRecord | None = None
+            summary: tuple[_TicketRecord, bool] | None = None
             for line in handle:
                 if not line.endswith(b"\n"):
                     break  # a write cut short by a crash: dropped, and redone by this run
-                if summary is not None and _is_ticket_line(line, summary.length):
-                    self.tickets[summary.id] = summary
+                if summary is not None and _is_ticket_line(line, summary[0].length):
+                    self._put(*summary)
                     summary = None
                 elif line.startswith(_SUMMARY_PREFIX):
                     summary = _parse_summary(line, good_end + len(line) + len(_TICKET_PREFIX))
@@ -420,7 +453,7 @@ class _Journal:
                     offset + len(_TICKET_PREFIX),
                     len(line) - len(_TICKET_PREFIX) - len(_TICKET_SUFFIX),
                 )
-                self.tickets[record.id] = record
+                self._put(record, True)  # earlier versions did not know: as they behaved
             elif "file" in entry:
                 data = entry["file"]
                 file = _FileRecord(
@@ -446,13 +479,17 @@ class _Journal:
         """Record that a run exporting tickets updated since ``since`` has started."""
         self._append(_run_line(since))
 
-    def add_ticket(self, raw: Any, line: bytes | None = None) -> _TicketRecord:
+    def add_ticket(
+        self, raw: Any, line: bytes | None = None, served_at: datetime | None = None
+    ) -> _TicketRecord:
         """Record an exported ticket, given as the API returned it.
 
         Args:
             raw: the ticket's JSON, parsed: what resuming needs to know is taken from it.
             line: that JSON's text as the API sent it, made one line (``_json_line``); it is
                 what is written. None: ``raw`` serialised.
+            served_at: when the server produced that response (``_served_at``), to tell whether
+                the copy is settled; None: settled.
 
         Raises:
             ConversionError: ``raw`` is not a ticket.
@@ -460,13 +497,21 @@ class _Journal:
         if line is None:
             line = _dump(raw)
         record = _ticket_record(raw, 0, len(line))
-        summary = record.summary_line()
+        settled = served_at is None or _is_settled(record.updated_at, served_at)
+        summary = record.summary_line(settled)
         record = attrs.evolve(record, offset=self._size + len(summary) + len(_TICKET_PREFIX))
         # One write for both lines: a crash tears at most the tail, never leaves a ticket line
         # without its summary in the middle of the journal.
         self._append(summary + _TICKET_PREFIX + line + _TICKET_SUFFIX)
-        self.tickets[record.id] = record
+        self._put(record, settled)
         return record
+
+    def _put(self, record: _TicketRecord, settled: bool) -> None:
+        self.tickets[record.id] = record
+        if settled:
+            self.unsettled.discard(record.id)
+        else:
+            self.unsettled.add(record.id)
 
     def add_file(self, record: _FileRecord) -> None:
         """Record a complete attachment file."""
@@ -511,7 +556,8 @@ class _Journal:
             if len(raw) != record.length:
                 raise OSError(f"{self.path} is shorter than recorded; run the export again")
             if wrap:
-                yield record.summary_line() + _TICKET_PREFIX + raw + _TICKET_SUFFIX
+                summary = record.summary_line(tid not in self.unsettled)
+                yield summary + _TICKET_PREFIX + raw + _TICKET_SUFFIX
             else:
                 yield raw + b"\n"
 
@@ -550,8 +596,9 @@ def _is_ticket_line(line: bytes, length: int | None) -> bool:
     return framed and (length is None or body == length)
 
 
-def _parse_summary(line: bytes, offset: int) -> _TicketRecord | None:
-    """The record a summary line describes, if its ticket is at ``offset``; None if malformed."""
+def _parse_summary(line: bytes, offset: int) -> tuple[_TicketRecord, bool] | None:
+    """The record a summary line describes, if its ticket is at ``offset``, and whether it is
+    settled (a line without the key, as earlier versions wrote, is); None if malformed."""
     try:
         data = json.loads(line)["summary"]
         updated_at = data["updated_at"]
@@ -559,7 +606,10 @@ def _parse_summary(line: bytes, offset: int) -> _TicketRecord | None:
             (_strict_int(aid), _strict_str(name), None if size is None else _strict_int(size))
             for aid, name, size in data["attachments"]
         )
-        return _TicketRecord(
+        settled = data.get("settled", True)
+        if not isinstance(settled, bool):
+            raise TypeError(f"expected a boolean, got {settled!r}")
+        record = _TicketRecord(
             id=_strict_int(data["id"]),
             offset=offset,
             length=_strict_int(data["length"]),
@@ -567,6 +617,7 @@ def _parse_summary(line: bytes, offset: int) -> _TicketRecord | None:
             messages=_strict_int(data["messages"]),
             attachments=attachments,
         )
+        return record, settled
     except (ValueError, TypeError, KeyError, AttributeError, ConversionError):
         # Garbage proves nothing: the ticket line after it, if any, is parsed in full.
         return None
@@ -582,6 +633,38 @@ def _strict_str(value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError(f"expected a string, got {value!r}")
     return value
+
+
+def _served_at(date_header: str | None, requested_at: datetime) -> datetime:
+    """When the server produced a response: its ``Date`` header (the server's clock, the one
+    ``updated_at`` is on, so this machine's clock does not matter). Without a usable one, this
+    machine's clock when the request started (no later than the server's answer), less
+    ``_CLOCK_MARGIN`` for the difference between the clocks."""
+    if date_header is not None:
+        try:
+            served = email.utils.parsedate_to_datetime(date_header)
+        except (TypeError, ValueError, OverflowError):  # TypeError: Python 3.10's "unparsable"
+            pass
+        else:
+            # RFC 9110 dates are GMT; only "-0000" parses as naive.
+            return served if served.tzinfo is not None else served.replace(tzinfo=timezone.utc)
+    return requested_at - _CLOCK_MARGIN
+
+
+def _is_settled(updated_at: datetime | None, served_at: datetime) -> bool:
+    """Whether a ticket read in a response produced at ``served_at`` holds every change made up
+    to its ``updated_at``, so that an unchanged ``updated_at`` proves an unchanged ticket.
+
+    The API renders ``updated_at`` to the second (``.000000Z``): a change later in the same
+    second keeps it as it was. ``Date`` is to the second too, so the response may have been
+    produced up to a second after it says: only an ``updated_at`` whose second ends at least
+    ``_SETTLE_MARGIN`` before ``served_at``'s second begins is settled. Read with ``Date``
+    12:00:10, an ``updated_at`` of 12:00:08 is settled, one of 12:00:09 is not. A ticket without
+    ``updated_at`` is always read again anyway.
+    """
+    if updated_at is None:
+        return True
+    return updated_at.replace(microsecond=0) < served_at.replace(microsecond=0) - _SETTLE_MARGIN
 
 
 def _run_line(since: datetime | None) -> bytes:
@@ -792,6 +875,8 @@ class _ExportJob:
             known is not None
             and listed.updated_at is not None
             and known.updated_at == listed.updated_at
+            # Read in the second of its update: a change in that second does not show.
+            and listed.id not in self.journal.unsettled
         ):
             self.unchanged += 1
             record = known
@@ -824,12 +909,14 @@ class _ExportJob:
         Raises:
             ResponseDecodeError: the body is not JSON, or not a ticket.
         """
+        requested_at = _now()
         response = await self.client._transport.request(
             R.TICKETS_GET, path_params={"ticket_id": ticket_id}
         )
         raw = response.json()
+        served_at = _served_at(response.headers.get("Date"), requested_at)
         try:
-            return self.journal.add_ticket(raw, _json_line(response.body))
+            return self.journal.add_ticket(raw, _json_line(response.body), served_at)
         except ConversionError as exc:
             raise _decode_error(response, Ticket, exc) from None
 
