@@ -250,8 +250,8 @@ def test_tickets_download_all_and_one(vpsbg_fake: FakeVPSBGThread, tmp_path: Pat
         attachment_id = int(path.name.split("-")[0])
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         assert digest == vpsbg_fake.state.attachment_sha256(attachment_id)
-    assert (tmp_path / "one" / "shot.png").read_bytes() == b"\x89PNG two"
-    assert one.out.strip() == str(tmp_path / "one" / "shot.png")
+    assert (tmp_path / "one" / f"{second.id}-shot.png").read_bytes() == b"\x89PNG two"
+    assert one.out.strip() == str(tmp_path / "one" / f"{second.id}-shot.png")
 
 
 def test_tickets_download_again_skips_what_is_there(
@@ -273,7 +273,8 @@ def test_tickets_download_again_skips_what_is_there(
     assert all(item["skipped"] for item in again.json())
     assert len(again.json()) == sum(len(m.attachments) for m in ticket.messages)
     assert one_again.code == 0, one_again
-    assert one_again.out == f"{tmp_path / 'one' / 'a.log'}  (skipped: already there, same size)\n"
+    skipped = tmp_path / "one" / f"{first.id}-a.log"
+    assert one_again.out == f"{skipped}  (skipped: already there, same size)\n"
     assert vpsbg_fake.count("tickets.download_attachment") == fetched
 
 
@@ -300,7 +301,38 @@ def test_tickets_download_refuses_a_different_file_unless_overwrite(
     assert mine.read_bytes() == b"from support"
 
 
-def test_tickets_download_names_overwrite_when_the_server_name_is_taken(
+def test_one_attachment_never_passes_for_another_of_the_same_name_and_size(
+    vpsbg_fake: FakeVPSBGThread, tmp_path: Path
+) -> None:
+    # "log.txt" of the same size in two tickets, into one folder: a size check on the name
+    # alone would have reported the second as "skipped" while the file held the first's bytes.
+    first_ticket, second_ticket = vpsbg_fake.state.tickets[:2]
+    first = vpsbg_fake.state.add_attachment(first_ticket.id, name="log.txt", content=b"AAAA")
+    second = vpsbg_fake.state.add_attachment(second_ticket.id, name="log.txt", content=b"BBBB")
+    for ticket, attachment in ((first_ticket, first), (second_ticket, second)):
+        run = vpsbg(
+            "--json", "tickets", "download", str(ticket.id), str(attachment.id), "-o",
+            str(tmp_path), fake=vpsbg_fake,
+        )  # fmt: skip
+        assert run.code == 0 and not run.json()[0]["skipped"], run
+    assert (tmp_path / f"{first.id}-log.txt").read_bytes() == b"AAAA"
+    assert (tmp_path / f"{second.id}-log.txt").read_bytes() == b"BBBB"
+
+
+def test_a_re_run_skips_even_when_the_server_names_the_file_otherwise(
+    vpsbg_fake: FakeVPSBGThread, tmp_path: Path
+) -> None:
+    # The server's Content-Disposition name sanitises differently from the ticket's: the
+    # file is where the CLI looks for it on the next run all the same.
+    ticket = vpsbg_fake.state.tickets[0]
+    odd = vpsbg_fake.state.add_attachment(ticket.id, name="bad\ud800.txt", content=b"odd")
+    download = ("tickets", "download", str(ticket.id), str(odd.id), "-o", str(tmp_path))
+    assert vpsbg(*download, fake=vpsbg_fake).code == 0
+    again = vpsbg("--json", *download, fake=vpsbg_fake)
+    assert again.code == 0 and again.json()[0]["skipped"], again
+
+
+def test_a_file_appearing_after_the_check_is_kept_and_the_error_names_overwrite(
     vpsbg_fake: FakeVPSBGThread,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -308,19 +340,19 @@ def test_tickets_download_names_overwrite_when_the_server_name_is_taken(
 ) -> None:
     ticket = vpsbg_fake.state.tickets[0]
     shot = vpsbg_fake.state.add_attachment(ticket.id, name="shot.png", content=b"\x89PNG")
-    (tmp_path / "shot.png").write_bytes(b"mine")
-    # The server may name the file otherwise than the ticket does: only the download then
-    # finds the clash, and the library's refusal must still speak the CLI's language.
-    monkeypatch.setattr(cli, "safe_filename", lambda name, fallback: "as-the-ticket-names-it")
+    mine = tmp_path / f"{shot.id}-shot.png"
+    mine.write_bytes(b"mine")
+    # Another process creates the file between the CLI's check and the download: the
+    # library refuses it, and the refusal must speak the CLI's language.
+    monkeypatch.setattr(cli, "_already_there", lambda path, attachment: None)
 
     run = in_process("tickets", "download", str(ticket.id), str(shot.id), "-o", str(tmp_path))
 
     assert run.code == 4
-    assert run.err == (
-        f"vpsbg-support: error: {tmp_path / 'shot.png'} already exists;"
-        " pass --overwrite to replace it\n"
+    assert (
+        run.err == f"vpsbg-support: error: {mine} already exists; pass --overwrite to replace it\n"
     )
-    assert (tmp_path / "shot.png").read_bytes() == b"mine"
+    assert mine.read_bytes() == b"mine"
 
 
 # -- plans --------------------------------------------------------------------------------------

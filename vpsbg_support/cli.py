@@ -39,7 +39,6 @@ from typing import IO, Any
 from vpsbg_support import _constants as C
 from vpsbg_support._client import AsyncClient
 from vpsbg_support._convert import ConversionError, structure, unstructure
-from vpsbg_support._files import safe_filename
 from vpsbg_support._version import __version__
 from vpsbg_support.errors import (
     APIConnectionError,
@@ -413,17 +412,12 @@ async def _tickets_download(client: AsyncClient, args: argparse.Namespace, out: 
             )
     plan: list[tuple[Attachment, str, Path, bool]] = []
     for attachment in wanted:
-        if args.attachment_id is not None:
-            # One file: a folder target, so it is named as the server names it (expected: as
-            # the ticket names it; the library still refuses to replace a file it did not see).
-            target = os.path.join(args.output, "")
-            expected = Path(
-                args.output, safe_filename(attachment.name, f"attachment-{attachment.id}")
-            )
-        else:
-            # Every file: names repeat within a ticket ("screenshot.png" twice), ids do not.
-            target = os.path.join(args.output, Path(attachment_path(ticket.id, attachment)).name)
-            expected = Path(target)
+        # "<id>-<name>", one file or all: names repeat (two "screenshot.png" in a ticket, a
+        # "log.txt" in every ticket), ids do not, so a file of the right size under this name
+        # can only be this attachment from an earlier run, and is skipped. The path is the
+        # target itself, so the server's own name for the file cannot put it elsewhere.
+        target = os.path.join(args.output, Path(attachment_path(ticket.id, attachment)).name)
+        expected = Path(target)
         there = None if args.overwrite else _already_there(expected, attachment)
         if there is False:
             # Refused before any download: a re-run never leaves half the files replaced.
@@ -740,8 +734,8 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace existing files (default: skip a file already there with the same size,"
-        " refuse to replace a different one)",
+        help="replace existing files (files are named <attachment id>-<name>; by default one"
+        " already there with the attachment's size is skipped, a different one refused)",
     )
 
     plans = commands.add_parser("plans", help="list, purchase, renew, cancel, undo-cancel")
