@@ -481,6 +481,19 @@ async def test_cancel_now_drops_the_plan_so_renew_is_refused() -> None:
     assert {p["status"] for p in plans} == {"available"}
 
 
+async def test_a_pending_cancellation_seeded_through_the_state_can_be_undone() -> None:
+    # Users seed state directly; the undo must not fail with 500 for want of a recorded cancel.
+    async with FakeVPSBG() as fake:
+        fake.state.plan_status = "cancel_requested"
+        headers = {"Authorization": f"Bearer {fake.token}"}
+        async with aiohttp.ClientSession(headers=headers) as http:
+            async with http.delete(fake.url + "/support/cancel") as response:
+                assert response.status == 204
+            async with http.delete(fake.url + "/support/cancel") as response:
+                assert response.status == 422  # nothing pending any more
+    assert fake.state.plan_status == "active" and fake.state.cancellations == []
+
+
 # -- faults --------------------------------------------------------------------------------
 
 

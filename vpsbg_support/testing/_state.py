@@ -507,10 +507,19 @@ class FakeState:
         with self.lock:
             if self.active_plan is None or self.plan_status != "cancel_requested":
                 raise unprocessable("plan", "There is no pending cancellation to undo.")
-            self.plan_status = "active"
             # Only a cancel without ``now`` leaves one pending, and it is the latest one.
-            pending = self._cancellations[-1]
+            pending = next(
+                (c for c in reversed(self._cancellations) if not c.now and c.withdrawn_at is None),
+                None,
+            )
+            if pending is None:
+                # Seeded by setting ``plan_status``: no request was received, none is recorded.
+                assert self.active_plan is not None
+                pending = Cancellation(
+                    plan_key=self.active_plan, reason=None, now=False, requested_at=self.now()
+                )
             pending.withdrawn_at = self.now()
+            self.plan_status = "active"
             return pending
 
     def _order(self, kind: str, plan: Plan, billing_cycle: int | None, start: int) -> Order:
