@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -471,7 +471,7 @@ class Transport:
                         # 408 and 429 say the server did not act on the request.
                         replayed = replayed or status not in (408, 429)
                     if echoed is not None:
-                        raise echoed
+                        _raise_unchained(echoed)
             finally:
                 if not released:
                     self.limiter.release(None)
@@ -544,6 +544,17 @@ class Transport:
         if cls is RateLimitError:
             return RateLimitError(message, retry_after=retry_after, **kwargs)
         return cls(message, **kwargs)
+
+
+def _raise_unchained(error: BaseException) -> NoReturn:
+    """Raise ``error`` with no ``__context__``, even where Python still counts an exception as
+    being handled: on 3.10 a task resumed with an exception runs its whole step inside the
+    wake-up's ``except`` block, so a plain raise would chain the aiohttp error back on."""
+    try:
+        raise error
+    except BaseException:
+        error.__context__ = None
+        raise  # a bare re-raise sets no context
 
 
 def _outcome(decision: Decision) -> str:
