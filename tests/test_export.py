@@ -589,6 +589,9 @@ class ServerClock:
 
     def __init__(self, now: datetime) -> None:
         self.now = now
+        #: seconds the server spends between reading a ticket and answering: really slept,
+        #: and added to that answer's Date (the clock itself stays where the test set it)
+        self.latency = 0.0
 
     def __call__(self) -> datetime:
         return self.now
@@ -614,18 +617,24 @@ async def laravel_fake(
     server = FakeVPSBG(seed=3, tickets=5, rate_limit=100_000, clock=clock)
     shrink(server)
 
-    def as_laravel(handler: Handler) -> Handler:
+    def as_laravel(handler: Handler, slow: bool) -> Handler:
         async def answer(request: web.Request) -> web.StreamResponse:
+            read_at = clock.now
             response = await handler(request)
+            latency = clock.latency if slow else 0.0
+            if latency:
+                await asyncio.sleep(latency)
             assert isinstance(response, web.Response) and isinstance(response.body, bytes)
             response.body = _FRACTION.sub(rb"\1.000000Z", response.body)
-            response.headers["Date"] = email.utils.format_datetime(clock.now, usegmt=True)
+            date = read_at + timedelta(seconds=latency)
+            response.headers["Date"] = email.utils.format_datetime(date, usegmt=True)
             return response
 
         return answer
 
     for name in ("_ticket_get", "_tickets_list"):  # before start: routes bind then
-        monkeypatch.setattr(server, name, as_laravel(getattr(server, name)))
+        slow = name == "_ticket_get"
+        monkeypatch.setattr(server, name, as_laravel(getattr(server, name), slow))
     async with server:
         yield server, clock
 
@@ -669,15 +678,42 @@ async def test_a_reply_in_the_second_a_ticket_was_read_is_exported_by_the_next_r
     assert third.tickets_fetched == 0 and tickets_read(fake) == []
 
 
+async def test_a_slow_answer_does_not_make_a_fresh_copy_look_settled(
+    laravel_fake: tuple[FakeVPSBG, ServerClock], tmp_path: Path
+) -> None:
+    # The server reads the ticket in the second of its update but answers 1.3 s later: Date
+    # alone would say "read two seconds after the update", and a reply in that same second
+    # would never be exported.
+    fake, clock = laravel_fake
+    ticket = fake.state.tickets[1].id
+    clock.now = at(5, 200_000)
+    fake.state.reply(ticket, "The disk is full again.")
+    clock.now, clock.latency = at(5, 700_000), 1.3
+    await export(fake, tmp_path)
+    clock.now, clock.latency = at(5, 900_000), 0.0
+    fake.state.reply(ticket, "We have resized it.", is_customer=False)
+    clock.now = at(0, minute=1)
+    fake.clear_requests()
+
+    summary = await export(fake, tmp_path)
+
+    assert_read_again_only(fake, summary, ticket)
+    assert b"We have resized it." in jsonl_lines(tmp_path)[ticket]
+
+
 async def test_only_tickets_read_within_a_second_of_their_update_are_read_again(
     laravel_fake: tuple[FakeVPSBG, ServerClock], tmp_path: Path
 ) -> None:
     fake, clock = laravel_fake
     settled, unsettled = fake.state.tickets[1].id, fake.state.tickets[2].id
-    clock.now = at(8, 500_000)  # its second ends a full second before the read's Date: settled
-    fake.state.reply(settled, "Two seconds before the export.")
-    clock.now = at(9)  # the second before the read's Date: it may have changed after the read
-    fake.state.reply(unsettled, "One second before the export.")
+    # Date 12:00:10: a change in second 7 ended more than the 1 s margin before any read
+    # that Date allows (the answer took a few ms): settled.
+    clock.now = at(7, 500_000)
+    fake.state.reply(settled, "Three seconds before the export.")
+    # Second 8 ends at 12:00:09, and 09 less the request's time is within the margin of the
+    # read: the ticket may have changed after it was read.
+    clock.now = at(8)
+    fake.state.reply(unsettled, "Two seconds before the export.")
     fake.state.add_attachment(unsettled, name="late.log", content=b"written late\n")
     clock.now = at(10)  # every response of the first run says Date: 12:00:10
     first = await export(fake, tmp_path)
@@ -745,10 +781,10 @@ async def test_without_a_usable_date_header_the_local_clock_decides_with_a_margi
 
     # No Date, or one that does not parse: this machine's clock, less 5 s for the clocks'
     # difference, then the second of the update as with a Date. A Date in the obsolete "-0000"
-    # form still counts (it says 2 s after the update: settled, where the local clock would not).
+    # form still counts (it says 3 s after the update: settled, where the local clock would not).
     recent = ticket(7, now - timedelta(seconds=6))
     older = ticket(8, now - timedelta(seconds=7))
-    dated = ticket(9, now - timedelta(seconds=2))
+    dated = ticket(9, now - timedelta(seconds=3))
     with aioresponses() as mocked:
         mocked.get(f"{base}/support/tickets?page=1", payload=[recent, older, dated], repeat=True)
         mocked.get(f"{base}/support/tickets/7", payload=recent, repeat=True)

@@ -26,9 +26,10 @@ changed; missing attachment files fetched), whatever ``since`` says; ``since`` o
 tickets are added. The API gives ``updated_at`` to the second, so a change made in the same second
 as the read that exported a ticket does not change it: such a copy is recorded as unsettled and
 read again by the next run even if ``updated_at`` is the same (a body read again byte-identical
-changes nothing; complete attachment files are kept). Unsettled means ``updated_at`` falls in the
-second before the response's ``Date`` header or later (the server's clock, the one ``updated_at``
-is on, so a skewed local clock does not matter; ``Date`` too is to the second). A response without
+changes nothing; complete attachment files are kept). Unsettled means the second of
+``updated_at`` did not end a full second before the earliest moment the server may have read the
+ticket: the response's ``Date`` header less the time the request took here (the server's clock,
+the one ``updated_at`` is on, so a skewed local clock does not matter). A response without
 a usable ``Date`` is judged by this machine's clock when the request started, less 5 seconds for
 the difference between the clocks. Journals of earlier versions count as settled, so resuming one
 does not read everything again. A run that did not complete leaves its ``since`` in the journal,
@@ -93,8 +94,9 @@ FORMAT_VERSION = 1
 #: (the page cache survives it), a power cut loses at most this much work, which is redone.
 _FSYNC_INTERVAL = 1.0
 _HASH_CHUNK = 1024 * 1024
-#: A ticket is settled when its ``updated_at`` (to the second) is more than this before the
-#: response's ``Date`` (to the second too): the response then holds every change of that second.
+#: A ticket is settled when the second of its ``updated_at`` ended at least this long before
+#: the earliest moment the server may have read it (``_served_at``): for the clock stamping
+#: ``updated_at`` and the one stamping ``Date`` to differ by.
 _SETTLE_MARGIN = timedelta(seconds=1)
 #: Without a usable ``Date``, this machine's clock stands in for the server's, less this much for
 #: the difference between the two clocks.
@@ -635,11 +637,15 @@ def _strict_str(value: Any) -> str:
     return value
 
 
-def _served_at(date_header: str | None, requested_at: datetime) -> datetime:
-    """When the server produced a response: its ``Date`` header (the server's clock, the one
-    ``updated_at`` is on, so this machine's clock does not matter). Without a usable one, this
-    machine's clock when the request started (no later than the server's answer), less
-    ``_CLOCK_MARGIN`` for the difference between the clocks."""
+def _served_at(
+    date_header: str | None, requested_at: datetime, elapsed: timedelta = timedelta(0)
+) -> datetime:
+    """The earliest moment the server may have read what a response holds, on the server's
+    clock (the one ``updated_at`` is on, so this machine's clock does not matter): its ``Date``
+    header, which is stamped when the answer is sent, less ``elapsed``, the time the request
+    took here (a slow server may read the ticket well before it answers). Without a usable
+    ``Date``, this machine's clock when the request started, less ``_CLOCK_MARGIN`` for the
+    difference between the clocks."""
     if date_header is not None:
         try:
             served = email.utils.parsedate_to_datetime(date_header)
@@ -647,24 +653,29 @@ def _served_at(date_header: str | None, requested_at: datetime) -> datetime:
             pass
         else:
             # RFC 9110 dates are GMT; only "-0000" parses as naive.
-            return served if served.tzinfo is not None else served.replace(tzinfo=timezone.utc)
+            if served.tzinfo is None:
+                served = served.replace(tzinfo=timezone.utc)
+            return served - elapsed
     return requested_at - _CLOCK_MARGIN
 
 
 def _is_settled(updated_at: datetime | None, served_at: datetime) -> bool:
-    """Whether a ticket read in a response produced at ``served_at`` holds every change made up
-    to its ``updated_at``, so that an unchanged ``updated_at`` proves an unchanged ticket.
+    """Whether a ticket read no earlier than ``served_at`` (see ``_served_at``) holds every
+    change made up to its ``updated_at``, so that an unchanged ``updated_at`` proves an
+    unchanged ticket.
 
     The API renders ``updated_at`` to the second (``.000000Z``): a change later in the same
-    second keeps it as it was. ``Date`` is to the second too, so the response may have been
-    produced up to a second after it says: only an ``updated_at`` whose second ends at least
-    ``_SETTLE_MARGIN`` before ``served_at``'s second begins is settled. Read with ``Date``
-    12:00:10, an ``updated_at`` of 12:00:08 is settled, one of 12:00:09 is not. A ticket without
+    second keeps it as it was. So the read must come after that second ended, with
+    ``_SETTLE_MARGIN`` to spare for the clock that stamps ``updated_at`` (the database's or
+    PHP's) differing from the one that stamps ``Date`` (the web server's). With ``Date``
+    12:00:10 and a quick answer, an ``updated_at`` of 12:00:07 is settled, one of 12:00:08 (its
+    second ends 12:00:09, the margin takes the read back before that) is not. A ticket without
     ``updated_at`` is always read again anyway.
     """
     if updated_at is None:
         return True
-    return updated_at.replace(microsecond=0) < served_at.replace(microsecond=0) - _SETTLE_MARGIN
+    second_ended = updated_at.replace(microsecond=0) + timedelta(seconds=1)
+    return second_ended <= served_at - _SETTLE_MARGIN
 
 
 def _run_line(since: datetime | None) -> bytes:
@@ -909,12 +920,13 @@ class _ExportJob:
         Raises:
             ResponseDecodeError: the body is not JSON, or not a ticket.
         """
-        requested_at = _now()
+        requested_at, started = _now(), time.monotonic()
         response = await self.client._transport.request(
             R.TICKETS_GET, path_params={"ticket_id": ticket_id}
         )
+        elapsed = timedelta(seconds=time.monotonic() - started)
         raw = response.json()
-        served_at = _served_at(response.headers.get("Date"), requested_at)
+        served_at = _served_at(response.headers.get("Date"), requested_at, elapsed)
         try:
             return self.journal.add_ticket(raw, _json_line(response.body), served_at)
         except ConversionError as exc:
