@@ -515,6 +515,13 @@ def test_unusable_base_url_is_a_usage_error_not_auth() -> None:
     assert "t0ken-SECRET" not in run.err
 
 
+def test_a_mangled_token_is_an_auth_error_and_is_not_echoed() -> None:
+    # Exit 3, as exit_code_for(ConfigurationError) says and the README's "a wrong one" row.
+    run = vpsbg("--base-url", "https://api.test/v1", "--token", "t0ken SECRET", "plans", "list")
+    assert_one_line_error(run, 3, "token")
+    assert "SECRET" not in run.err
+
+
 def test_usage_error_is_exit_2() -> None:
     run = vpsbg("tickets", "frobnicate")
     assert run.code == 2 and "invalid choice" in run.err

@@ -19,6 +19,12 @@ from vpsbg_support.errors import ConfigurationError
 from vpsbg_support.resources import AsyncPlans, AsyncTickets
 
 
+def token_is_plausible(token: str) -> bool:
+    """Whether ``token`` (stripped) is made of the visible ASCII characters every bearer token
+    is made of (Sanctum's ``12|...``, JWTs and base64 included)."""
+    return all("!" <= char <= "~" for char in token)
+
+
 def _check_base_url(url: str) -> None:
     """HTTPS only, except for hosts that cannot be someone else's server: plain HTTP would send
     the bearer token in clear text. Loopback and RFC 6761 test names (the fake) may use HTTP."""
@@ -96,7 +102,7 @@ class AsyncClient:
                 " the VPSBG client area under your user name -> API tokens."
             )
         token = token.strip()
-        if not all("!" <= char <= "~" for char in token):
+        if not token_is_plausible(token):
             # A stray newline or a non-ASCII byte from a copy-paste would otherwise fail at the
             # first request, in an exception quoting the whole header. Never quote the token.
             raise ConfigurationError(

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from vpsbg_support import _constants as C
-from vpsbg_support._client import AsyncClient
+from vpsbg_support._client import AsyncClient, token_is_plausible
 from vpsbg_support._convert import ConversionError, structure, unstructure
 from vpsbg_support._version import __version__
 from vpsbg_support.errors import (
@@ -781,10 +781,13 @@ async def _run(args: argparse.Namespace) -> int:
         try:
             client = AsyncClient(token, base_url=base_url, **options)
         except ConfigurationError as exc:
-            if not (token or os.environ.get(C.ENV_TOKEN) or "").strip():
-                # The library's message names AsyncClient(token=...): say it the CLI's way.
+            given = (token or os.environ.get(C.ENV_TOKEN) or "").strip()
+            if not given:
+                # The library's message is for Python callers: say it the CLI's way.
                 raise _Exit(NO_TOKEN, EXIT_AUTH) from None
-            raise _Exit(_describe(exc), EXIT_USAGE) from None
+            # A mangled token is a wrong token (3), as exit_code_for says; else the URL (2).
+            code = EXIT_USAGE if token_is_plausible(given) else EXIT_AUTH
+            raise _Exit(_describe(exc), code) from None
         client = await stack.enter_async_context(client)
         handler: Handler = args.handler
         return await handler(client, args, _Output(args.json))
