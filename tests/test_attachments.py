@@ -833,3 +833,26 @@ def test_the_decoder_is_exact_at_any_split_and_piece_size(
             list(cut.feed(stream[:-5], size))
             with pytest.raises(DownloadError, match="cut short"):
                 cut.finish()
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body", "message"),
+    [
+        ("gzip", _gzip_members(b"log line\n" * 50) + b"X", "after the end"),
+        ("gzip", _gzip_members(b"log line\n" * 50) + b"XYZ" * 10, "corrupt"),
+        ("deflate", _deflate(b"one" * 100, raw=False) * 2, "after the end"),
+        ("deflate", _deflate(b"one" * 100, raw=True) + b"\x01", "after the end"),
+    ],
+    ids=["gzip + a stray byte", "gzip + garbage", "two zlib streams", "raw deflate + a byte"],
+)
+def test_bytes_after_a_compressed_body_are_refused(
+    encoding: str, body: bytes, message: str
+) -> None:
+    # Only gzip has members one after the other; anything else after the end is not the file.
+    from vpsbg_support.resources.tickets import _Decoder
+
+    decoder = _Decoder.for_encoding(encoding, "u")
+    assert decoder is not None
+    with pytest.raises(DownloadError, match=message):
+        list(decoder.feed(body, 65_536))
+        decoder.finish()

@@ -103,6 +103,9 @@ class AttachmentStream:
         check_size(received, (self.size, *self._expected), url=url)
 
 
+_GZIP_WBITS = 16 + zlib.MAX_WBITS
+
+
 class _Decoder:
     """Undo a gzip or deflate ``Content-Encoding``, in bounded pieces, checking it ends.
 
@@ -117,6 +120,7 @@ class _Decoder:
         self._zlib: Any = None  # made on the first bytes: a deflate body's header decides it
         self._head = b""
         self._trailing = False
+        self._members = 0  # gzip members begun after the first
 
     @classmethod
     def for_encoding(cls, encoding: str, url: str) -> _Decoder | None:
@@ -128,7 +132,7 @@ class _Decoder:
         if encoding in ("", "identity"):
             return None
         if encoding in ("gzip", "x-gzip"):
-            return cls(16 + zlib.MAX_WBITS, url)
+            return cls(_GZIP_WBITS, url)
         if encoding == "deflate":
             return cls(zlib.MAX_WBITS, url)
         raise DownloadError(
@@ -178,8 +182,11 @@ class _Decoder:
                 if not data.strip(b"\0"):
                     self._trailing = True
                     return
+                if self._wbits != _GZIP_WBITS:
+                    raise zlib.error("data after the end of the compressed stream")
                 # A gzip file may hold several members, one after the other.
                 self._zlib = zlib.decompressobj(self._wbits)
+                self._members += 1
                 continue
             data = self._zlib.unconsumed_tail
             # A full piece may leave decoded bytes inside zlib: ask again until one is short.
@@ -191,11 +198,12 @@ class _Decoder:
         if self._zlib is None and not self._head:
             return
         if self._zlib is None or not self._zlib.eof:
-            raise DownloadError(
-                "download cut short: the compressed body ended before its end marker",
-                method="GET",
-                url=self._url,
+            what = (
+                "bytes after the end of the compressed body, or a further gzip member cut short"
+                if self._members
+                else "download cut short: the compressed body ended before its end marker"
             )
+            raise DownloadError(what, method="GET", url=self._url)
 
 
 class AsyncTickets(AsyncResource):
