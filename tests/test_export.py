@@ -752,7 +752,6 @@ async def test_a_journal_of_the_previous_format_resumes_without_reading_again(
 async def test_without_a_usable_date_header_the_local_clock_decides_with_a_margin(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    base = "https://api.test/v1"
     now = datetime(2030, 1, 2, 12, 0, 0, tzinfo=timezone.utc)
     monkeypatch.setattr(export_module, "_now", lambda: now)
 
@@ -766,26 +765,10 @@ async def test_without_a_usable_date_header_the_local_clock_decides_with_a_margi
     recent = ticket(7, now - timedelta(seconds=6))
     older = ticket(8, now - timedelta(seconds=7))
     dated = ticket(9, now - timedelta(seconds=3))
-    with aioresponses() as mocked:
-        mocked.get(f"{base}/support/tickets?page=1", payload=[recent, older, dated], repeat=True)
-        mocked.get(f"{base}/support/tickets/7", payload=recent, repeat=True)
-        mocked.get(
-            f"{base}/support/tickets/8", payload=older, headers={"Date": "soon"}, repeat=True
-        )
-        mocked.get(
-            f"{base}/support/tickets/9",
-            payload=dated,
-            headers={"Date": "Wed, 02 Jan 2030 12:00:00 -0000"},
-            repeat=True,
-        )
-        async with AsyncClient("t0ken", base_url=base, max_retries=0) as client:
-            first = await export_tickets(client, tmp_path, attachments=False)
-            second = await export_tickets(client, tmp_path, attachments=False)
-        reads = {
-            str(url).rsplit("/", 1)[-1]: len(calls)
-            for (method, url), calls in mocked.requests.items()
-            if "?" not in str(url)
-        }
+    first, second, reads = await export_twice(
+        tmp_path,
+        [(recent, None), (older, "soon"), (dated, "Wed, 02 Jan 2030 12:00:00 -0000")],
+    )
 
     assert reads == {"7": 2, "8": 1, "9": 1}
     assert first.complete and first.tickets_fetched == 3
@@ -1010,3 +993,36 @@ async def test_an_attachment_the_system_cannot_store_fails_alone(tmp_path: Path)
     assert [(f.ticket_id, f.attachment_id) for f in summary.failures] == [(huge, 9)]
     assert "too long" in summary.failures[0].error
     assert exported_tickets(tmp_path) == {t["id"]: t for t in tickets}
+
+
+async def test_a_ticket_updated_at_the_end_of_time_is_exported_not_a_crash(
+    tmp_path: Path,
+) -> None:
+    # Telling whether the copy is settled must not overflow the date range and end the run.
+    far = {"id": 7, "status": "opened", "subject": "s", "updated_at": "9999-12-31T23:59:59Z"}
+    first, second, _ = await export_twice(tmp_path, [(far, "Mon, 01 Jan 0001 00:00:00 GMT")])
+    assert first.complete and first.failures == ()
+    assert second.tickets_fetched == 1  # unsettled, so read again: nothing was proven
+
+
+async def export_twice(
+    dest: Path, tickets: list[tuple[dict[str, Any], str | None]]
+) -> tuple[ExportSummary, ExportSummary, dict[str, int]]:
+    """Export twice from a mocked API answering each ticket with its Date header (None: no
+    Date); also how often each ticket was read."""
+    base = "https://api.test/v1"
+    with aioresponses() as mocked:
+        mocked.get(f"{base}/support/tickets?page=1", payload=[t for t, _ in tickets], repeat=True)
+        for ticket, date in tickets:
+            headers = {} if date is None else {"Date": date}
+            url = f"{base}/support/tickets/{ticket['id']}"
+            mocked.get(url, payload=ticket, headers=headers, repeat=True)
+        async with AsyncClient("t0ken", base_url=base, max_retries=0) as client:
+            first = await export_tickets(client, dest, attachments=False)
+            second = await export_tickets(client, dest, attachments=False)
+        reads = {
+            str(url).rsplit("/", 1)[-1]: len(calls)
+            for (_, url), calls in mocked.requests.items()
+            if "?" not in str(url)
+        }
+    return first, second, reads

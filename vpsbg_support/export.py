@@ -655,7 +655,8 @@ def _served_at(
             # RFC 9110 dates are GMT; only "-0000" parses as naive.
             if served.tzinfo is None:
                 served = served.replace(tzinfo=timezone.utc)
-            return served - elapsed
+            with contextlib.suppress(OverflowError):
+                return served - elapsed
     return requested_at - _CLOCK_MARGIN
 
 
@@ -674,8 +675,13 @@ def _is_settled(updated_at: datetime | None, served_at: datetime) -> bool:
     """
     if updated_at is None:
         return True
-    second_ended = updated_at.replace(microsecond=0) + timedelta(seconds=1)
-    return second_ended <= served_at - _SETTLE_MARGIN
+    try:
+        read_after = served_at - _SETTLE_MARGIN - timedelta(seconds=1)
+    except OverflowError:  # a Date near year 1: nothing can be proven
+        return False
+    # Compared as "second began <= bound - 1 s", so an updated_at of 9999-12-31T23:59:59 does
+    # not overflow.
+    return updated_at.replace(microsecond=0) <= read_after
 
 
 def _run_line(since: datetime | None) -> bytes:
