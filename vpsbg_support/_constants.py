@@ -32,6 +32,11 @@ CONNECTION_POOL_LIMIT = 100
 #: repeating a page); one such page can be honest: tickets opened meanwhile shift the pages.
 MAX_STALE_PAGES = 3
 
+#: A token shorter than this is not searched for in response bodies (it is still kept out of
+#: messages and logs): VPSBG's tokens are far longer, and a test token such as "test" would
+#: match ordinary text and rewrite the data.
+MIN_TOKEN_SCRUBBED_FROM_BODIES = 16
+
 #: Chunk size for streamed downloads and uploads.
 CHUNK_SIZE = 64 * 1024
 

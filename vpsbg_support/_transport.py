@@ -253,9 +253,12 @@ class Transport:
         return text.replace(self._token, "***") if self._token else text
 
     def scrub_bytes(self, data: bytes) -> bytes:
-        """Remove the token from bytes the server sent, also as PHP's JSON writes it (``\\/``)."""
+        """Remove the token from bytes the server sent, also as PHP's JSON writes it (``\\/``);
+        not a token too short to be a real one (see ``MIN_TOKEN_SCRUBBED_FROM_BODIES``)."""
+        if len(self._token) < C.MIN_TOKEN_SCRUBBED_FROM_BODIES:
+            return data
         for token in {self._token.encode(), self._token.replace("/", "\\/").encode()}:
-            if token and token in data:
+            if token in data:
                 data = data.replace(token, b"***")
         return data
 
