@@ -522,6 +522,12 @@ def test_a_mangled_token_is_an_auth_error_and_is_not_echoed() -> None:
     assert "SECRET" not in run.err
 
 
+def test_an_empty_token_option_falls_back_to_the_environment(vpsbg_fake: FakeVPSBGThread) -> None:
+    # `--token "$T"` with T empty in a script: the environment's token, as without --token.
+    run = vpsbg("--token", "", "plans", "list", fake=vpsbg_fake)
+    assert run.code == 0, run
+
+
 def test_usage_error_is_exit_2() -> None:
     run = vpsbg("tickets", "frobnicate")
     assert run.code == 2 and "invalid choice" in run.err

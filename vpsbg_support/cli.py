@@ -765,7 +765,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 async def _run(args: argparse.Namespace) -> int:
     async with contextlib.AsyncExitStack() as stack:
-        token: str | None = args.token
+        # An empty --token (``--token "$T"`` with T unset) falls back to VPSBG_API_TOKEN, as
+        # no --token does.
+        token: str | None = args.token or None
         base_url: str | None = args.base_url
         if args.demo:
             from vpsbg_support.demo import DEMO_EXPORT_TICKETS, DEMO_TICKETS, demo_server
