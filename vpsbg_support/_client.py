@@ -14,7 +14,6 @@ import attrs
 from vpsbg_support import _constants as C
 from vpsbg_support._retry import RetryPolicy
 from vpsbg_support._transport import Transport
-from vpsbg_support._validate import check_timeout
 from vpsbg_support.errors import ConfigurationError
 from vpsbg_support.resources import AsyncPlans, AsyncTickets
 
@@ -109,8 +108,6 @@ class AsyncClient:
                 "The API token contains a character a token never has (a space, a control"
                 " character or a non-ASCII character): check how it was copied."
             )
-        if not isinstance(timeout, aiohttp.ClientTimeout | None):
-            timeout = check_timeout(timeout)
         url = base_url or os.environ.get(C.ENV_BASE_URL) or C.DEFAULT_BASE_URL
         _check_base_url(url)
         if retry_policy is None:
@@ -190,8 +187,6 @@ class AsyncClient:
             ValueError: ``max_retries`` is negative, or ``timeout`` is not a finite number of
                 seconds above 0 (InvalidParameterError).
         """
-        if not isinstance(timeout, aiohttp.ClientTimeout | None):
-            timeout = check_timeout(timeout)
         clone = object.__new__(AsyncClient)
         retry = retry_policy
         if max_retries is not None:
