@@ -213,6 +213,12 @@ class Transport:
         limiter: RateLimiter | None = None,
     ) -> None:
         self._token = token
+        # What scrub_bytes looks for, encoded once: as sent, and as PHP's JSON escapes "/".
+        self._token_in_bodies: tuple[bytes, ...] = ()
+        if len(token) >= C.MIN_TOKEN_SCRUBBED_FROM_BODIES:
+            self._token_in_bodies = tuple(
+                dict.fromkeys([token.encode(), token.replace("/", "\\/").encode()])
+            )
         self.base_url = base_url.rstrip("/")
         self.timeout = _as_timeout(timeout)
         self.retry = retry
@@ -255,9 +261,7 @@ class Transport:
     def scrub_bytes(self, data: bytes) -> bytes:
         """Remove the token from bytes the server sent, also as PHP's JSON writes it (``\\/``);
         not a token too short to be a real one (see ``MIN_TOKEN_SCRUBBED_FROM_BODIES``)."""
-        if len(self._token) < C.MIN_TOKEN_SCRUBBED_FROM_BODIES:
-            return data
-        for token in {self._token.encode(), self._token.replace("/", "\\/").encode()}:
+        for token in self._token_in_bodies:
             if token in data:
                 data = data.replace(token, b"***")
         return data
