@@ -80,9 +80,10 @@ class SyncClientBase:
                 timeout=timeout, max_retries=max_retries, retry_policy=retry_policy
             )
 
-        derive(self._async)  # bad settings raise here, not at the first call
+        base = self._async
+        derived = derive(base)  # bad settings raise here, not at the first call
         clone = copy.copy(self)
-        clone._runner = _DerivedRunner(self._runner, derive)
+        clone._runner = _DerivedRunner(self._runner, derive, (base, derived))
         for name, value in vars(clone).items():
             if isinstance(value, SyncResource):
                 setattr(clone, name, type(value)(clone._runner))
@@ -129,7 +130,10 @@ class _DerivedRunner(LoopThread[AsyncClient]):
     """
 
     def __init__(
-        self, base: LoopThread[AsyncClient], derive: Callable[[AsyncClient], AsyncClient]
+        self,
+        base: LoopThread[AsyncClient],
+        derive: Callable[[AsyncClient], AsyncClient],
+        derived: tuple[AsyncClient, AsyncClient],
     ) -> None:
         # LoopThread.__init__ is not called on purpose: it would start a loop of its own.
         self._base = base
@@ -138,13 +142,14 @@ class _DerivedRunner(LoopThread[AsyncClient]):
         self._box = base._box
         self._finalizer = base._finalizer
         self._derive = derive
-        self._derived: tuple[AsyncClient, AsyncClient] | None = None
+        #: (the base's AsyncClient, the one derived from it), rebuilt when the base's changes
+        self._derived = derived
 
     def resource(self) -> AsyncClient:
         """The base's AsyncClient with this view's options."""
         client = self._base.resource()
         derived = self._derived
-        if derived is None or derived[0] is not client:
+        if derived[0] is not client:
             derived = (client, self._derive(client))
             self._derived = derived
         return derived[1]
