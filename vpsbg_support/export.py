@@ -60,7 +60,7 @@ import attrs
 
 from vpsbg_support import _routes as R
 from vpsbg_support._client import AsyncClient
-from vpsbg_support._convert import ConversionError, structure
+from vpsbg_support._convert import ConversionError, structure, unstructure
 from vpsbg_support._files import _create_temp, _fsync_folder, safe_filename
 from vpsbg_support.errors import (
     AuthenticationError,
@@ -283,10 +283,6 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _timestamp(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def _dump(value: Any) -> bytes:
     """One JSON line's bytes; deterministic, so the same value always gives the same line.
 
@@ -361,7 +357,7 @@ class _TicketRecord:
         summary: dict[str, Any] = {
             "id": self.id,
             "length": self.length,
-            "updated_at": None if self.updated_at is None else _timestamp(self.updated_at),
+            "updated_at": None if self.updated_at is None else unstructure(self.updated_at),
             "messages": self.messages,
             "attachments": [list(a) for a in self.attachments],
         }
@@ -685,7 +681,7 @@ def _is_settled(updated_at: datetime | None, served_at: datetime) -> bool:
 
 
 def _run_line(since: datetime | None) -> bytes:
-    return _dump({"run": {"since": None if since is None else _timestamp(since)}}) + b"\n"
+    return _dump({"run": {"since": None if since is None else unstructure(since)}}) + b"\n"
 
 
 def _parse_timestamp(text: str) -> datetime:
@@ -1023,10 +1019,10 @@ class _ExportJob:
         if complete:
             manifest = {
                 "format": FORMAT_VERSION,
-                "exported_at": _timestamp(finished_at),
-                "started_at": _timestamp(self.started_at),
+                "exported_at": unstructure(finished_at),
+                "started_at": unstructure(self.started_at),
                 "base_url": self.client.base_url,
-                "since": _timestamp(self.since) if self.since is not None else None,
+                "since": unstructure(self.since) if self.since is not None else None,
                 "attachments_included": self.with_attachments,
                 "counts": counts,
                 "files": files,
