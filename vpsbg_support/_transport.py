@@ -210,7 +210,6 @@ class Transport:
         session: aiohttp.ClientSession | None = None,
         user_agent: str | None = None,
         trust_env: bool = False,
-        limiter: RateLimiter | None = None,
     ) -> None:
         self._token = token
         # What scrub_bytes looks for, encoded once: as sent, and as PHP's JSON escapes "/".
@@ -223,7 +222,7 @@ class Transport:
         self.timeout = _as_timeout(timeout)
         self.retry = retry
         self._sessions = _SessionHolder(session, trust_env=trust_env)
-        self.limiter = limiter or RateLimiter()
+        self.limiter = RateLimiter()
         self._headers = {
             "Authorization": _Redacted(f"Bearer {token}"),
             "Accept": "application/json",
@@ -292,8 +291,6 @@ class Transport:
         params: Mapping[str, str | int] | None = None,
         json_body: Any = None,
         multipart: MultipartBody | None = None,
-        timeout: float | aiohttp.ClientTimeout | None = None,
-        max_retries: int | None = None,
     ) -> Response:
         """Send ``route`` with retries per the policy and return the fully read 2xx response.
 
@@ -307,8 +304,6 @@ class Transport:
             params=params,
             json_body=json_body,
             multipart=multipart,
-            timeout=timeout,
-            max_retries=max_retries,
             read_body=True,
         ) as (resp, body):
             # A body echoing the token (a debugging proxy, a misconfigured server) must not carry
@@ -323,8 +318,6 @@ class Transport:
         route: Route,
         *,
         path_params: Mapping[str, int | str] | None = None,
-        timeout: float | aiohttp.ClientTimeout | None = None,
-        max_retries: int | None = None,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """Open ``route`` and yield the 2xx response with its body unread and not decoded
         (``Content-Encoding`` is the caller's to undo), for streaming.
@@ -332,18 +325,16 @@ class Transport:
         The total timeout does not apply to a stream (a large file may take long); the read timeout
         between chunks does.
         """
-        stream_timeout = _as_timeout(timeout) if timeout is not None else self.timeout
         stream_timeout = aiohttp.ClientTimeout(
             total=None,
-            connect=stream_timeout.connect,
-            sock_connect=stream_timeout.sock_connect,
-            sock_read=stream_timeout.sock_read or stream_timeout.total,
+            connect=self.timeout.connect,
+            sock_connect=self.timeout.sock_connect,
+            sock_read=self.timeout.sock_read or self.timeout.total,
         )
         async with self._send(
             route,
             path_params=path_params,
             timeout=stream_timeout,
-            max_retries=max_retries,
             read_body=False,
             accept="*/*",
         ) as (resp, _):
@@ -358,14 +349,11 @@ class Transport:
         params: Mapping[str, str | int] | None = None,
         json_body: Any = None,
         multipart: MultipartBody | None = None,
-        timeout: float | aiohttp.ClientTimeout | None = None,
-        max_retries: int | None = None,
+        timeout: aiohttp.ClientTimeout | None = None,
         read_body: bool,
         accept: str | None = None,
     ) -> AsyncIterator[tuple[aiohttp.ClientResponse, bytes]]:
         policy = self.retry
-        if max_retries is not None:
-            policy = attrs.evolve(policy, max_retries=max_retries)
         method = route.method
         url = self.url_for(route, path_params)
         log_path = urlsplit(url).path
@@ -374,7 +362,7 @@ class Transport:
             # The bytes as stored, never compressed on the way: a compressed body's length is
             # not the file's, so a body cut short could only be noticed by decoding it.
             headers = {**self._headers, "Accept": accept, "Accept-Encoding": "identity"}
-        req_timeout = _as_timeout(timeout) if timeout is not None else self.timeout
+        req_timeout = timeout or self.timeout
         replayable = multipart.replayable if multipart is not None else True
         session = self._get_session()
         attempt = 0
