@@ -332,7 +332,6 @@ _ALREADY_RIGHT = {
 #: Field kinds that are models (JSON objects).
 _MODEL_KINDS: set[str] = set()
 _structure_hooks: dict[type[Any], _Parse] = {}
-_unstructure_hooks: dict[type[Any], Callable[[Any], dict[str, Any]]] = {}
 
 
 def _leftovers(data: dict[str, Any], names: tuple[tuple[str, ...], ...]) -> dict[str, Any]:
@@ -446,7 +445,6 @@ def _register_model(cls: type[Any], *fields: _Field) -> None:
 
     read = namespace["structure_model"]
     _structure_hooks[cls] = read
-    _unstructure_hooks[cls] = unstructure_model
     # Later tables can then use this model, and tuples of it, as a field kind.
     _KINDS[cls.__name__] = (read, unstructure_model)
     _MODEL_KINDS.add(cls.__name__)

@@ -503,26 +503,25 @@ async def write_atomically(
     target: Path,
     *,
     overwrite: bool,
-    expected: Iterable[int | None] = (),
 ) -> int:
     """Stream ``chunks`` into a temporary file beside ``target``, then move it into place.
 
-    The temporary file is renamed only once every byte arrived, the count matches each
-    ``expected`` size and the data is on disk (fsync); otherwise it is removed and the error
-    raised, so ``target`` is either untouched or complete.
+    The temporary file is renamed only once ``chunks`` ended without an error (the caller's
+    iterator checks the sizes: see ``AttachmentStream.iter_chunks``) and the data is on disk
+    (fsync); otherwise it is removed and the error raised, so ``target`` is either untouched or
+    complete.
 
     Args:
         chunks: the bytes, as they arrive.
         target: the final path (see :func:`final_path`).
         overwrite: replace an existing file; when False a file that appeared meanwhile is kept.
-        expected: sizes the byte count must match (None entries are ignored).
 
     Returns:
         The byte count.
 
     Raises:
-        DownloadError: a size does not match.
         InvalidParameterError: ``target`` exists and ``overwrite`` is False.
+        Exception: whatever ``chunks`` raised (DownloadError for a body cut short).
     """
     loop = asyncio.get_running_loop()
     fd, tmp_name = _create_temp(target)
@@ -536,7 +535,6 @@ async def write_atomically(
                     out.flush()
                     _start_writeback(out.fileno(), flushed, written - flushed)
                     flushed = written
-            check_size(written, expected)
             # fsync can take a while for a big file: off the loop, so other tasks keep running.
             await loop.run_in_executor(None, os.fsync, out.fileno())
         _move_into_place(tmp_name, target, overwrite=overwrite)
