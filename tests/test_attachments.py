@@ -437,19 +437,26 @@ async def test_big_downloads_start_writing_to_disk_early_and_stay_whole(
         assert following is None or following == offset + length
 
 
-async def test_small_chunks_are_flushed_before_writeback_is_asked_for(
+async def test_small_chunks_are_in_the_file_before_writeback_and_fsync(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Chunks smaller than Python's write buffer stay in it until flushed: the writeback would
-    # then miss them and the final fsync would do all the work again.
+    # then miss them, and an fsync without a flush first left the last of them not durable.
     monkeypatch.setattr(_constants, "WRITEBACK_EVERY", 10_000)
     on_disk: list[tuple[int, int]] = []
+    synced: list[int] = []
+    real_fsync = os.fsync
 
     def fadvise(fd: int, offset: int, length: int, advice_code: int) -> None:
         on_disk.append((offset + length, os.fstat(fd).st_size))
 
+    def fsync(fd: int) -> None:
+        synced.append(os.fstat(fd).st_size)
+        real_fsync(fd)
+
     monkeypatch.setattr(os, "posix_fadvise", fadvise, raising=False)
-    content = blob(50_000, 5)
+    monkeypatch.setattr(os, "fsync", fsync)
+    content = blob(50_500, 5)
 
     async def body() -> AsyncIterator[bytes]:
         for start in range(0, len(content), 1_000):
@@ -458,6 +465,7 @@ async def test_small_chunks_are_flushed_before_writeback_is_asked_for(
     target = tmp_path / "small.bin"
     assert await _files.write_atomically(body(), target, overwrite=False) == len(content)
     assert target.read_bytes() == content
+    assert synced[0] == len(content)  # the file's fsync; the folder's follows
     assert len(on_disk) == 5 and all(size >= end for end, size in on_disk)
 
 

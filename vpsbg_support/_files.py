@@ -15,10 +15,10 @@ import secrets
 import stat
 import unicodedata
 import warnings
-from collections.abc import AsyncIterable, Iterable, Sequence
+from collections.abc import AsyncIterable, Iterable, Iterator, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import IO, Any, Literal, Union
+from typing import IO, Any, BinaryIO, Literal, Union
 
 import aiohttp
 import aiohttp.payload
@@ -524,26 +524,48 @@ async def write_atomically(
         Exception: whatever ``chunks`` raised (DownloadError for a body cut short).
     """
     loop = asyncio.get_running_loop()
+    with replacing(target, overwrite=overwrite) as out:
+        written = flushed = 0
+        async for chunk in chunks:
+            out.write(chunk)
+            written += len(chunk)
+            if written - flushed >= C.WRITEBACK_EVERY:
+                out.flush()
+                _start_writeback(out.fileno(), flushed, written - flushed)
+                flushed = written
+        # fsync can take a while for a big file: off the loop, so other tasks keep running.
+        await loop.run_in_executor(None, flush_to_disk, out)
+    await loop.run_in_executor(None, _fsync_folder, target.parent)
+    return written
+
+
+@contextlib.contextmanager
+def replacing(target: Path, *, overwrite: bool) -> Iterator[BinaryIO]:
+    """A new temporary file beside ``target``, moved into its place when the block ends
+    without an error, removed when it raises: ``target`` is either untouched or complete.
+
+    The block writes the file and makes it durable (:func:`flush_to_disk`) before it ends;
+    the caller then syncs the folder (``_fsync_folder``) so the rename lasts too.
+
+    Raises:
+        InvalidParameterError: ``target`` exists and ``overwrite`` is False.
+    """
     fd, tmp_name = _create_temp(target)
     try:
         with os.fdopen(fd, "wb") as out:
-            written = flushed = 0
-            async for chunk in chunks:
-                out.write(chunk)
-                written += len(chunk)
-                if written - flushed >= C.WRITEBACK_EVERY:
-                    out.flush()
-                    _start_writeback(out.fileno(), flushed, written - flushed)
-                    flushed = written
-            # fsync can take a while for a big file: off the loop, so other tasks keep running.
-            await loop.run_in_executor(None, os.fsync, out.fileno())
+            yield out
         _move_into_place(tmp_name, target, overwrite=overwrite)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
-    await loop.run_in_executor(None, _fsync_folder, target.parent)
-    return written
+
+
+def flush_to_disk(out: BinaryIO) -> None:
+    """Python's buffer to the OS, then the OS's to the disk: an fsync alone misses what the
+    buffered writer still holds (the last small chunks)."""
+    out.flush()
+    os.fsync(out.fileno())
 
 
 def _start_writeback(fd: int, offset: int, length: int) -> None:

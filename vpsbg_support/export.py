@@ -61,7 +61,7 @@ import attrs
 from vpsbg_support import _routes as R
 from vpsbg_support._client import AsyncClient
 from vpsbg_support._convert import ConversionError, structure, unstructure
-from vpsbg_support._files import _create_temp, _fsync_folder, safe_filename
+from vpsbg_support._files import _fsync_folder, flush_to_disk, replacing, safe_filename
 from vpsbg_support.errors import (
     AuthenticationError,
     InvalidParameterError,
@@ -706,20 +706,12 @@ def _write_atomically(path: Path, chunks: Iterable[bytes]) -> tuple[int, str]:
     """
     digest = hashlib.sha256()
     size = 0
-    fd, tmp = _create_temp(path)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for chunk in chunks:
-                out.write(chunk)
-                digest.update(chunk)
-                size += len(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with replacing(path, overwrite=True) as out:
+        for chunk in chunks:
+            out.write(chunk)
+            digest.update(chunk)
+            size += len(chunk)
+        flush_to_disk(out)
     _fsync_folder(path.parent)
     return size, digest.hexdigest()
 
