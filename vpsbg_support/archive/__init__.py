@@ -1,0 +1,1 @@
+"""The archive: a SQLite store of every exported ticket and its views."""

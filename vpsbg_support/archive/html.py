@@ -1,0 +1,183 @@
+"""The browsable archive: ``index.html``, a page per ticket and per earlier version, tickets.csv.
+
+Layout inside the archive folder::
+
+    index.html                          every ticket: sortable, filterable (opens from file://)
+    tickets.csv                         a row per ticket (see csv_index)
+    html/ticket-<id>.html               a ticket's thread, attachments, earlier versions
+    html/ticket-<id>-v<version>.html    an earlier version of a ticket, as archived then
+    html/static/archive.css, .js        the pages' own stylesheet (print included) and script
+
+Everything is rendered from the archive (``ArchiveReader``) and nothing else. Incremental: each
+page carries a stamp, a hash of what it is rendered from (the ticket's version ids, its archived
+files, the renderer's version); a page whose stamp is unchanged is neither rendered nor written
+again, so a re-run after an export that changed ten tickets writes about ten pages. Every file
+is written atomically and fsynced (see ``_write``), never through a symbolic link.
+
+Message HTML is sanitised with nh3, the optional extra ``vpsbg-support[html]``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from importlib import resources
+from pathlib import Path
+
+import attrs
+
+from vpsbg_support._version import __version__
+from vpsbg_support.archive._pages import (
+    PAGES_DIR,
+    STAMP_META,
+    index_page,
+    ticket_page,
+    ticket_page_name,
+    version_page_name,
+)
+from vpsbg_support.archive._reader import ArchivedAttachmentLike, ArchiveReader
+from vpsbg_support.archive._sanitize import INSTALL_HINT, require_nh3
+from vpsbg_support.archive._write import (
+    read_file,
+    real_folder,
+    sync_folder,
+    write_file,
+    write_if_changed,
+)
+from vpsbg_support.archive.csv_index import write_tickets_csv
+
+__all__ = ["INDEX_FILE", "INSTALL_HINT", "HtmlSummary", "render_html"]
+
+INDEX_FILE = "index.html"
+STATIC_FILES = ("archive.css", "archive.js")
+#: Bump when the pages' markup changes in a way the package version does not capture.
+PAGE_FORMAT = 1
+_GENERATOR = f"vpsbg-support {__version__}"
+_STAMP = re.compile(rb'<meta name="' + STAMP_META.encode() + rb'" content="([0-9a-f]+)">')
+#: The stamp is within a page's first few hundred bytes.
+_STAMP_WITHIN = 512
+
+
+@attrs.frozen(kw_only=True)
+class HtmlSummary:
+    """What :func:`render_html` did.
+
+    Attributes:
+        index: path of ``index.html`` (open it in a browser).
+        csv: path of ``tickets.csv``.
+        tickets: tickets in the index.
+        pages_written: ticket and version pages rendered and written this time.
+        pages_unchanged: pages whose stamp showed they were already up to date.
+    """
+
+    index: Path
+    csv: Path
+    tickets: int
+    pages_written: int
+    pages_unchanged: int
+
+
+def render_html(archive: ArchiveReader) -> HtmlSummary:
+    """Write (or bring up to date) the browsable archive and ``tickets.csv`` in its folder.
+
+    Args:
+        archive: the archive to render (``vpsbg_support.archive.Archive`` or any ArchiveReader).
+
+    Returns:
+        What was written.
+
+    Raises:
+        ImportError: nh3 is missing; the message says ``pip install 'vpsbg-support[html]'``.
+        InvalidParameterError: ``html/`` in the archive folder is a symbolic link or a file.
+    """
+    require_nh3()
+    folder = Path(archive.path)
+    pages = real_folder(folder / PAGES_DIR)
+    static = real_folder(pages / "static")
+    for name in STATIC_FILES:
+        write_if_changed(static / name, _static_file(name))
+
+    tickets = sorted(archive.tickets(), key=lambda t: t.id)
+    files = _files_by_ticket(archive.attachments())
+    written = unchanged = 0
+    for ticket in tickets:
+        history = archive.history(ticket.id)
+        ticket_files = files.get(ticket.id, {})
+        file_key = _files_key(ticket_files.values())
+        latest = history[-1] if history else None
+        stamp = _stamp("ticket", [v.version_id for v in history], file_key)
+        target = pages / ticket_page_name(ticket.id)
+        if _stamp_of(target) == stamp:
+            unchanged += 1
+        else:
+            page = ticket_page(
+                ticket,
+                fetched_at=latest.fetched_at if latest else None,
+                stamp=stamp,
+                files=ticket_files,
+                earlier=history[:-1],
+                generator=_GENERATOR,
+            )
+            write_file(target, page.encode("utf-8"))
+            written += 1
+        for version in history[:-1]:
+            stamp = _stamp("version", [version.version_id], file_key)
+            target = pages / version_page_name(ticket.id, version.version_id)
+            if _stamp_of(target) == stamp:
+                unchanged += 1
+                continue
+            page = ticket_page(
+                version.ticket,
+                fetched_at=version.fetched_at,
+                stamp=stamp,
+                files=ticket_files,
+                latest=False,
+                generator=_GENERATOR,
+            )
+            write_file(target, page.encode("utf-8"))
+            written += 1
+    sync_folder(pages)
+
+    index = folder / INDEX_FILE
+    write_if_changed(index, index_page(tickets, generator=_GENERATOR).encode("utf-8"))
+    csv_path = write_tickets_csv(archive, tickets)
+    return HtmlSummary(
+        index=index,
+        csv=csv_path,
+        tickets=len(tickets),
+        pages_written=written,
+        pages_unchanged=unchanged,
+    )
+
+
+def _files_by_ticket(
+    files: Iterable[ArchivedAttachmentLike],
+) -> dict[int, dict[int, ArchivedAttachmentLike]]:
+    by_ticket: dict[int, dict[int, ArchivedAttachmentLike]] = defaultdict(dict)
+    for stored in files:
+        by_ticket[stored.ticket_id][stored.attachment_id] = stored
+    return by_ticket
+
+
+def _files_key(files: Iterable[ArchivedAttachmentLike]) -> list[tuple[int, str, int, str]]:
+    return sorted((f.attachment_id, f.path, f.size, f.sha256) for f in files)
+
+
+def _stamp(
+    kind: str, version_ids: Sequence[int], files: Sequence[tuple[int, str, int, str]]
+) -> str:
+    """A hash of everything a page is rendered from (besides the code: version and format)."""
+    source = repr((PAGE_FORMAT, __version__, kind, list(version_ids), files)).encode()
+    return hashlib.sha256(source).hexdigest()[:32]
+
+
+def _stamp_of(page: Path) -> str | None:
+    head = read_file(page, _STAMP_WITHIN)
+    match = _STAMP.search(head) if head else None
+    return match.group(1).decode() if match else None
+
+
+def _static_file(name: str) -> bytes:
+    return resources.files("vpsbg_support.archive").joinpath("static").joinpath(name).read_bytes()
