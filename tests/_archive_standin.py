@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -92,9 +93,12 @@ class StandInArchive:
         return stored
 
     @classmethod
-    def from_export(cls, folder: Path) -> StandInArchive:
-        """Every ticket of an export folder, with the attachment files it holds."""
+    def from_export(cls, folder: Path, earlier: Iterable[bytes] = ()) -> StandInArchive:
+        """Every ticket of an export folder, with the attachment files it holds, after the
+        ``earlier`` versions (tickets.jsonl lines an earlier export wrote)."""
         archive = cls(folder)
+        for line in earlier:
+            archive.add(line)
         for line in (folder / TICKETS_FILE).read_bytes().splitlines():
             ticket = archive.add(line, fetched_at=ARCHIVED_AT + timedelta(seconds=1))
             for attachment in ticket.attachments:

@@ -23,6 +23,7 @@ __all__ = [
     "PAGE_CSP",
     "STAMP_META",
     "index_page",
+    "iso_8601",
     "ticket_page",
     "ticket_page_name",
     "version_page_name",
@@ -90,6 +91,7 @@ autocomplete="off"></label>
         csp=INDEX_CSP,
         static=f"{STATIC_DIR}/",
         script=True,
+        kind="index",
     )
 
 
@@ -172,7 +174,7 @@ def ticket_page(
 {_other_files(others)}{_versions(ticket.id, earlier)}</main>
 <footer>Written by {escape(generator)} from archive.sqlite.</footer>"""
     title = f"#{ticket.id} {ticket.subject}"
-    return _document(title, body, csp=PAGE_CSP, static="static/", stamp=stamp)
+    return _document(title, body, csp=PAGE_CSP, static="static/", stamp=stamp, kind="ticket")
 
 
 def _details(ticket: Ticket, fetched_at: datetime | None) -> str:
@@ -279,8 +281,16 @@ def _is_image(attachment: Attachment, stored: ArchivedAttachmentLike) -> bool:
 def _time(moment: datetime | None) -> str:
     if moment is None:
         return "-"
-    text = moment.isoformat()
+    text = iso_8601(moment)
     return f'<time datetime="{text}">{text}</time>'
+
+
+def iso_8601(moment: datetime) -> str:
+    """A moment in ISO 8601 with its zone: ``2024-08-02T11:57:57Z`` for UTC (the API's zone),
+    ``+02:00`` and the like otherwise; a naive moment (never from the API) has no zone to show.
+    """
+    text = moment.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 def _size(size: int) -> str:
@@ -296,7 +306,14 @@ def _size(size: int) -> str:
 
 
 def _document(
-    title: str, body: str, *, csp: str, static: str, script: bool = False, stamp: str = ""
+    title: str,
+    body: str,
+    *,
+    csp: str,
+    static: str,
+    kind: str,
+    script: bool = False,
+    stamp: str = "",
 ) -> str:
     stamp_meta = f'<meta name="{STAMP_META}" content="{stamp}">\n' if stamp else ""
     script_tag = f'<script src="{static}archive.js" defer></script>\n' if script else ""
@@ -308,7 +325,7 @@ def _document(
 <title>{escape(title)}</title>
 <link rel="stylesheet" href="{static}archive.css">
 {script_tag}</head>
-<body>
+<body class="{kind}">
 {body}
 </body></html>
 """

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vpsbg_support.archive._htmltext import html_to_text
+from vpsbg_support.archive._pages import iso_8601
 from vpsbg_support.archive._reader import ArchiveReader
 from vpsbg_support.archive._write import write_if_changed
 from vpsbg_support.models import Ticket
@@ -81,8 +82,8 @@ def csv_bytes(tickets: Sequence[Ticket]) -> bytes:
                 neutralize_formula(ticket.service_type or ""),
                 "" if ticket.service_id is None else ticket.service_id,
                 neutralize_formula(ticket.user or ""),
-                ticket.created_at.isoformat() if ticket.created_at else "",
-                ticket.updated_at.isoformat() if ticket.updated_at else "",
+                iso_8601(ticket.created_at) if ticket.created_at else "",
+                iso_8601(ticket.updated_at) if ticket.updated_at else "",
                 len(ticket.messages),
                 sum(len(message.attachments) for message in ticket.messages),
                 neutralize_formula(html_to_text(first) if first else ""),
