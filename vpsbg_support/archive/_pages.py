@@ -58,11 +58,12 @@ def version_page_name(ticket_id: int, version_id: int) -> str:
     return f"ticket-{ticket_id}-v{version_id}.html"
 
 
-def index_page(tickets: Sequence[Ticket], *, generator: str) -> str:
+def index_page(tickets: Sequence[Ticket], *, stamp: str, generator: str) -> str:
     """The index: one sortable, filterable table row per ticket.
 
     Args:
         tickets: the latest version of every ticket.
+        stamp: what the index is rendered from, written into it (see html.py).
         generator: the program and version to name in the page.
 
     Returns:
@@ -92,6 +93,7 @@ autocomplete="off"></label>
         static=f"{STATIC_DIR}/",
         script=True,
         kind="index",
+        stamp=stamp,
     )
 
 

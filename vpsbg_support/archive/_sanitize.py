@@ -12,6 +12,7 @@ nh3 is the optional extra ``vpsbg-support[html]``; :func:`require_nh3` says how 
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from collections.abc import Callable
@@ -96,12 +97,18 @@ def sanitize_message(content: str | None) -> str:
     Raises:
         ImportError: nh3 is not installed (see :func:`require_nh3`).
     """
-    clean = require_nh3()
+    require_nh3()
     if not content:
         return ""
     if not looks_like_html(content):
         return html.escape(content.strip()).replace("\n", "<br>\n")
-    return clean(content)
+    return _clean(content)
+
+
+@functools.lru_cache(maxsize=4096)
+def _clean(content: str) -> str:
+    """nh3's work, remembered: an earlier version's page shows mostly the same messages."""
+    return require_nh3()(content)
 
 
 def _filter_attribute(tag: str, name: str, value: str) -> str | None:

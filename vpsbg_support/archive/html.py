@@ -19,10 +19,11 @@ Message HTML is sanitised with nh3, the optional extra ``vpsbg-support[html]``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -40,13 +41,14 @@ from vpsbg_support.archive._pages import (
 from vpsbg_support.archive._reader import ArchivedAttachmentLike, ArchiveReader
 from vpsbg_support.archive._sanitize import INSTALL_HINT, require_nh3
 from vpsbg_support.archive._write import (
+    ParallelWriter,
     read_file,
     real_folder,
     sync_folder,
-    write_file,
     write_if_changed,
 )
-from vpsbg_support.archive.csv_index import write_tickets_csv
+from vpsbg_support.archive.csv_index import CSV_FILE, write_tickets_csv
+from vpsbg_support.models import Ticket
 
 __all__ = ["INDEX_FILE", "INSTALL_HINT", "HtmlSummary", "render_html"]
 
@@ -101,55 +103,80 @@ def render_html(archive: ArchiveReader) -> HtmlSummary:
 
     tickets = sorted(archive.tickets(), key=lambda t: t.id)
     files = _files_by_ticket(archive.attachments())
-    written = unchanged = 0
-    for ticket in tickets:
-        history = archive.history(ticket.id)
-        ticket_files = files.get(ticket.id, {})
-        file_key = _files_key(ticket_files.values())
-        latest = history[-1] if history else None
-        stamp = _stamp("ticket", [v.version_id for v in history], file_key)
-        target = pages / ticket_page_name(ticket.id)
-        if _stamp_of(target) == stamp:
-            unchanged += 1
-        else:
-            page = ticket_page(
-                ticket,
-                fetched_at=latest.fetched_at if latest else None,
-                stamp=stamp,
-                files=ticket_files,
-                earlier=history[:-1],
-                generator=_GENERATOR,
-            )
-            write_file(target, page.encode("utf-8"))
-            written += 1
-        for version in history[:-1]:
-            stamp = _stamp("version", [version.version_id], file_key)
-            target = pages / version_page_name(ticket.id, version.version_id)
-            if _stamp_of(target) == stamp:
-                unchanged += 1
-                continue
-            page = ticket_page(
+    wanted = [page for ticket in tickets for page in _pages_of(archive, ticket, files)]
+    with ParallelWriter() as writer:
+        # Stamps are read, and pages written, on the writer's threads: file system calls
+        # wait on the disk, not on the CPU, and overlap with the rendering done here.
+        stamps = writer.map(lambda page: _stamp_of(pages / page.name), wanted)
+        stale = [page for page, stamp in zip(wanted, stamps, strict=True) if stamp != page.stamp]
+        for page in stale:
+            writer.submit(pages / page.name, page.render().encode("utf-8"))
+    sync_folder(pages)
+
+    # The index and the CSV show the latest version of every ticket: when the index's stamp
+    # (over every page's) is unchanged, neither has anything new to show.
+    index = folder / INDEX_FILE
+    csv_path = folder / CSV_FILE
+    index_stamp = _stamp("index", [], [p.stamp for p in wanted])
+    if _stamp_of(index) != index_stamp or not csv_path.is_file():
+        write_tickets_csv(archive, tickets)
+        listing = index_page(tickets, stamp=index_stamp, generator=_GENERATOR)
+        write_if_changed(index, listing.encode("utf-8"))
+    return HtmlSummary(
+        index=index,
+        csv=csv_path,
+        tickets=len(tickets),
+        pages_written=len(stale),
+        pages_unchanged=len(wanted) - len(stale),
+    )
+
+
+@attrs.frozen
+class _Page:
+    """A page to bring up to date: its file name, its stamp, how to render it."""
+
+    name: str
+    stamp: str
+    render: Callable[[], str]
+
+
+def _pages_of(
+    archive: ArchiveReader,
+    ticket: Ticket,
+    files: Mapping[int, Mapping[int, ArchivedAttachmentLike]],
+) -> Iterator[_Page]:
+    """The latest page of a ticket and a page per earlier version."""
+    history = archive.history(ticket.id)
+    ticket_files = files.get(ticket.id, {})
+    file_key = _files_key(ticket_files.values())
+    fetched_at = history[-1].fetched_at if history else None
+    yield _Page(
+        ticket_page_name(ticket.id),
+        (stamp := _stamp("ticket", [v.version_id for v in history], file_key)),
+        functools.partial(
+            ticket_page,
+            ticket,
+            fetched_at=fetched_at,
+            stamp=stamp,
+            files=ticket_files,
+            earlier=history[:-1],
+            generator=_GENERATOR,
+        ),
+    )
+    for version in history[:-1]:
+        yield _Page(
+            version_page_name(ticket.id, version.version_id),
+            (stamp := _stamp("version", [version.version_id], file_key)),
+            functools.partial(
+                ticket_page,
                 version.ticket,
                 fetched_at=version.fetched_at,
                 stamp=stamp,
                 files=ticket_files,
                 latest=False,
                 generator=_GENERATOR,
-            )
-            write_file(target, page.encode("utf-8"))
-            written += 1
-    sync_folder(pages)
-
-    index = folder / INDEX_FILE
-    write_if_changed(index, index_page(tickets, generator=_GENERATOR).encode("utf-8"))
-    csv_path = write_tickets_csv(archive, tickets)
-    return HtmlSummary(
-        index=index,
-        csv=csv_path,
-        tickets=len(tickets),
-        pages_written=written,
-        pages_unchanged=unchanged,
-    )
+            ),
+        )
 
 
 def _files_by_ticket(
@@ -165,11 +192,9 @@ def _files_key(files: Iterable[ArchivedAttachmentLike]) -> list[tuple[int, str, 
     return sorted((f.attachment_id, f.path, f.size, f.sha256) for f in files)
 
 
-def _stamp(
-    kind: str, version_ids: Sequence[int], files: Sequence[tuple[int, str, int, str]]
-) -> str:
+def _stamp(kind: str, version_ids: Sequence[int], sources: Sequence[object]) -> str:
     """A hash of everything a page is rendered from (besides the code: version and format)."""
-    source = repr((PAGE_FORMAT, __version__, kind, list(version_ids), files)).encode()
+    source = repr((PAGE_FORMAT, __version__, kind, list(version_ids), sources)).encode()
     return hashlib.sha256(source).hexdigest()[:32]
 
 
