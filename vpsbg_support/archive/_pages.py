@@ -14,7 +14,7 @@ from datetime import datetime
 from html import escape
 from urllib.parse import quote
 
-from vpsbg_support.archive._reader import ArchivedAttachmentLike, TicketVersionLike
+from vpsbg_support.archive._protocol import ArchivedAttachmentLike, TicketVersionLike
 from vpsbg_support.archive._sanitize import sanitize_message
 from vpsbg_support.models import Attachment, Ticket, TicketMessage
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from vpsbg_support.archive._htmltext import html_to_text
 from vpsbg_support.archive._pages import iso_8601
-from vpsbg_support.archive._reader import ArchiveReader
+from vpsbg_support.archive._protocol import ArchiveReader
 from vpsbg_support.archive._write import write_if_changed
 from vpsbg_support.models import Ticket
 

@@ -38,7 +38,7 @@ from vpsbg_support.archive._pages import (
     ticket_page_name,
     version_page_name,
 )
-from vpsbg_support.archive._reader import ArchivedAttachmentLike, ArchiveReader
+from vpsbg_support.archive._protocol import ArchivedAttachmentLike, ArchiveReader
 from vpsbg_support.archive._sanitize import INSTALL_HINT, require_nh3
 from vpsbg_support.archive._write import (
     ParallelWriter,
