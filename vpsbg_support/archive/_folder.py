@@ -93,15 +93,15 @@ class ArchiveFolder:
         fds: list[int] = []
         current = self._fd
         try:
-            for part in parts[:-1]:
+            for depth, part in enumerate(parts[:-1]):
                 try:
-                    current = os.open(part, os.O_RDONLY | _DIRECTORY | _NOFOLLOW, dir_fd=current)
-                except FileNotFoundError:
-                    if not create:
-                        raise
-                    with contextlib.suppress(FileExistsError):
-                        os.mkdir(part, 0o777, dir_fd=current)
-                    current = os.open(part, os.O_RDONLY | _DIRECTORY | _NOFOLLOW, dir_fd=current)
+                    current = _open_folder(part, current, create=create)
+                except OSError as exc:
+                    if exc.errno in (errno.ENOTDIR, errno.ELOOP) and _is_link(part, current):
+                        # Linux says ENOTDIR for a link opened with O_NOFOLLOW | O_DIRECTORY.
+                        link = OSError(errno.ELOOP, "is a symbolic link")
+                        raise self._error(link, "/".join(parts[: depth + 1])) from None
+                    raise
                 fds.append(current)
             yield current, parts[-1]
         finally:
@@ -113,11 +113,9 @@ class ArchiveFolder:
         try:
             with self._parent(relative, create=False) as (folder, name):
                 return os.stat(name, dir_fd=folder, follow_symlinks=False)
-        except (FileNotFoundError, NotADirectoryError):
-            return None
+        except (FileNotFoundError, NotADirectoryError, ExportError):
+            return None  # a file or a link where a folder should be: the file is not there
         except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                return None  # a link where a folder should be: the file is not there
             raise self._error(exc, relative) from None
 
     def exists_as_link(self, relative: str) -> bool:
@@ -196,7 +194,7 @@ class ArchiveFolder:
             with self._parent(relative, create=False) as (folder, name):
                 os.unlink(name, dir_fd=folder)
                 _fsync_fd(folder)
-        except (FileNotFoundError, NotADirectoryError):
+        except (FileNotFoundError, NotADirectoryError, ExportError):
             return
         except OSError as exc:
             raise self._error(exc, relative) from None
@@ -218,7 +216,7 @@ class ArchiveFolder:
                 return os.listdir(self._fd)
             with self._parent(relative + "/x", create=False) as (folder, _):
                 return os.listdir(folder)
-        except OSError:
+        except (OSError, ExportError):
             return []
 
     def open_lock(self, relative: str) -> int:
@@ -237,6 +235,25 @@ class ArchiveFolder:
             what = "a symbolic link" if stat.S_ISLNK(found.st_mode) else "not a regular file"
             shown = str(self.root / relative)
             raise ExportError(f"{shown}: is {what}; the archive never uses one", path=shown)
+
+
+def _open_folder(name: str, parent: int, *, create: bool) -> int:
+    flags = os.O_RDONLY | _DIRECTORY | _NOFOLLOW
+    try:
+        return os.open(name, flags, dir_fd=parent)
+    except FileNotFoundError:
+        if not create:
+            raise
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(name, 0o777, dir_fd=parent)
+    return os.open(name, flags, dir_fd=parent)
+
+
+def _is_link(name: str, parent: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
 
 
 def _fsync_fd(fd: int) -> None:

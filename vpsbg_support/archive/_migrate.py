@@ -12,6 +12,7 @@ as an unfinished run whose window the next run finishes. The source is the old m
 from __future__ import annotations
 
 import json
+import stat
 from datetime import datetime, timezone
 from typing import Any
 
@@ -29,10 +30,10 @@ _SUMMARY_PREFIX = b'{"summary":'
 
 
 def _read(folder: ArchiveFolder, name: str) -> bytes | None:
+    """A file's bytes; None when missing or not a regular file (a link is never followed)."""
     found = folder.lstat(name)
-    if found is None:
+    if found is None or not stat.S_ISREG(found.st_mode):
         return None
-    folder.check_plain_file(name)
     with open(folder.root / name, "rb") as handle:
         return handle.read()
 
@@ -48,7 +49,7 @@ def migrate_journal(folder: ArchiveFolder, store: Store) -> bool:
     """
     try:
         journal = _read(folder, JOURNAL_FILE)
-        manifest_bytes = _read(folder, MANIFEST_FILE)
+        manifest_bytes = None if journal is None else _read(folder, MANIFEST_FILE)
     except OSError as exc:
         shown = str(folder.root / JOURNAL_FILE)
         raise ExportError(f"{shown}: {exc.strerror}", path=shown) from None
