@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
 import zlib
@@ -32,6 +34,7 @@ from vpsbg_support import (
     AsyncClient,
     Attachment,
     AuthenticationError,
+    Client,
     DownloadError,
     InternalServerError,
     RateLimitedLocallyError,
@@ -530,3 +533,31 @@ async def test_a_cancelled_read_carries_no_advice() -> None:
         with pytest.raises(asyncio.CancelledError) as info:
             await task
     assert not getattr(info.value, "__notes__", [])
+
+
+def test_ctrl_c_during_a_blocking_renew_says_check_your_orders() -> None:
+    arrived = threading.Event()
+
+    async def slow(request: web.Request) -> web.Response:
+        arrived.set()
+        await asyncio.sleep(5)
+        return web.json_response({})
+
+    def press_ctrl_c() -> None:
+        if arrived.wait(10):
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with (
+            HostileThread({"/support/renew": slow}) as server,
+            Client(token=TOKEN, base_url=server.url) as client,
+        ):
+            presser = threading.Thread(target=press_ctrl_c)
+            presser.start()
+            with pytest.raises(KeyboardInterrupt) as info:
+                client.plans.renew(billing_cycle=1)
+            presser.join()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert MAY_HAVE_REACHED_VPSBG in getattr(info.value, "__notes__", [])

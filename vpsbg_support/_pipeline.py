@@ -43,6 +43,7 @@ from vpsbg_support.errors import (
     RateLimitError,
     ResponseDecodeError,
     ResponseTooLargeError,
+    add_note,
     status_error_class,
 )
 from vpsbg_support.responses import json_body
@@ -450,13 +451,6 @@ class Pipeline:
         finally:
             if not released:
                 self.limiter.release(None)
-
-
-def add_note(exc: BaseException, note: str) -> None:
-    """``exc.add_note(note)``, also on Python 3.10 (which keeps ``__notes__`` unprinted)."""
-    notes = list(getattr(exc, "__notes__", ()))
-    if note not in notes:
-        setattr(exc, "__notes__", [*notes, note])  # noqa: B010 -- what add_note does
 
 
 # --- pure error builders --------------------------------------------------------------------
