@@ -74,3 +74,12 @@ LOGGER_NAME = "vpsbg_support"
 LOOP_CANCEL_GRACE = 2.0
 #: Blocking facade: seconds allowed for close() to close the client and join the loop thread.
 LOOP_CLOSE_TIMEOUT = 10.0
+
+#: --demo: the seed of the demo data: every demo run shows the same account.
+DEMO_SEED = 7
+#: --demo: tickets served when the demo runs ``export``: enough to show the export's speed.
+DEMO_EXPORT_TICKETS = 300
+#: --demo: tickets served for every other command (``tickets list``, ``plans``...): quick to start.
+DEMO_TICKETS = 25
+#: --demo: generated attachments go up to 4 MiB; the demo caps them so an export stays quick.
+MAX_DEMO_ATTACHMENT = 256 * 1024
