@@ -28,6 +28,7 @@ import pytest
 from aiohttp import web
 
 from tests._hostile import HostileThread, hostile
+from tests._interruptible import interruptible
 from tests.conftest import example
 from vpsbg_support import (
     MAY_HAVE_REACHED_VPSBG,
@@ -561,3 +562,32 @@ def test_ctrl_c_during_a_blocking_renew_says_check_your_orders() -> None:
     finally:
         signal.signal(signal.SIGINT, previous)
     assert MAY_HAVE_REACHED_VPSBG in getattr(info.value, "__notes__", [])
+
+
+def test_ctrl_c_during_a_cli_renew_prints_the_advice() -> None:
+    arrived = threading.Event()
+
+    async def slow(request: web.Request) -> web.Response:
+        arrived.set()
+        await asyncio.sleep(20)
+        return web.json_response({})
+
+    with HostileThread({"/support/renew": slow}) as server:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VPSBG_")}
+        env |= {"VPSBG_BASE_URL": server.url, "VPSBG_API_TOKEN": TOKEN}
+        argv = interruptible("vpsbg_support.cli", "plans", "renew", "--billing-cycle", "1")
+        child = subprocess.Popen(
+            [*argv, "--yes"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            assert arrived.wait(30), "the renew never arrived"
+            child.send_signal(signal.SIGINT)
+            _, err = child.communicate(timeout=30)
+        finally:
+            if child.poll() is None:
+                child.kill()  # fail, never hang the suite
+                child.communicate()
+    assert child.returncode == 130, err
+    assert err.strip().splitlines() == [
+        f"vpsbg-support: error: interrupted. {MAY_HAVE_REACHED_VPSBG}"
+    ]
