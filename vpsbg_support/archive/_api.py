@@ -1,9 +1,9 @@
-"""The two things the archive needs from the client beyond its documented calls, in one place.
+"""What the archive needs from the client beyond its plain calls, in one place.
 
-A ticket's body exactly as the server sent it (bytes and ``Date`` header) is read through the
-client's transport, and a parsed body becomes a :class:`Ticket` through the client's converter:
-both are private until the client offers public doors (``tickets.with_raw_response.get`` and
-``Ticket.from_dict``); then each function here becomes a one-line call of that door.
+A ticket's body exactly as the server sent it (bytes and ``Date`` header) comes from the
+public ``client.tickets.with_raw_response.get``. A parsed body becomes a :class:`Ticket`
+through the client's converter, which is private until ``Ticket.from_dict`` exists: then
+:func:`parse_ticket` becomes a one-line call of it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from typing import Any
 
 import attrs
 
-from vpsbg_support import _routes as R
 from vpsbg_support._client import AsyncClient
 from vpsbg_support._convert import structure
 from vpsbg_support.errors import ResponseDecodeError
@@ -22,10 +21,18 @@ from vpsbg_support.models import Ticket
 
 @attrs.frozen(kw_only=True)
 class RawTicket:
-    """A ticket's response: its body as received, and what else the archive uses of it."""
+    """A ticket's response: its body as received, and what else the archive uses of it.
+
+    Attributes:
+        body: the body's bytes, as received.
+        date: its ``Date`` header, if any.
+        elapsed: seconds the call took, retries included.
+        method, url, status: for errors.
+    """
 
     body: bytes
     date: str | None
+    elapsed: float
     method: str
     url: str
     status: int
@@ -58,13 +65,14 @@ async def get_raw_ticket(client: AsyncClient, ticket_id: int) -> RawTicket:
     Raises:
         APIError: as any call of the client (after its retries).
     """
-    response = await client._transport.request(R.TICKETS_GET, path_params={"ticket_id": ticket_id})
+    response = await client.tickets.with_raw_response.get(ticket_id)
     return RawTicket(
-        body=response.body,
+        body=response.content,
         date=response.headers.get("Date"),
+        elapsed=response.elapsed,
         method=response.method,
         url=response.url,
-        status=response.status,
+        status=response.status_code,
     )
 
 

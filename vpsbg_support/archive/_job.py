@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -356,9 +355,10 @@ class _ExportJob:
         Raises:
             ResponseDecodeError: the body is not JSON, or not a ticket.
         """
-        requested_at, started = _settle.now(), time.monotonic()
+        requested_at = _settle.now()
         response = await get_raw_ticket(self.client, ticket_id)
-        elapsed = timedelta(seconds=time.monotonic() - started)
+        # The server may have read the ticket any time during the call, retries included.
+        elapsed = timedelta(seconds=response.elapsed)
         data = response.data()
         try:
             ticket = parse_ticket(data)
