@@ -5,12 +5,13 @@
 
 from vpsbg_support import errors
 from vpsbg_support._client import AsyncClient
-from vpsbg_support._files import safe_filename
+from vpsbg_support._filenames import safe_filename
 from vpsbg_support._loop_thread import DeadlockError, LoopClosedError
 from vpsbg_support._retry import RetryPolicy
 from vpsbg_support._sync import Client, SyncAttachmentStream
 from vpsbg_support._version import __version__
 from vpsbg_support.errors import (
+    MAY_HAVE_REACHED_VPSBG,
     APIConnectionError,
     APIError,
     APIStatusError,
@@ -19,13 +20,17 @@ from vpsbg_support.errors import (
     BadRequestError,
     ConfigurationError,
     DownloadError,
+    ExportError,
     InternalServerError,
     InvalidParameterError,
     LockedError,
     NotFoundError,
+    OtherSourceError,
     PermissionDeniedError,
+    RateLimitedLocallyError,
     RateLimitError,
     ResponseDecodeError,
+    ResponseTooLargeError,
     UnprocessableEntityError,
     VPSBGError,
 )
@@ -46,6 +51,7 @@ from vpsbg_support.models import (
 from vpsbg_support.resources.tickets import AttachmentStream
 
 __all__ = [
+    "MAY_HAVE_REACHED_VPSBG",
     "APIConnectionError",
     "APIError",
     "APIStatusError",
@@ -60,11 +66,13 @@ __all__ = [
     "DeadlockError",
     "Department",
     "DownloadError",
+    "ExportError",
     "InternalServerError",
     "InvalidParameterError",
     "LoopClosedError",
     "LockedError",
     "NotFoundError",
+    "OtherSourceError",
     "Order",
     "OrderInvoice",
     "OrderService",
@@ -73,8 +81,10 @@ __all__ = [
     "PermissionDeniedError",
     "Promo",
     "RateLimitError",
+    "RateLimitedLocallyError",
     "RelatedService",
     "ResponseDecodeError",
+    "ResponseTooLargeError",
     "RetryPolicy",
     "SupportPlan",
     "SyncAttachmentStream",

@@ -16,8 +16,10 @@ from vpsbg_support.errors import (
     BadRequestError,
     ConfigurationError,
     DownloadError,
+    ExportError,
     InvalidParameterError,
     NotFoundError,
+    OtherSourceError,
     PermissionDeniedError,
     UnprocessableEntityError,
     VPSBGError,
@@ -59,12 +61,17 @@ def exit_code_for(exc: BaseException) -> int:
         exc: the error that ended the command.
 
     Returns:
-        3 auth, 4 validation, 5 not found, 6 network, 1 anything else.
+        3 auth, 4 validation (and an archive of another source), 5 not found, 6 network,
+        7 archive folder not writable (resumable: run again once fixed), 1 anything else.
     """
     if isinstance(exc, ConfigurationError | AuthenticationError | PermissionDeniedError):
         return EXIT_AUTH
-    if isinstance(exc, InvalidParameterError | UnprocessableEntityError | BadRequestError):
+    if isinstance(
+        exc, InvalidParameterError | UnprocessableEntityError | BadRequestError | OtherSourceError
+    ):
         return EXIT_VALIDATION
+    if isinstance(exc, ExportError):
+        return EXIT_PARTIAL
     if isinstance(exc, NotFoundError):
         return EXIT_NOT_FOUND
     if isinstance(exc, APIConnectionError | DownloadError):
