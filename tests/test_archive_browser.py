@@ -19,10 +19,9 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from tests._archive_standin import StandInArchive
 from vpsbg_support import AsyncClient
+from vpsbg_support.archive import Archive, export_tickets
 from vpsbg_support.archive.html import render_html
-from vpsbg_support.export import TICKETS_FILE, export_tickets
 from vpsbg_support.testing import FakeVPSBG
 
 if TYPE_CHECKING:
@@ -73,11 +72,12 @@ def png(width: int = 64, height: int = 40) -> bytes:
     )
 
 
-async def _export(folder: Path) -> tuple[int, bytes]:
-    """Export the fake with a hostile ticket; reply to it and export again (a second version).
+async def _export(folder: Path) -> int:
+    """Export the fake, a hostile ticket included; reply to it and export again, so the
+    archive holds two versions of it.
 
     Returns:
-        The hostile ticket's id and its tickets.jsonl line from the first export.
+        The hostile ticket's id.
     """
     async with FakeVPSBG(seed=5, tickets=10, rate_limit=1_000_000) as fake:
         for ticket in fake.state.tickets:
@@ -92,23 +92,28 @@ async def _export(folder: Path) -> tuple[int, bytes]:
                 attachments=[("screen shot #1.png", png(), "image/png")],
             )
             await export_tickets(client, folder)
-            lines = (folder / TICKETS_FILE).read_bytes().splitlines()
-            first = next(line for line in lines if b'"id": %d' % hostile.id in line)
             await client.tickets.reply(hostile.id, message="<p>We had a look: all <b>fine</b>.</p>")
             await export_tickets(client, folder)
-    return hostile.id, first
+    return hostile.id
+
+
+class ExportedArchive(Archive):
+    """The real archive of the export, and which of its tickets is the hostile one."""
+
+    hostile_id: int
 
 
 @pytest.fixture(scope="module")
-def archive(tmp_path_factory: pytest.TempPathFactory) -> StandInArchive:
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExportedArchive]:
     folder = tmp_path_factory.mktemp("browser") / "archive"
     # On a thread of its own: Playwright's sync API keeps an event loop running on this one.
     with ThreadPoolExecutor(1) as pool:
-        hostile_id, first_version = pool.submit(asyncio.run, _export(folder)).result()
-    store = StandInArchive.from_export(folder, earlier=[first_version])
-    render_html(store)
-    store.hostile_id = hostile_id  # type: ignore[attr-defined]
-    return store
+        hostile_id = pool.submit(asyncio.run, _export(folder)).result()
+    with ExportedArchive(folder) as exported:
+        exported.hostile_id = hostile_id
+        assert len(exported.history(hostile_id)) == 2
+        render_html(exported)
+        yield exported
 
 
 @pytest.fixture(scope="module")
@@ -221,7 +226,7 @@ def shot(page: Page, name: str, **options: Any) -> None:
     page.screenshot(path=str(ARTIFACTS / name), **options)
 
 
-def test_index_lists_and_links_every_ticket(page: Page, archive: StandInArchive) -> None:
+def test_index_lists_and_links_every_ticket(page: Page, archive: ExportedArchive) -> None:
     index = IndexPage(page, archive.path).open()
     shot(page, "index.png")
 
@@ -234,7 +239,7 @@ def test_index_lists_and_links_every_ticket(page: Page, archive: StandInArchive)
     assert assert_links_resolve(page) == len(tickets) + 3  # + tickets.csv, css, js
 
 
-def test_sorting_by_any_column(page: Page, archive: StandInArchive) -> None:
+def test_sorting_by_any_column(page: Page, archive: ExportedArchive) -> None:
     index = IndexPage(page, archive.path).open()
     ids = [t.id for t in archive.tickets()]
 
@@ -255,7 +260,7 @@ def test_sorting_by_any_column(page: Page, archive: StandInArchive) -> None:
     assert updated == sorted(updated)
 
 
-def test_filtering_by_text_and_status(page: Page, archive: StandInArchive) -> None:
+def test_filtering_by_text_and_status(page: Page, archive: ExportedArchive) -> None:
     index = IndexPage(page, archive.path).open()
     tickets = archive.tickets()
 
@@ -275,7 +280,7 @@ def test_filtering_by_text_and_status(page: Page, archive: StandInArchive) -> No
 
 
 def test_each_ticket_page_shows_every_message_and_its_links_resolve(
-    page: Page, archive: StandInArchive
+    page: Page, archive: ExportedArchive
 ) -> None:
     checked = 0
     for ticket in archive.tickets():
@@ -290,8 +295,8 @@ def test_each_ticket_page_shows_every_message_and_its_links_resolve(
     assert checked > len(archive.tickets()) * 3
 
 
-def test_images_show_as_thumbnails(page: Page, archive: StandInArchive) -> None:
-    hostile: int = archive.hostile_id  # type: ignore[attr-defined]
+def test_images_show_as_thumbnails(page: Page, archive: ExportedArchive) -> None:
+    hostile: int = archive.hostile_id
     TicketPage(page, archive.path, hostile).open()
 
     thumbnail = page.locator('.attachments img[alt="screen shot #1.png"]')
@@ -304,8 +309,8 @@ def test_images_show_as_thumbnails(page: Page, archive: StandInArchive) -> None:
     assert "(" in page.locator(".attachments .size").first.inner_text()
 
 
-def test_a_hostile_message_runs_and_hides_nothing(page: Page, archive: StandInArchive) -> None:
-    hostile: int = archive.hostile_id  # type: ignore[attr-defined]
+def test_a_hostile_message_runs_and_hides_nothing(page: Page, archive: ExportedArchive) -> None:
+    hostile: int = archive.hostile_id
     view = TicketPage(page, archive.path, hostile).open()
 
     for text in ("Before the attack.", "After the attack: still here.", "Hidden by a style"):
@@ -320,8 +325,8 @@ def test_a_hostile_message_runs_and_hides_nothing(page: Page, archive: StandInAr
     shot(page, "hostile-ticket.png", full_page=True)
 
 
-def test_earlier_versions_are_reachable(page: Page, archive: StandInArchive) -> None:
-    hostile: int = archive.hostile_id  # type: ignore[attr-defined]
+def test_earlier_versions_are_reachable(page: Page, archive: ExportedArchive) -> None:
+    hostile: int = archive.hostile_id
     view = TicketPage(page, archive.path, hostile).open()
     assert len(view.messages()) == 2
 
@@ -333,7 +338,7 @@ def test_earlier_versions_are_reachable(page: Page, archive: StandInArchive) -> 
     assert page.url == view.url
 
 
-def test_print_stylesheet_gives_a_clean_transcript(page: Page, archive: StandInArchive) -> None:
+def test_print_stylesheet_gives_a_clean_transcript(page: Page, archive: ExportedArchive) -> None:
     ticket = next(t for t in archive.tickets() if len(t.messages) > 3)
     TicketPage(page, archive.path, ticket.id).open()
     assert page.locator("nav").is_visible()

@@ -17,11 +17,11 @@ import pytest
 
 from tests._archive_standin import ARCHIVED_AT, StandInArchive
 from tests.conftest import example
-from vpsbg_support import InvalidParameterError
 from vpsbg_support.archive import _sanitize
 from vpsbg_support.archive._htmltext import html_to_text
 from vpsbg_support.archive.csv_index import csv_bytes, neutralize_formula
 from vpsbg_support.archive.html import render_html
+from vpsbg_support.errors import ExportError
 
 HOSTILE = (
     "<p>Before the attack.</p>"
@@ -224,7 +224,7 @@ def test_a_symlinked_pages_folder_is_refused(archive: StandInArchive, tmp_path: 
     elsewhere.mkdir()
     os.symlink(elsewhere, archive.path / "html")
 
-    with pytest.raises(InvalidParameterError, match="symbolic link"):
+    with pytest.raises(ExportError, match="symbolic link"):
         render_html(archive)
 
     assert list(elsewhere.iterdir()) == []

@@ -1,15 +1,15 @@
-"""Writing the archive's view files: atomic and fsynced, never through a symbolic link.
+"""Writing the archive's view files through the archive's own ``ArchiveFolder``.
 
-A file is written to a temporary file beside it, fsynced, then renamed over the old one (the
-rename replaces a symbolic link itself, never its target); the folder is fsynced after. Folders
-the views create inside the archive folder must be real folders: a symbolic link there could
-send the pages anywhere on the disk, so it is refused.
+``ArchiveFolder`` walks every path from a descriptor of the archive folder without following
+a symbolic link, writes a temporary file, fsyncs it, renames it over the target and fsyncs the
+folder: a page is either the old one or the new one, and never lands outside the folder. This
+module adds what the views need on top: skipping a write that changes nothing, reading a page's
+head to compare stamps, and writing many pages on a few threads.
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -17,17 +17,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
 
-from vpsbg_support._files import _fsync_folder, flush_to_disk, replacing
-from vpsbg_support.errors import InvalidParameterError
+from vpsbg_support.archive._folder import ArchiveFolder
 
-__all__ = [
-    "ParallelWriter",
-    "read_file",
-    "real_folder",
-    "sync_folder",
-    "write_file",
-    "write_if_changed",
-]
+__all__ = ["ParallelWriter", "read_file", "write_if_changed"]
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 #: Threads writing files at once: each waits on the disk (open, fsync, rename) with the GIL
@@ -40,29 +32,8 @@ _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 
-def real_folder(path: Path) -> Path:
-    """Create ``path`` (one level) if missing and make sure it is a real folder.
-
-    Args:
-        path: the folder, whose parent exists.
-
-    Returns:
-        ``path``.
-
-    Raises:
-        InvalidParameterError: ``path`` is a symbolic link or not a folder.
-    """
-    with contextlib.suppress(FileExistsError):
-        os.mkdir(path)
-    if path.is_symlink() or not path.is_dir():
-        raise InvalidParameterError(
-            "dest", f"{path} is a symbolic link or not a folder; the archive never writes there"
-        )
-    return path
-
-
 def read_file(path: Path, limit: int = -1) -> bytes | None:
-    """The bytes of a regular file (up to ``limit``), or None when missing, a link or unreadable.
+    """The bytes of a file (up to ``limit``), or None when missing, a link or unreadable.
 
     Args:
         path: the file.
@@ -76,51 +47,41 @@ def read_file(path: Path, limit: int = -1) -> bytes | None:
     except OSError:
         return None
     with os.fdopen(fd, "rb") as handle:
-        return handle.read(limit)
+        try:
+            return handle.read(limit)
+        except OSError:  # a folder where a file is expected
+            return None
 
 
-def write_file(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically (the folder is synced by :func:`sync_folder`).
-
-    Args:
-        path: the target file.
-        data: its new content.
-    """
-    with replacing(path, overwrite=True) as out:
-        out.write(data)
-        flush_to_disk(out)
-
-
-def sync_folder(path: Path) -> None:
-    """Make the renames done in a folder durable."""
-    _fsync_folder(path)
-
-
-def write_if_changed(path: Path, data: bytes) -> bool:
-    """Write ``path`` (atomically, durably) unless it already holds exactly ``data``.
+def write_if_changed(folder: ArchiveFolder, relative: str, data: bytes) -> bool:
+    """Write ``relative`` in the archive folder unless it already holds exactly ``data``.
 
     Args:
-        path: the target file.
-        data: its content.
+        folder: the open archive folder.
+        relative: the file's POSIX path inside it.
+        data: the content.
 
     Returns:
         True when the file was written.
+
+    Raises:
+        ExportError: the file could not be written (a symbolic link on the way, a full disk).
     """
-    if read_file(path) == data:
+    if read_file(folder.root / relative) == data:
         return False
-    write_file(path, data)
-    sync_folder(path.parent)
+    folder.write(relative, [data])
     return True
 
 
 class ParallelWriter:
-    """Writes files (:func:`write_file`) on a few threads while the caller renders the next.
+    """Writes files into the archive folder on a few threads while the caller renders more.
 
     Use as a context manager: leaving the block waits for every write and raises the first
-    error one of them met. The caller syncs the folders afterwards (:func:`sync_folder`).
+    error one of them met.
     """
 
-    def __init__(self, threads: int = WRITER_THREADS) -> None:
+    def __init__(self, folder: ArchiveFolder, threads: int = WRITER_THREADS) -> None:
+        self._folder = folder
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="vpsbg-archive-write")
         self._pending: collections.deque[Future[None]] = collections.deque()
 
@@ -141,10 +102,10 @@ class ParallelWriter:
 
     def map(self, function: Callable[[_T], _R], items: Iterable[_T]) -> list[_R]:
         """Run ``function`` over ``items`` on the threads (for file reads); results in order."""
-        return list(self._pool.map(function, items, chunksize=1))
+        return list(self._pool.map(function, items))
 
-    def submit(self, path: Path, data: bytes) -> None:
-        """Queue ``path`` to be replaced by ``data``; waits while too many are queued."""
+    def submit(self, relative: str, data: bytes) -> None:
+        """Queue ``relative`` to be replaced by ``data``; waits while too many are queued."""
         if len(self._pending) >= _IN_FLIGHT:
             self._pending.popleft().result()
-        self._pending.append(self._pool.submit(write_file, path, data))
+        self._pending.append(self._pool.submit(self._folder.write, relative, [data]))

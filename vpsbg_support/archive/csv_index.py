@@ -18,6 +18,7 @@ import io
 from collections.abc import Sequence
 from pathlib import Path
 
+from vpsbg_support.archive._folder import ArchiveFolder
 from vpsbg_support.archive._htmltext import html_to_text
 from vpsbg_support.archive._pages import iso_8601
 from vpsbg_support.archive._protocol import ArchiveReader
@@ -92,16 +93,19 @@ def csv_bytes(tickets: Sequence[Ticket]) -> bytes:
     return buffer.getvalue().encode("utf-8-sig")
 
 
-def write_tickets_csv(archive: ArchiveReader, tickets: Sequence[Ticket] | None = None) -> Path:
+def write_tickets_csv(archive: ArchiveReader) -> Path:
     """Write ``tickets.csv`` into the archive folder (atomically; unchanged bytes are left alone).
 
     Args:
         archive: the archive to read.
-        tickets: its tickets when the caller has read them already.
 
     Returns:
         The CSV file's path.
+
+    Raises:
+        ExportError: it could not be written (a symbolic link in the way, a full disk).
     """
-    target = Path(archive.path) / CSV_FILE
-    write_if_changed(target, csv_bytes(archive.tickets() if tickets is None else tickets))
-    return target
+    root = Path(archive.path)
+    with ArchiveFolder(root, create=False) as folder:
+        write_if_changed(folder, CSV_FILE, csv_bytes(archive.tickets()))
+    return root / CSV_FILE

@@ -30,9 +30,11 @@ from pathlib import Path
 import attrs
 
 from vpsbg_support._version import __version__
+from vpsbg_support.archive._folder import ArchiveFolder
 from vpsbg_support.archive._pages import (
     PAGES_DIR,
     STAMP_META,
+    STATIC_DIR,
     index_page,
     ticket_page,
     ticket_page_name,
@@ -40,14 +42,8 @@ from vpsbg_support.archive._pages import (
 )
 from vpsbg_support.archive._protocol import ArchivedAttachmentLike, ArchiveReader
 from vpsbg_support.archive._sanitize import INSTALL_HINT, require_nh3
-from vpsbg_support.archive._write import (
-    ParallelWriter,
-    read_file,
-    real_folder,
-    sync_folder,
-    write_if_changed,
-)
-from vpsbg_support.archive.csv_index import CSV_FILE, write_tickets_csv
+from vpsbg_support.archive._write import ParallelWriter, read_file, write_if_changed
+from vpsbg_support.archive.csv_index import CSV_FILE, csv_bytes
 from vpsbg_support.models import Ticket
 
 __all__ = ["INDEX_FILE", "INSTALL_HINT", "HtmlSummary", "render_html"]
@@ -92,39 +88,36 @@ def render_html(archive: ArchiveReader) -> HtmlSummary:
 
     Raises:
         ImportError: nh3 is missing; the message says ``pip install 'vpsbg-support[html]'``.
-        InvalidParameterError: ``html/`` in the archive folder is a symbolic link or a file.
+        ExportError: a page could not be written: a symbolic link where the archive would
+            write (never followed), a file where a folder should be, a full disk.
     """
     require_nh3()
-    folder = Path(archive.path)
-    pages = real_folder(folder / PAGES_DIR)
-    static = real_folder(pages / "static")
-    for name in STATIC_FILES:
-        write_if_changed(static / name, _static_file(name))
+    root = Path(archive.path)
+    with ArchiveFolder(root, create=False) as folder:
+        for name in STATIC_FILES:
+            write_if_changed(folder, f"{STATIC_DIR}/{name}", _static_file(name))
 
-    tickets = sorted(archive.tickets(), key=lambda t: t.id)
-    files = _files_by_ticket(archive.attachments())
-    wanted = [page for ticket in tickets for page in _pages_of(archive, ticket, files)]
-    with ParallelWriter() as writer:
-        # Stamps are read, and pages written, on the writer's threads: file system calls
-        # wait on the disk, not on the CPU, and overlap with the rendering done here.
-        stamps = writer.map(lambda page: _stamp_of(pages / page.name), wanted)
-        stale = [page for page, stamp in zip(wanted, stamps, strict=True) if stamp != page.stamp]
-        for page in stale:
-            writer.submit(pages / page.name, page.render().encode("utf-8"))
-    sync_folder(pages)
+        tickets = sorted(archive.tickets(), key=lambda t: t.id)
+        files = _files_by_ticket(archive.attachments())
+        wanted = [page for ticket in tickets for page in _pages_of(archive, ticket, files)]
+        with ParallelWriter(folder) as writer:
+            # Stamps are read, and pages written, on the writer's threads: file system calls
+            # wait on the disk, not on the CPU, and overlap with the rendering done here.
+            stamps = writer.map(lambda page: _stamp_of(root / page.path), wanted)
+            stale = [p for p, stamp in zip(wanted, stamps, strict=True) if stamp != p.stamp]
+            for page in stale:
+                writer.submit(page.path, page.render().encode("utf-8"))
 
-    # The index and the CSV show the latest version of every ticket: when the index's stamp
-    # (over every page's) is unchanged, neither has anything new to show.
-    index = folder / INDEX_FILE
-    csv_path = folder / CSV_FILE
-    index_stamp = _stamp("index", [], [p.stamp for p in wanted])
-    if _stamp_of(index) != index_stamp or not csv_path.is_file():
-        write_tickets_csv(archive, tickets)
-        listing = index_page(tickets, stamp=index_stamp, generator=_GENERATOR)
-        write_if_changed(index, listing.encode("utf-8"))
+        # The index and the CSV show the latest version of every ticket: when the index's
+        # stamp (over every page's) is unchanged, neither has anything new to show.
+        index_stamp = _stamp("index", [], [p.stamp for p in wanted])
+        if _stamp_of(root / INDEX_FILE) != index_stamp or read_file(root / CSV_FILE, 1) is None:
+            write_if_changed(folder, CSV_FILE, csv_bytes(tickets))
+            listing = index_page(tickets, stamp=index_stamp, generator=_GENERATOR)
+            write_if_changed(folder, INDEX_FILE, listing.encode("utf-8"))
     return HtmlSummary(
-        index=index,
-        csv=csv_path,
+        index=root / INDEX_FILE,
+        csv=root / CSV_FILE,
         tickets=len(tickets),
         pages_written=len(stale),
         pages_unchanged=len(wanted) - len(stale),
@@ -133,9 +126,9 @@ def render_html(archive: ArchiveReader) -> HtmlSummary:
 
 @attrs.frozen
 class _Page:
-    """A page to bring up to date: its file name, its stamp, how to render it."""
+    """A page to bring up to date: its path in the folder, its stamp, how to render it."""
 
-    name: str
+    path: str
     stamp: str
     render: Callable[[], str]
 
@@ -151,7 +144,7 @@ def _pages_of(
     file_key = _files_key(ticket_files.values())
     fetched_at = history[-1].fetched_at if history else None
     yield _Page(
-        ticket_page_name(ticket.id),
+        f"{PAGES_DIR}/{ticket_page_name(ticket.id)}",
         (stamp := _stamp("ticket", [v.version_id for v in history], file_key)),
         functools.partial(
             ticket_page,
@@ -165,7 +158,7 @@ def _pages_of(
     )
     for version in history[:-1]:
         yield _Page(
-            version_page_name(ticket.id, version.version_id),
+            f"{PAGES_DIR}/{version_page_name(ticket.id, version.version_id)}",
             (stamp := _stamp("version", [version.version_id], file_key)),
             functools.partial(
                 ticket_page,
