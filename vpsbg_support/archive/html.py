@@ -42,7 +42,7 @@ from vpsbg_support.archive._pages import (
 )
 from vpsbg_support.archive._protocol import ArchivedAttachmentLike, ArchiveReader
 from vpsbg_support.archive._sanitize import INSTALL_HINT, require_nh3
-from vpsbg_support.archive._write import ParallelWriter, read_file, write_if_changed
+from vpsbg_support.archive._write import PagesFolder, ParallelWriter, read_file, write_if_changed
 from vpsbg_support.archive.csv_index import CSV_FILE, csv_bytes
 from vpsbg_support.models import Ticket
 
@@ -100,18 +100,21 @@ def render_html(archive: ArchiveReader) -> HtmlSummary:
         tickets = sorted(archive.tickets(), key=lambda t: t.id)
         files = _files_by_ticket(archive.attachments())
         wanted = [page for ticket in tickets for page in _pages_of(archive, ticket, files)]
-        with ParallelWriter(folder) as writer:
+        with PagesFolder(root, PAGES_DIR) as pages, ParallelWriter(pages) as writer:
             # Stamps are read, and pages written, on the writer's threads: file system calls
             # wait on the disk, not on the CPU, and overlap with the rendering done here.
-            stamps = writer.map(lambda page: _stamp_of(root / page.path), wanted)
+            stamps = writer.map(
+                lambda page: _stamp_in(pages.head(page.name, _STAMP_WITHIN)), wanted
+            )
             stale = [p for p, stamp in zip(wanted, stamps, strict=True) if stamp != p.stamp]
             for page in stale:
-                writer.submit(page.path, page.render().encode("utf-8"))
+                writer.submit(page.name, page.render().encode("utf-8"))
 
         # The index and the CSV show the latest version of every ticket: when the index's
         # stamp (over every page's) is unchanged, neither has anything new to show.
         index_stamp = _stamp("index", [], [p.stamp for p in wanted])
-        if _stamp_of(root / INDEX_FILE) != index_stamp or read_file(root / CSV_FILE, 1) is None:
+        index_head = read_file(root / INDEX_FILE, _STAMP_WITHIN)
+        if _stamp_in(index_head) != index_stamp or read_file(root / CSV_FILE, 1) is None:
             write_if_changed(folder, CSV_FILE, csv_bytes(tickets))
             listing = index_page(tickets, stamp=index_stamp, generator=_GENERATOR)
             write_if_changed(folder, INDEX_FILE, listing.encode("utf-8"))
@@ -126,9 +129,9 @@ def render_html(archive: ArchiveReader) -> HtmlSummary:
 
 @attrs.frozen
 class _Page:
-    """A page to bring up to date: its path in the folder, its stamp, how to render it."""
+    """A page to bring up to date: its file name in ``html/``, its stamp, how to render it."""
 
-    path: str
+    name: str
     stamp: str
     render: Callable[[], str]
 
@@ -144,7 +147,7 @@ def _pages_of(
     file_key = _files_key(ticket_files.values())
     fetched_at = history[-1].fetched_at if history else None
     yield _Page(
-        f"{PAGES_DIR}/{ticket_page_name(ticket.id)}",
+        ticket_page_name(ticket.id),
         (stamp := _stamp("ticket", [v.version_id for v in history], file_key)),
         functools.partial(
             ticket_page,
@@ -158,7 +161,7 @@ def _pages_of(
     )
     for version in history[:-1]:
         yield _Page(
-            f"{PAGES_DIR}/{version_page_name(ticket.id, version.version_id)}",
+            version_page_name(ticket.id, version.version_id),
             (stamp := _stamp("version", [version.version_id], file_key)),
             functools.partial(
                 ticket_page,
@@ -191,8 +194,7 @@ def _stamp(kind: str, version_ids: Sequence[int], sources: Sequence[object]) -> 
     return hashlib.sha256(source).hexdigest()[:32]
 
 
-def _stamp_of(page: Path) -> str | None:
-    head = read_file(page, _STAMP_WITHIN)
+def _stamp_in(head: bytes | None) -> str | None:
     match = _STAMP.search(head) if head else None
     return match.group(1).decode() if match else None
 
