@@ -27,7 +27,7 @@ from tests.test_export import (
     files_recorded,
     shrink,
 )
-from vpsbg_support import ExportError, OtherSourceError
+from vpsbg_support import ExportError, InvalidParameterError, OtherSourceError
 from vpsbg_support.archive import MANIFEST_FILE, TICKETS_FILE, Archive
 from vpsbg_support.cli import main
 from vpsbg_support.testing import FakeVPSBG, FakeVPSBGThread
@@ -391,7 +391,7 @@ async def test_an_archive_of_the_previous_version_is_migrated_nothing_lost(tmp_p
     shutil.copytree(FIXTURE, dest)
     old_lines = (dest / TICKETS_FILE).read_bytes()
     old_manifest = json.loads((dest / MANIFEST_FILE).read_text())
-    with pytest.raises(ExportError, match="earlier version"):
+    with pytest.raises(InvalidParameterError, match="earlier version"):
         Archive(dest)
     async with FakeVPSBG(seed=3, tickets=4, rate_limit=100_000) as server:
         shrink(server, 2048)

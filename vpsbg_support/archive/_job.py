@@ -198,9 +198,8 @@ class _ExportJob:
         self.failed_tickets: set[int] = set()
         self.started_at = _settle.now()
         self.seen: set[int] = set()
-        self.known: dict[int, KnownTicket] = {}
-        self.wanted: dict[int, list[WantedFile]] = {}
-        self.files: dict[tuple[int, int], FileRow] = {}
+        #: every archived ticket: id -> (updated_at, settled); the rest is read per ticket
+        self.known: dict[int, tuple[str | None, bool]] = {}
         self.listed = 0
         self.listing_done = False
         self.done = 0
@@ -261,9 +260,7 @@ class _ExportJob:
                 since=None if self.since is None else stamp(self.since),
                 attachments=self.with_attachments,
             )
-            self.known = store.known_tickets()
-            self.wanted = store.ticket_files()
-            self.files = store.files()
+            self.known = store.ticket_states()
         except BaseException:
             store.close()
             raise
@@ -317,17 +314,19 @@ class _ExportJob:
             store.maybe_commit()
 
     async def _export_ticket(self, listed: Ticket, store: Store) -> None:
-        known = self.known.get(listed.id)
+        state = self.known.get(listed.id)
+        wanted: list[WantedFile] | None = None
         if (
-            known is not None
+            state is not None
             and listed.updated_at is not None
-            and known.updated_at == stamp(listed.updated_at)
-            and known.settled
+            and state[0] == stamp(listed.updated_at)
+            and state[1]
         ):
             self.unchanged += 1
         else:
+            known = None if state is None else store.known_ticket(listed.id)
             try:
-                await self._fetch(listed.id, known, store)
+                wanted = await self._fetch(listed.id, known, store)
             except ExportError:
                 raise  # archive.sqlite cannot be written: nothing else can be
             except VPSBGError as exc:
@@ -335,11 +334,14 @@ class _ExportJob:
                 return
             self.fetched += 1
         if self.with_attachments:
-            for wanted in self.wanted.get(listed.id, ()):
+            if wanted is None:
+                wanted = store.ticket_files(listed.id)
+            files = store.files(listed.id)
+            for file in wanted:
                 try:
-                    await self._ensure_file(listed.id, wanted, store)
+                    await self._ensure_file(listed.id, file, files.get(file.attachment_id), store)
                 except VPSBGError as exc:
-                    self._fail(listed.id, wanted.attachment_id, exc)
+                    self._fail(listed.id, file.attachment_id, exc)
 
     def _fail(self, ticket_id: int, attachment_id: int | None, exc: VPSBGError) -> None:
         if isinstance(exc, AuthenticationError | PermissionDeniedError):
@@ -349,8 +351,13 @@ class _ExportJob:
         )
         self.failed_tickets.add(ticket_id)
 
-    async def _fetch(self, ticket_id: int, known: KnownTicket | None, store: Store) -> None:
+    async def _fetch(
+        self, ticket_id: int, known: KnownTicket | None, store: Store
+    ) -> list[WantedFile]:
         """Read one ticket and record its body as the API sent it.
+
+        Returns:
+            The attachments the ticket names.
 
         Raises:
             ResponseDecodeError: the body is not JSON, or not a ticket.
@@ -388,14 +395,15 @@ class _ExportJob:
             text=messages_text(ticket),
             known=known,
         )
-        self.wanted[ticket.id] = files
+        return files
 
-    async def _ensure_file(self, ticket_id: int, wanted: WantedFile, store: Store) -> None:
+    async def _ensure_file(
+        self, ticket_id: int, wanted: WantedFile, row: FileRow | None, store: Store
+    ) -> None:
         """Make sure an attachment's file is on disk with its recorded bytes: trusted when its
         status did not change since hashed, hashed again otherwise, downloaded when missing or
         different."""
-        aid, path = wanted.attachment_id, wanted.path
-        row = self.files.get((ticket_id, aid))
+        path = wanted.path
         folder = self._folder
         assert folder is not None
         if row is not None and row.path == path:
@@ -411,7 +419,6 @@ class _ExportJob:
                 if status is not None and (got_size, digest) == (row.size, row.sha256):
                     fresh = attrs.evolve(row, stat=identity(status))
                     store.put_file(fresh, name="", downloaded_at=None, run_id=None)
-                    self.files[(ticket_id, aid)] = fresh
                     self.files_unchanged += 1
                     return
         await self._download(ticket_id, wanted, store)
@@ -449,7 +456,6 @@ class _ExportJob:
         store.put_file(
             row, name=attachment.name, downloaded_at=stamp(_settle.now()), run_id=self.run_id
         )
-        self.files[(ticket_id, aid)] = row
         self.downloaded += 1
         self.bytes += got_size
         self._report()

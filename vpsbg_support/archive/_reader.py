@@ -19,7 +19,7 @@ from vpsbg_support.archive._search import SearchHit, search
 from vpsbg_support.archive._store import DB_FILE, connect
 from vpsbg_support.archive._times import as_utc, parse_stamp, stamp
 from vpsbg_support.archive._verify import Problem, verify
-from vpsbg_support.errors import ExportError, InvalidParameterError
+from vpsbg_support.errors import InvalidParameterError
 from vpsbg_support.models import Ticket
 
 
@@ -125,8 +125,9 @@ class Archive:
         path: the export folder (holding ``archive.sqlite``).
 
     Raises:
-        ExportError: no archive there, or one written by an earlier version not yet migrated
-            (any export into it migrates it).
+        InvalidParameterError: no archive there, or one written by an earlier version not yet
+            migrated (any export into it migrates it).
+        ExportError: ``archive.sqlite`` cannot be read.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -138,7 +139,7 @@ class Archive:
                 if (self.path / JOURNAL_FILE).exists()
                 else ""
             )
-            raise ExportError(f"{self.path}: no {DB_FILE} here{hint}", path=str(database))
+            raise InvalidParameterError("path", f"{self.path}: no {DB_FILE} here{hint}")
         self._db: sqlite3.Connection = connect(database, readonly=True)
 
     def close(self) -> None:

@@ -304,9 +304,9 @@ class Store:
 
     def finish_run(self, run_id: int, *, finished_at: str, complete: bool, **counts: int) -> None:
         """Record a run's end and its counts."""
-        assignments = ", ".join(f"{name} = ?" for name in counts)
+        assignments = "".join(f", {name} = ?" for name in counts)
         self.execute(
-            f"UPDATE runs SET finished_at = ?, complete = ?, {assignments} WHERE id = ?",
+            f"UPDATE runs SET finished_at = ?, complete = ?{assignments} WHERE id = ?",
             (finished_at, int(complete), *counts.values(), run_id),
         )
         self.commit()
@@ -321,29 +321,41 @@ class Store:
 
     # -- tickets ------------------------------------------------------------------------------
 
-    def known_tickets(self) -> dict[int, KnownTicket]:
-        """Every archived ticket's latest version, as resuming needs it."""
-        rows = self.db.execute(
-            "SELECT t.id, t.updated_at, t.settled, v.sha256, v.messages, v.status"
-            " FROM tickets t JOIN ticket_versions v ON v.id = t.version_id"
-        )
-        return {
-            tid: KnownTicket(
-                updated_at=updated, settled=bool(settled), sha256=digest, messages=n, status=st
-            )
-            for tid, updated, settled, digest, n, st in rows
-        }
+    def ticket_states(self) -> dict[int, tuple[str | None, bool]]:
+        """Every archived ticket's ``updated_at`` and whether its copy is settled: all a
+        re-run needs up front (plain tuples: 20,000 tickets load in milliseconds)."""
+        rows = self.db.execute("SELECT id, updated_at, settled FROM tickets")
+        return {tid: (updated, bool(settled)) for tid, updated, settled in rows}
 
-    def ticket_files(self) -> dict[int, list[WantedFile]]:
-        """The attachments each ticket's latest version names."""
-        files: dict[int, list[WantedFile]] = {}
-        for tid, aid, name, path, size in self.db.execute(
-            "SELECT ticket_id, attachment_id, name, path, size FROM ticket_files"
-        ):
-            files.setdefault(tid, []).append(
-                WantedFile(attachment_id=aid, name=name, path=path, size=size)
-            )
-        return files
+    def known_ticket(self, ticket_id: int) -> KnownTicket | None:
+        """What recording a new version of an archived ticket compares with."""
+        row = self.db.execute(
+            "SELECT t.updated_at, t.settled, v.sha256, v.messages, v.status"
+            " FROM tickets t JOIN ticket_versions v ON v.id = t.version_id WHERE t.id = ?",
+            (ticket_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        updated, settled, digest, messages, status = row
+        return KnownTicket(
+            updated_at=updated,
+            settled=bool(settled),
+            sha256=digest,
+            messages=messages,
+            status=status,
+        )
+
+    def ticket_files(self, ticket_id: int) -> list[WantedFile]:
+        """The attachments a ticket's latest version names."""
+        rows = self.db.execute(
+            "SELECT attachment_id, name, path, size FROM ticket_files WHERE ticket_id = ?"
+            " ORDER BY attachment_id",
+            (ticket_id,),
+        )
+        return [
+            WantedFile(attachment_id=aid, name=name, path=path, size=size)
+            for aid, name, path, size in rows
+        ]
 
     def latest_sha256(self, ticket_id: int) -> str:
         """The sha256 of a ticket's latest version's body."""
@@ -464,22 +476,23 @@ class Store:
 
     # -- attachments --------------------------------------------------------------------------
 
-    def files(self) -> dict[tuple[int, int], FileRow]:
-        """Every recorded attachment file, by (ticket id, attachment id)."""
+    def files(self, ticket_id: int) -> dict[int, FileRow]:
+        """A ticket's recorded attachment files, by attachment id."""
         rows = self.db.execute(
-            "SELECT ticket_id, attachment_id, path, size, sha256, stat_size, stat_mtime_ns,"
-            " stat_inode FROM attachments"
+            "SELECT attachment_id, path, size, sha256, stat_size, stat_mtime_ns, stat_inode"
+            " FROM attachments WHERE ticket_id = ?",
+            (ticket_id,),
         )
         return {
-            (tid, aid): FileRow(
-                ticket_id=tid,
+            aid: FileRow(
+                ticket_id=ticket_id,
                 attachment_id=aid,
                 path=path,
                 size=size,
                 sha256=digest,
                 stat=None if ssize is None else (ssize, mtime, inode),
             )
-            for tid, aid, path, size, digest, ssize, mtime, inode in rows
+            for aid, path, size, digest, ssize, mtime, inode in rows
         }
 
     def put_file(

@@ -40,6 +40,8 @@ EXIT_INTERRUPTED = 130
 
 #: A command: called with the open client, the parsed arguments and where its results go.
 Handler = Callable[[AsyncClient, argparse.Namespace, "Output"], Awaitable[int]]
+#: A command that reads local files only (``archive ...``): no client is built for it.
+OfflineHandler = Callable[[argparse.Namespace, "Output"], int]
 
 
 class CLIExit(Exception):

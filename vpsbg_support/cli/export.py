@@ -9,10 +9,10 @@ from typing import IO, Any
 
 from vpsbg_support import _constants as C
 from vpsbg_support._client import AsyncClient
+from vpsbg_support.archive import ExportProgress, ExportSummary, export_tickets
 from vpsbg_support.cli._app import EXIT_OK, EXIT_PARTIAL, Output
 from vpsbg_support.cli._format import size
 from vpsbg_support.cli._options import Commands, moment, positive_int
-from vpsbg_support.export import ExportProgress, ExportSummary, export_tickets
 
 
 class _ProgressBar:
@@ -117,6 +117,7 @@ async def _export(client: AsyncClient, args: argparse.Namespace, out: Output) ->
             since=args.since,
             progress=bar,
             per_page=args.per_page,
+            allow_other_source=args.allow_other_source,
         )
     finally:
         bar.close()
@@ -134,3 +135,8 @@ def register(commands: Commands) -> None:
     export.add_argument("--since", type=moment, help="only tickets updated since DATE")
     export.add_argument("--no-attachments", action="store_true", help="tickets only")
     export.add_argument("--per-page", type=positive_int, help="tickets per list request")
+    export.add_argument(
+        "--allow-other-source",
+        action="store_true",
+        help="export into an archive written from another --base-url (refused otherwise)",
+    )
