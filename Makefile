@@ -17,7 +17,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/vpsbg-support --demo export ./demo-export
+	$(BIN)/vpsbg-support --demo export ./demo-export --html
 
 lint: $(STAMP)
 	$(BIN)/ruff check vpsbg_support tests benchmarks scripts

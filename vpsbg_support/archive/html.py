@@ -14,7 +14,9 @@ files, the renderer's version); a page whose stamp is unchanged is neither rende
 again, so a re-run after an export that changed ten tickets writes about ten pages. Every file
 is written atomically and fsynced (see ``_write``), never through a symbolic link.
 
-Message HTML is sanitised with nh3, the optional extra ``vpsbg-support[html]``.
+Message HTML is sanitised with nh3, the optional extra ``vpsbg-support[html]``
+(:func:`sanitize_message`, :func:`require_nh3`); :func:`html_to_text` turns it into plain text
+with the standard library alone (``tickets show``, the CSV).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import attrs
 
 from vpsbg_support._version import __version__
 from vpsbg_support.archive._folder import ArchiveFolder
+from vpsbg_support.archive._htmltext import html_to_text
 from vpsbg_support.archive._pages import (
     PAGES_DIR,
     STAMP_META,
@@ -41,12 +44,20 @@ from vpsbg_support.archive._pages import (
     version_page_name,
 )
 from vpsbg_support.archive._protocol import ArchivedAttachmentLike, ArchiveReader
-from vpsbg_support.archive._sanitize import INSTALL_HINT, require_nh3
+from vpsbg_support.archive._sanitize import INSTALL_HINT, require_nh3, sanitize_message
 from vpsbg_support.archive._write import PagesFolder, ParallelWriter, read_file, write_if_changed
 from vpsbg_support.archive.csv_index import CSV_FILE, csv_bytes
 from vpsbg_support.models import Ticket
 
-__all__ = ["INDEX_FILE", "INSTALL_HINT", "HtmlSummary", "render_html"]
+__all__ = [
+    "INDEX_FILE",
+    "INSTALL_HINT",
+    "HtmlSummary",
+    "html_to_text",
+    "render_html",
+    "require_nh3",
+    "sanitize_message",
+]
 
 INDEX_FILE = "index.html"
 STATIC_FILES = ("archive.css", "archive.js")

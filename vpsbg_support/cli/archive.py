@@ -8,6 +8,7 @@ from typing import Any
 from vpsbg_support.archive import Archive, Change, Problem, SearchHit
 from vpsbg_support.cli._app import EXIT_ERROR, EXIT_OK, Output
 from vpsbg_support.cli._options import Commands, moment, positive_int
+from vpsbg_support.cli.html import register_html
 
 
 def _verify(args: argparse.Namespace, out: Output) -> int:
@@ -97,7 +98,7 @@ def _hit(hit: SearchHit) -> dict[str, Any]:
 def register(commands: Commands) -> None:
     """Add the ``archive`` command group (offline: no token, no network)."""
     archive = commands.group(
-        "archive", "read an export folder offline: verify, log, search", dest="archive_action"
+        "archive", "read an export folder offline: verify, log, search, html", dest="archive_action"
     )
     verify = archive.add_offline(
         "verify", _verify, "hash every file again; list each problem (exit 1 if any)"
@@ -110,3 +111,4 @@ def register(commands: Commands) -> None:
     search.add_argument("dir", help="the export folder")
     search.add_argument("query", help='words that must all appear, e.g. "disk full"')
     search.add_argument("--limit", type=positive_int, default=20, help="hits at most (20)")
+    register_html(archive)

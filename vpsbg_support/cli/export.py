@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import time
 from typing import IO, Any
@@ -10,6 +11,7 @@ from typing import IO, Any
 from vpsbg_support import _constants as C
 from vpsbg_support._client import AsyncClient
 from vpsbg_support.archive import ExportProgress, ExportSummary, export_tickets
+from vpsbg_support.cli import html
 from vpsbg_support.cli._app import EXIT_OK, EXIT_PARTIAL, Output
 from vpsbg_support.cli._format import size
 from vpsbg_support.cli._options import Commands, moment, positive_int
@@ -107,6 +109,8 @@ def _summary_text(summary: ExportSummary) -> str:
 
 
 async def _export(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:
+    if args.html:
+        html.check_html_extra()  # before exporting anything: say how to install nh3 now
     bar = _ProgressBar(sys.stderr)
     try:
         summary = await export_tickets(
@@ -121,7 +125,13 @@ async def _export(client: AsyncClient, args: argparse.Namespace, out: Output) ->
         )
     finally:
         bar.close()
-    out.emit(_summary_json(summary), lambda: _summary_text(summary))
+    data, text = _summary_json(summary), _summary_text(summary)
+    if args.html:
+        # What was archived, even by an incomplete run, is worth browsing.
+        pages = await asyncio.to_thread(html.render, args.dest)
+        data["html"] = html.summary_json(pages)
+        text += "\n" + html.summary_text(pages)
+    out.emit(data, lambda: text)
     return EXIT_OK if summary.complete else EXIT_PARTIAL
 
 
@@ -139,4 +149,9 @@ def register(commands: Commands) -> None:
         "--allow-other-source",
         action="store_true",
         help="export into an archive written from another --base-url (refused otherwise)",
+    )
+    export.add_argument(
+        "--html",
+        action="store_true",
+        help="then write index.html, a page per ticket and tickets.csv (vpsbg-support[html])",
     )

@@ -13,6 +13,7 @@ from typing import Any
 
 from vpsbg_support._client import AsyncClient
 from vpsbg_support._convert import unstructure
+from vpsbg_support.archive.html import html_to_text
 from vpsbg_support.cli._app import EXIT_OK, EXIT_VALIDATION, CLIExit, Output
 from vpsbg_support.cli._format import size, table, when
 from vpsbg_support.cli._options import Commands, positive_int
@@ -65,7 +66,7 @@ def _ticket_text(ticket: Ticket) -> str:
     for message in ticket.messages:
         author = {True: "customer", False: "support", None: "unknown"}[message.is_customer]
         lines += ["", f"--- {author}, {when(message.created_at)}"]
-        lines.append(message.content or "")
+        lines.append(html_to_text(message.content or ""))
         for attachment in message.attachments:
             lines.append(
                 f"  attachment {attachment.id}: {attachment.name} ({size(attachment.size)})"
