@@ -283,8 +283,8 @@ def _is_image(attachment: Attachment, stored: ArchivedAttachmentLike) -> bool:
 def _time(moment: datetime | None) -> str:
     if moment is None:
         return "-"
-    text = iso_8601(moment)
-    return f'<time datetime="{text}">{text}</time>'
+    # Shown to the second (what the API gives); the attribute keeps any fraction.
+    return f'<time datetime="{iso_8601(moment)}">{iso_8601(moment.replace(microsecond=0))}</time>'
 
 
 def iso_8601(moment: datetime) -> str:

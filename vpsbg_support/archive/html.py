@@ -74,8 +74,8 @@ class HtmlSummary:
     """What :func:`render_html` did.
 
     Attributes:
-        index: path of ``index.html`` (open it in a browser).
-        csv: path of ``tickets.csv``.
+        index: absolute path of ``index.html`` (``index.as_uri()`` opens in a browser).
+        csv: absolute path of ``tickets.csv``.
         tickets: tickets in the index.
         pages_written: ticket and version pages rendered and written this time.
         pages_unchanged: pages whose stamp showed they were already up to date.
@@ -130,8 +130,8 @@ def render_html(archive: ArchiveReader) -> HtmlSummary:
             listing = index_page(tickets, stamp=index_stamp, generator=_GENERATOR)
             write_if_changed(folder, INDEX_FILE, listing.encode("utf-8"))
     return HtmlSummary(
-        index=root / INDEX_FILE,
-        csv=root / CSV_FILE,
+        index=root.absolute() / INDEX_FILE,
+        csv=root.absolute() / CSV_FILE,
         tickets=len(tickets),
         pages_written=len(stale),
         pages_unchanged=len(wanted) - len(stale),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 from typing import Any
 
 from vpsbg_support.archive import Archive
@@ -61,7 +60,7 @@ def summary_text(summary: HtmlSummary) -> str:
     return (
         f"HTML archive of {summary.tickets} tickets: {summary.pages_written} page(s) written,"
         f" {summary.pages_unchanged} already up to date; CSV index: {summary.csv}\n"
-        f"  open {Path(summary.index).resolve().as_uri()}"
+        f"  open {summary.index.as_uri()}"
     )
 
 
