@@ -65,7 +65,7 @@ class ClassSpec:
 class BoundFunction:
     """A module-level async function taking the AsyncClient first, offered as a Client method.
 
-    E.g. ``BoundFunction("vpsbg_support.export", "export_tickets")`` makes
+    E.g. ``BoundFunction("vpsbg_support.archive._job", "export_tickets")`` makes
     ``Client.export_tickets(dest, ...)`` call ``export_tickets(<async client>, dest, ...)``.
     """
 
@@ -85,7 +85,7 @@ SPECS: tuple[ClassSpec, ...] = (
 
 #: Module functions bound to Client as methods.
 BOUND_FUNCTIONS: tuple[BoundFunction, ...] = (
-    BoundFunction("vpsbg_support.export", "export_tickets"),
+    BoundFunction("vpsbg_support.archive._job", "export_tickets"),
 )
 
 #: Members of the root handled by SyncClientBase, by their async name -> blocking name.

@@ -20,7 +20,8 @@ from vpsbg_support._fs import DownloadTarget
 from vpsbg_support._retry import RetryPolicy
 from vpsbg_support._sync_base import SyncClientBase, SyncResource, SyncWrapper
 from vpsbg_support._uploads import AttachmentInput
-from vpsbg_support.export import ExportSummary, ProgressCallback, export_tickets
+from vpsbg_support.archive._job import export_tickets
+from vpsbg_support.archive._results import ExportSummary, ProgressCallback
 from vpsbg_support.models import (
     Attachment,
     Department,
@@ -146,16 +147,18 @@ class Client(SyncClientBase):
         since: datetime | date | None = None,
         progress: ProgressCallback | None = None,
         per_page: int | None = None,
+        allow_other_source: bool = False,
     ) -> ExportSummary:
         """Export every ticket of the account, with its messages and attachments, into ``dest``.
 
         Lists every ticket (all pages), then reads each one with at most ``concurrency`` requests in
-        flight. Re-running on the same folder resumes an interrupted run and is incremental: a ticket
-        whose ``updated_at`` matches the exported version is not read again (unless that version was
-        read within a second of its ``updated_at``, which the API gives to the second only), and
-        complete attachment files are not downloaded again. A ticket or attachment that still fails
-        after the client's retries (or whose file the system refuses to create) is reported in
-        ``failures`` (the run goes on; ``manifest.json`` is then not written); run again to finish it.
+        flight, recording every distinct version in ``dest/archive.sqlite``. Re-running on the same
+        folder resumes an interrupted run and is incremental: a ticket whose ``updated_at`` matches
+        the archived version is not read again (unless that version was read within a second of its
+        ``updated_at``, which the API gives to the second only), and attachment files whose bytes
+        still match their recorded sha256 are not downloaded again. A ticket or attachment that
+        still fails after the client's retries is reported in ``failures`` (the run goes on;
+        ``manifest.json`` is then not written); run again to finish it.
 
         ``client.export_tickets("archive/", concurrency=16)``
 
@@ -169,12 +172,18 @@ class Client(SyncClientBase):
             progress: called (on the event loop, so keep it quick) whenever a page is listed, a
                 ticket is finished or an attachment downloaded.
             per_page: tickets per list request (the API's default when None).
+            allow_other_source: export into an archive written from another base URL (refused
+                otherwise, before anything is changed).
 
         Returns:
             An ExportSummary; ``summary.complete`` is False when something failed.
 
         Raises:
             InvalidParameterError: a bad argument, or another export is running into ``dest``.
+            OtherSourceError: the archive was written from another base URL; nothing changed.
+            ExportError: the folder or ``archive.sqlite`` cannot be written (a full disk, a file
+                where a folder is expected, a symbolic link in the way): the message names the
+                path; what was done is kept for the next run.
             AuthenticationError / PermissionDeniedError: the token was refused (nothing can work).
             APIStatusError / APIConnectionError: listing the tickets failed after retries; what was
                 exported so far is kept for the next run.
@@ -188,6 +197,7 @@ class Client(SyncClientBase):
                 since=since,
                 progress=progress,
                 per_page=per_page,
+                allow_other_source=allow_other_source,
             )
         )
 
