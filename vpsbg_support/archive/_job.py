@@ -221,6 +221,9 @@ class _ExportJob:
                 try:
                     await self._pump(store)
                     return await _in_thread(lambda: self._finish(folder, store))
+                except OtherSourceError:
+                    store.forget_run(self.run_id)  # refused: as if it never ran
+                    raise
                 finally:
                     store.close()
             finally:
@@ -287,8 +290,14 @@ class _ExportJob:
             store.commit()
 
     async def _list(self, queue: asyncio.Queue[Ticket | None]) -> None:
+        # Same account? Ticket ids are global at VPSBG, so another account's listing holds
+        # none of the archive's tickets. Until one archived ticket is listed, nothing is handed
+        # to the workers (so nothing is written); a listing that ends without one is refused.
+        same_account = not self.known or self.allow_other_source
+        pending: list[Ticket] = []
         async for listed in self.client.tickets.iter_all(per_page=self.per_page):
             self.seen.add(listed.id)
+            same_account = same_account or listed.id in self.known
             updated = listed.updated_at
             # A ticket already archived is always looked at, whatever ``since``.
             if (
@@ -299,8 +308,23 @@ class _ExportJob:
             ):
                 continue
             self.listed += 1
-            await queue.put(listed)
+            pending.append(listed)
+            if same_account:
+                for ticket in pending:
+                    await queue.put(ticket)
+                pending.clear()
             self._report()
+        if not same_account and self.seen:
+            raise OtherSourceError(
+                f"{self.dest} is an archive of another account: {self.client.base_url} lists"
+                f" none of its {len(self.known)} tickets (ticket ids are unique across"
+                " accounts). Export into another folder, or pass --allow-other-source"
+                " (allow_other_source=True) if they were all deleted on the server",
+                recorded=self.client.base_url,
+                given=self.client.base_url,
+            )
+        for ticket in pending:
+            await queue.put(ticket)
         self.listing_done = True
         self._report()
         for _ in range(self.concurrency):

@@ -311,6 +311,11 @@ class Store:
         )
         self.commit()
 
+    def forget_run(self, run_id: int) -> None:
+        """Remove a run that changed nothing (refused before its first write)."""
+        self.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+        self.commit()
+
     def unfinished_windows(self) -> list[str | None]:
         """The ``since`` of every run since the last complete one that did not complete."""
         rows = self.db.execute(
