@@ -473,3 +473,24 @@ async def test_sqlite_utils_reads_the_tickets(fake: FakeVPSBG, tmp_path: Path) -
     lines = (tmp_path / TICKETS_FILE).read_bytes().splitlines()
     assert latest == {json.loads(x)["id"]: json.loads(x) for x in lines}
     assert db["runs"].count == 1
+
+
+# -- the schema's migrations ---------------------------------------------------------------------
+
+
+def test_migrations_are_numbered_and_applied_in_order(tmp_path: Path) -> None:
+    from vpsbg_support.archive._schema import MIGRATIONS, SCHEMA_VERSION, connect
+
+    path = tmp_path / DATABASE
+    sqlite3.connect(path).close()  # an empty database: version 0
+    db = connect(path, readonly=False)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == len(MIGRATIONS)
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"meta", "runs", "ticket_versions", "tickets", "attachments", "changes"} <= tables
+    db.close()
+    connect(path, readonly=False).close()  # at the current version: nothing to apply, no error
+
+    with sqlite3.connect(path) as newer:
+        newer.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    with pytest.raises(ExportError, match="newer version"):
+        connect(path, readonly=False)
