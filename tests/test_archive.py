@@ -10,6 +10,7 @@ import random
 import resource
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -56,11 +57,16 @@ def manifest_holds(dest: Path) -> None:
         assert sha256(path) == entry["sha256"], entry["path"]
 
 
-def tree(dest: Path) -> dict[str, bytes]:
-    """Every file under ``dest`` (links as their target), for "nothing changed"."""
-    found = {}
+def tree(dest: Path) -> dict[str, Any]:
+    """Every file under ``dest`` (links as their target; the database as its content, not its
+    pages), for "nothing changed"."""
+    found: dict[str, Any] = {}
+    with sqlite3.connect(dest / DATABASE) as db:
+        found[DATABASE] = list(db.iterdump())
     for path in sorted(dest.rglob("*")):
         name = path.relative_to(dest).as_posix()
+        if name.startswith(DATABASE):
+            continue
         if path.is_symlink():
             found[name] = b"-> " + os.readlink(path).encode()
         elif path.is_file():
@@ -140,6 +146,34 @@ async def test_another_server_is_refused_and_nothing_changes(
     shared = other.state.tickets[0].id
     with Archive(tmp_path) as archive:
         assert [v.run_id for v in archive.history(shared)] == [1, 2]
+
+
+async def test_another_account_on_the_same_server_is_refused_and_nothing_changes(
+    fake: FakeVPSBG, tmp_path: Path
+) -> None:
+    await export(fake, tmp_path)
+    before = tree(tmp_path)
+    # Another token of the same API: none of the archive's tickets (ticket ids are global).
+    theirs = [
+        fake.state.create_ticket(department_id=1, subject=f"Other account {n}", message="Hello!")
+        for n in range(3)
+    ]
+    with fake.state.lock:
+        for ticket in list(fake.state.tickets):
+            if ticket not in theirs:
+                del fake.state._tickets[ticket.id]
+    fake.clear_requests()
+
+    with pytest.raises(OtherSourceError, match="another account"):
+        await export(fake, tmp_path)
+
+    assert fake.count("tickets.get") == 0 == fake.count("tickets.download_attachment")
+    assert tree(tmp_path) == before
+    with Archive(tmp_path) as archive:
+        assert len(archive.runs()) == 1
+    # Deleted on purpose (or another account on purpose): allowed, the old tickets are kept.
+    summary = await export(fake, tmp_path, allow_other_source=True)
+    assert summary.complete and summary.tickets_not_listed == 6 and summary.tickets == 9
 
 
 # -- symbolic links --------------------------------------------------------------------------------
@@ -439,3 +473,24 @@ async def test_sqlite_utils_reads_the_tickets(fake: FakeVPSBG, tmp_path: Path) -
     lines = (tmp_path / TICKETS_FILE).read_bytes().splitlines()
     assert latest == {json.loads(x)["id"]: json.loads(x) for x in lines}
     assert db["runs"].count == 1
+
+
+# -- the schema's migrations ---------------------------------------------------------------------
+
+
+def test_migrations_are_numbered_and_applied_in_order(tmp_path: Path) -> None:
+    from vpsbg_support.archive._schema import MIGRATIONS, SCHEMA_VERSION, connect
+
+    path = tmp_path / DATABASE
+    sqlite3.connect(path).close()  # an empty database: version 0
+    db = connect(path, readonly=False)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == len(MIGRATIONS)
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"meta", "runs", "ticket_versions", "tickets", "attachments", "changes"} <= tables
+    db.close()
+    connect(path, readonly=False).close()  # at the current version: nothing to apply, no error
+
+    with sqlite3.connect(path) as newer:
+        newer.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    with pytest.raises(ExportError, match="newer version"):
+        connect(path, readonly=False)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO
 
 from vpsbg_support import _constants as C
+from vpsbg_support.archive._results import LOCK_FILE
 from vpsbg_support.errors import ExportError, InvalidParameterError
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -235,6 +236,37 @@ class ArchiveFolder:
             what = "a symbolic link" if stat.S_ISLNK(found.st_mode) else "not a regular file"
             shown = str(self.root / relative)
             raise ExportError(f"{shown}: is {what}; the archive never uses one", path=shown)
+
+
+class FolderLock:
+    """An exclusive lock on the export folder, released by the OS if the process dies."""
+
+    def __init__(self, folder: ArchiveFolder) -> None:
+        self._folder = folder
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock, or raise InvalidParameterError if another export holds it."""
+        fd = self._folder.open_lock(LOCK_FILE)
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory lock; one export per folder is on the caller
+            self._fd = fd
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise InvalidParameterError(
+                "dest", f"another export is running into {self._folder.root}"
+            ) from None
+        self._fd = fd
+
+    def release(self) -> None:
+        """Release the lock."""
+        if self._fd is not None:
+            os.close(self._fd)  # closing the file releases the flock
+            self._fd = None
 
 
 def _open_folder(name: str, parent: int, *, create: bool) -> int:

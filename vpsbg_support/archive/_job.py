@@ -17,15 +17,13 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
-import attrs
-
 from vpsbg_support._client import AsyncClient
 from vpsbg_support.archive import _settle
 from vpsbg_support.archive._api import get_raw_ticket, parse_ticket
-from vpsbg_support.archive._folder import ArchiveFolder, identity, same_file
+from vpsbg_support.archive._attachments import FileKeeper
+from vpsbg_support.archive._folder import ArchiveFolder, FolderLock
 from vpsbg_support.archive._migrate import migrate_journal
 from vpsbg_support.archive._results import (
-    LOCK_FILE,
     MANIFEST_FILE,
     ExportFailure,
     ExportProgress,
@@ -33,20 +31,19 @@ from vpsbg_support.archive._results import (
     ProgressCallback,
     attachment_path,
 )
-from vpsbg_support.archive._store import DB_FILE, FileRow, KnownTicket, Store, WantedFile
+from vpsbg_support.archive._store import DB_FILE, KnownTicket, Store, WantedFile
 from vpsbg_support.archive._text import messages_text
 from vpsbg_support.archive._times import as_utc, parse_stamp, stamp
 from vpsbg_support.archive._views import write_views
 from vpsbg_support.errors import (
     AuthenticationError,
-    DownloadError,
     ExportError,
     InvalidParameterError,
     OtherSourceError,
     PermissionDeniedError,
     VPSBGError,
 )
-from vpsbg_support.models import Attachment, Ticket
+from vpsbg_support.models import Ticket
 
 _T = TypeVar("_T")
 
@@ -140,37 +137,6 @@ def _one_line(exc: BaseException) -> str:
     return f"{exc.__class__.__name__}: {text}"
 
 
-class FolderLock:
-    """An exclusive lock on the export folder, released by the OS if the process dies."""
-
-    def __init__(self, folder: ArchiveFolder) -> None:
-        self._folder = folder
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        """Take the lock, or raise InvalidParameterError if another export holds it."""
-        fd = self._folder.open_lock(LOCK_FILE)
-        try:
-            import fcntl
-        except ImportError:  # Windows: no advisory lock; one export per folder is on the caller
-            self._fd = fd
-            return
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise InvalidParameterError(
-                "dest", f"another export is running into {self._folder.root}"
-            ) from None
-        self._fd = fd
-
-    def release(self) -> None:
-        """Release the lock."""
-        if self._fd is not None:
-            os.close(self._fd)  # closing the file releases the flock
-            self._fd = None
-
-
 class _ExportJob:
     """One run of :func:`export_tickets`."""
 
@@ -210,6 +176,7 @@ class _ExportJob:
         self.bytes = 0
         self.run_id = 0
         self._folder: ArchiveFolder | None = None
+        self._keeper: FileKeeper | None = None
 
     async def run(self) -> ExportSummary:
         folder = self._folder = ArchiveFolder(self.dest, create=True)
@@ -219,8 +186,12 @@ class _ExportJob:
             try:
                 store = await _in_thread(lambda: self._open(folder))
                 try:
+                    self._keeper = FileKeeper(self.client, folder, store, self.run_id)
                     await self._pump(store)
                     return await _in_thread(lambda: self._finish(folder, store))
+                except OtherSourceError:
+                    store.forget_run(self.run_id)  # refused: as if it never ran
+                    raise
                 finally:
                     store.close()
             finally:
@@ -287,8 +258,14 @@ class _ExportJob:
             store.commit()
 
     async def _list(self, queue: asyncio.Queue[Ticket | None]) -> None:
+        # Same account? Ticket ids are global at VPSBG, so another account's listing holds
+        # none of the archive's tickets. Until one archived ticket is listed, nothing is handed
+        # to the workers (so nothing is written); a listing that ends without one is refused.
+        same_account = not self.known or self.allow_other_source
+        pending: list[Ticket] = []
         async for listed in self.client.tickets.iter_all(per_page=self.per_page):
             self.seen.add(listed.id)
+            same_account = same_account or listed.id in self.known
             updated = listed.updated_at
             # A ticket already archived is always looked at, whatever ``since``.
             if (
@@ -299,8 +276,23 @@ class _ExportJob:
             ):
                 continue
             self.listed += 1
-            await queue.put(listed)
+            pending.append(listed)
+            if same_account:
+                for ticket in pending:
+                    await queue.put(ticket)
+                pending.clear()
             self._report()
+        if not same_account and self.seen:
+            raise OtherSourceError(
+                f"{self.dest} is an archive of another account: {self.client.base_url} lists"
+                f" none of its {len(self.known)} tickets (ticket ids are unique across"
+                " accounts). Export into another folder, or pass --allow-other-source"
+                " (allow_other_source=True) if they were all deleted on the server",
+                recorded=self.client.base_url,
+                given=self.client.base_url,
+            )
+        for ticket in pending:
+            await queue.put(ticket)
         self.listing_done = True
         self._report()
         for _ in range(self.concurrency):
@@ -337,11 +329,19 @@ class _ExportJob:
             if wanted is None:
                 wanted = store.ticket_files(listed.id)
             files = store.files(listed.id)
+            assert self._keeper is not None
             for file in wanted:
                 try:
-                    await self._ensure_file(listed.id, file, files.get(file.attachment_id), store)
+                    got = await self._keeper.ensure(listed.id, file, files.get(file.attachment_id))
                 except VPSBGError as exc:
                     self._fail(listed.id, file.attachment_id, exc)
+                    continue
+                if got is None:
+                    self.files_unchanged += 1
+                else:
+                    self.downloaded += 1
+                    self.bytes += got
+                    self._report()
 
     def _fail(self, ticket_id: int, attachment_id: int | None, exc: VPSBGError) -> None:
         if isinstance(exc, AuthenticationError | PermissionDeniedError):
@@ -396,69 +396,6 @@ class _ExportJob:
             known=known,
         )
         return files
-
-    async def _ensure_file(
-        self, ticket_id: int, wanted: WantedFile, row: FileRow | None, store: Store
-    ) -> None:
-        """Make sure an attachment's file is on disk with its recorded bytes: trusted when its
-        status did not change since hashed, hashed again otherwise, downloaded when missing or
-        different."""
-        path = wanted.path
-        folder = self._folder
-        assert folder is not None
-        if row is not None and row.path == path:
-            found = folder.lstat(path)
-            if same_file(row.stat, found):
-                self.files_unchanged += 1
-                return
-            if found is not None:
-                try:
-                    got_size, digest, status = await asyncio.to_thread(folder.hash, path)
-                except ExportError:
-                    got_size, digest, status = -1, "", None
-                if status is not None and (got_size, digest) == (row.size, row.sha256):
-                    fresh = attrs.evolve(row, stat=identity(status))
-                    store.put_file(fresh, name="", downloaded_at=None, run_id=None)
-                    self.files_unchanged += 1
-                    return
-        await self._download(ticket_id, wanted, store)
-
-    async def _download(self, ticket_id: int, wanted: WantedFile, store: Store) -> None:
-        aid, path = wanted.attachment_id, wanted.path
-        attachment = Attachment(id=aid, name=wanted.name, size=wanted.size)
-        folder = self._folder
-        assert folder is not None
-        policy = self.client.retry_policy
-        attempt = 0
-        while True:
-            try:
-                async with self.client.tickets.stream_attachment(ticket_id, attachment) as stream:
-                    with folder.replacing(path) as out:
-                        async for chunk in stream.iter_chunks():
-                            out.write(chunk)
-                break
-            except DownloadError as exc:
-                # A body cut mid-stream is past the client's retries (it retries up to the
-                # headers); nothing was kept, and a GET is safe to repeat: start over.
-                if attempt >= policy.max_retries:
-                    raise exc
-                attempt += 1
-                await asyncio.sleep(min(policy.max_delay, policy.initial_delay * 2**attempt))
-        got_size, digest, status = await asyncio.to_thread(folder.hash, path)
-        row = FileRow(
-            ticket_id=ticket_id,
-            attachment_id=aid,
-            path=path,
-            size=got_size,
-            sha256=digest,
-            stat=identity(status),
-        )
-        store.put_file(
-            row, name=attachment.name, downloaded_at=stamp(_settle.now()), run_id=self.run_id
-        )
-        self.downloaded += 1
-        self.bytes += got_size
-        self._report()
 
     def _report(self) -> None:
         if self.progress is not None:

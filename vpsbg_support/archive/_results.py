@@ -8,8 +8,8 @@ from pathlib import Path
 
 import attrs
 
-from vpsbg_support import safe_filename
 from vpsbg_support._constants import ARCHIVE_ATTACHMENTS_DIR
+from vpsbg_support._filenames import safe_filename
 from vpsbg_support.models import Attachment
 
 TICKETS_FILE = "tickets.jsonl"

@@ -45,6 +45,9 @@ def html_to_text(fragment: str) -> str:
 
     ``html_to_text("<p>Disk <b>full</b></p>&amp; more")`` gives ``"Disk full\\n& more"``.
     """
+    if "<" not in fragment and "&" not in fragment:  # plain text: no parser needed
+        lines = (" ".join(line.split()) for line in fragment.splitlines())
+        return "\n".join(line for line in lines if line)
     parser = _TextParser()
     parser.feed(fragment)
     parser.close()
