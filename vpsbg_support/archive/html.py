@@ -67,6 +67,8 @@ _GENERATOR = f"vpsbg-support {__version__}"
 _STAMP = re.compile(rb'<meta name="' + STAMP_META.encode() + rb'" content="([0-9a-f]+)">')
 #: The stamp is within a page's first few hundred bytes.
 _STAMP_WITHIN = 512
+#: Tickets whose versions are read and pages rendered together (bounds the history in memory).
+_BATCH = 256
 
 
 @attrs.frozen(kw_only=True)
@@ -110,20 +112,25 @@ def render_html(archive: ArchiveReader) -> HtmlSummary:
 
         tickets = sorted(archive.tickets(), key=lambda t: t.id)
         files = _files_by_ticket(archive.attachments())
-        wanted = [page for ticket in tickets for page in _pages_of(archive, ticket, files)]
+        stamps: list[str] = []
+        written = 0
         with PagesFolder(root, PAGES_DIR) as pages, ParallelWriter(pages) as writer:
-            # Stamps are read, and pages written, on the writer's threads: file system calls
-            # wait on the disk, not on the CPU, and overlap with the rendering done here.
-            stamps = writer.map(
-                lambda page: _stamp_in(pages.head(page.name, _STAMP_WITHIN)), wanted
-            )
-            stale = [p for p, stamp in zip(wanted, stamps, strict=True) if stamp != p.stamp]
-            for page in stale:
-                writer.submit(page.name, page.render().encode("utf-8"))
+            # A batch of tickets at a time: their history is in memory only that long. Stamps
+            # are read, and pages written, on the writer's threads: file system calls wait on
+            # the disk, not on the CPU, and overlap with the rendering done here.
+            for start in range(0, len(tickets), _BATCH):
+                batch = tickets[start : start + _BATCH]
+                wanted = [page for t in batch for page in _pages_of(archive, t, files)]
+                found = writer.map(lambda p: _stamp_in(pages.head(p.name, _STAMP_WITHIN)), wanted)
+                for page, stamp in zip(wanted, found, strict=True):
+                    stamps.append(page.stamp)
+                    if stamp != page.stamp:
+                        writer.submit(page.name, page.render().encode("utf-8"))
+                        written += 1
 
         # The index and the CSV show the latest version of every ticket: when the index's
         # stamp (over every page's) is unchanged, neither has anything new to show.
-        index_stamp = _stamp("index", [], [p.stamp for p in wanted])
+        index_stamp = _stamp("index", [], stamps)
         index_head = read_file(root / INDEX_FILE, _STAMP_WITHIN)
         if _stamp_in(index_head) != index_stamp or read_file(root / CSV_FILE, 1) is None:
             write_if_changed(folder, CSV_FILE, csv_bytes(tickets))
@@ -133,8 +140,8 @@ def render_html(archive: ArchiveReader) -> HtmlSummary:
         index=root.absolute() / INDEX_FILE,
         csv=root.absolute() / CSV_FILE,
         tickets=len(tickets),
-        pages_written=len(stale),
-        pages_unchanged=len(wanted) - len(stale),
+        pages_written=written,
+        pages_unchanged=len(stamps) - written,
     )
 
 
