@@ -56,3 +56,23 @@ LOGGER_NAME = "vpsbg_support"
 LOOP_CANCEL_GRACE = 2.0
 #: Blocking facade: seconds allowed for close() to close the client and join the loop thread.
 LOOP_CLOSE_TIMEOUT = 10.0
+
+#: Polling (``tickets.watch``, ``tickets.wait_for_reply``, ``orders.wait``): while nothing
+#: changes the pause between polls grows by this factor, from the ``interval`` asked for (a
+#: floor) up to ``interval * POLL_MAX_BACKOFF`` (or the ``max_interval`` given).
+POLL_BACKOFF_FACTOR = 1.5
+POLL_MAX_BACKOFF = 4.0
+#: The smallest ``interval`` a poll accepts, in seconds: a floor against a busy loop.
+POLL_MIN_INTERVAL = 0.01
+#: Default seconds between polls of ``tickets.watch``, ``wait_for_reply`` and ``orders.wait``.
+WATCH_INTERVAL = 30.0
+WAIT_REPLY_INTERVAL = 30.0
+ORDER_WAIT_INTERVAL = 5.0
+#: ``tickets.watch`` lists tickets this many per page, so that most accounts cost one request.
+WATCH_PER_PAGE = 100
+#: A ticket read is "settled" (a later change in the same second of its ``updated_at`` cannot
+#: hide) when that second ended at least this long before the server may have read it: for the
+#: clock stamping ``updated_at`` and the one stamping ``Date`` to differ by.
+SETTLE_MARGIN = 1.0
+#: Without a usable ``Date`` header, this machine's clock stands in for the server's, less this.
+CLOCK_MARGIN = 5.0
