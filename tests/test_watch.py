@@ -354,3 +354,14 @@ async def test_wait_for_reply_times_out(client: AsyncClient, fake: FakeVPSBG) ->
         await client.tickets.wait_for_reply(ticket.id, timeout=0.3, interval=0.05)
     assert time.monotonic() - started_at < 1.5
     assert isinstance(info.value, TimeoutError) and info.value.last.id == ticket.id
+
+
+async def test_a_cursor_for_now_reports_what_happens_before_the_watch_starts(
+    client: AsyncClient, fake: FakeVPSBG
+) -> None:
+    cursor = await client.tickets.watch_cursor()
+    ticket = fake.state.create_ticket(department_id=2, subject="Early bird", message="Hello!!")
+    watcher = Watcher(client, cursor=cursor, **FAST)
+    events = await watcher.until(1)
+    events = await watcher.quiet(0.3)
+    assert [describe(e) for e in events] == [("opened", ticket.id, "Early bird")]

@@ -253,9 +253,10 @@ class Tickets(SyncResource):
 
         ``for event in client.tickets.watch(cursor=saved): ...; saved = event.cursor``
 
-        Without ``cursor`` it starts from now: what exists is recorded, not reported. With the
-        ``cursor`` of an event it resumes right after that event: every change since is
-        reported once, even several in the same second (``updated_at`` has one-second
+        Without ``cursor`` it starts from now: what exists is recorded, not reported (take a
+        cursor for now with :meth:`watch_cursor` to report what happens before the first
+        event, even across a restart). With the ``cursor`` of an event it resumes right after
+        that event: every change since is reported once, even several in the same second (``updated_at`` has one-second
         resolution) and while tickets move between pages. A ticket opened and answered while
         stopped gives TicketOpened, then the reply; replies come before the status change they
         caused. Each poll lists the tickets (one request for up to ``per_page`` tickets) and
@@ -286,6 +287,22 @@ class Tickets(SyncResource):
         return self._runner.iterate(
             self._async.watch(interval, cursor, max_interval=max_interval, per_page=per_page)
         )
+
+    def watch_cursor(self, per_page: int | None = C.WATCH_PER_PAGE) -> str:
+        """A cursor for now: ``watch(cursor=...)`` from it reports every change made after
+        this call, however late the watch starts. Persist it before the first event arrives.
+
+        Args:
+            per_page: tickets per list request (None: the API's default page size).
+
+        Returns:
+            The cursor (an opaque string).
+
+        Raises:
+            InvalidParameterError: ``per_page`` is not a positive integer.
+            APIStatusError / APIConnectionError / ResponseDecodeError: a read failed.
+        """
+        return self._runner.run(self._async.watch_cursor(per_page))
 
     def wait_for_reply(
         self,

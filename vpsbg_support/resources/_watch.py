@@ -317,6 +317,13 @@ async def watch(
         await asyncio.sleep(delay)
 
 
+async def starting_point(walk: Walk, read: Read) -> WatchState:
+    """The state of every ticket now, with no events: where a watch without cursor begins."""
+    state = WatchState()
+    await _start(walk, read, state)
+    return state
+
+
 async def _start(walk: Walk, read: Read, state: WatchState) -> None:
     unsettled = [listed.id async for listed, served in walk() if state.note_listed(listed, served)]
     for ticket_id in unsettled:

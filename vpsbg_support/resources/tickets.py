@@ -316,9 +316,10 @@ class AsyncTickets(AsyncResource):
 
         ``async for event in client.tickets.watch(cursor=saved): ...; saved = event.cursor``
 
-        Without ``cursor`` it starts from now: what exists is recorded, not reported. With the
-        ``cursor`` of an event it resumes right after that event: every change since is
-        reported once, even several in the same second (``updated_at`` has one-second
+        Without ``cursor`` it starts from now: what exists is recorded, not reported (take a
+        cursor for now with :meth:`watch_cursor` to report what happens before the first
+        event, even across a restart). With the ``cursor`` of an event it resumes right after
+        that event: every change since is reported once, even several in the same second (``updated_at`` has one-second
         resolution) and while tickets move between pages. A ticket opened and answered while
         stopped gives TicketOpened, then the reply; replies come before the status change they
         caused. Each poll lists the tickets (one request for up to ``per_page`` tickets) and
@@ -354,6 +355,25 @@ class AsyncTickets(AsyncResource):
             lambda: self._walk(per_page), self._read_ticket, state, backoff
         ):
             yield event
+
+    async def watch_cursor(self, per_page: int | None = C.WATCH_PER_PAGE) -> str:
+        """A cursor for now: ``watch(cursor=...)`` from it reports every change made after
+        this call, however late the watch starts. Persist it before the first event arrives.
+
+        Args:
+            per_page: tickets per list request (None: the API's default page size).
+
+        Returns:
+            The cursor (an opaque string).
+
+        Raises:
+            InvalidParameterError: ``per_page`` is not a positive integer.
+            APIStatusError / APIConnectionError / ResponseDecodeError: a read failed.
+        """
+        if per_page is not None:
+            check_int("per_page", per_page)
+        state = await _watch.starting_point(lambda: self._walk(per_page), self._read_ticket)
+        return state.encode()
 
     async def _read_ticket(self, ticket_id: int) -> tuple[Ticket, datetime]:
         response, served = await self._read_at(R.TICKETS_GET, path_params={"ticket_id": ticket_id})
