@@ -256,17 +256,17 @@ class Tickets(SyncResource):
         Without ``cursor`` it starts from now: what exists is recorded, not reported (take a
         cursor for now with :meth:`watch_cursor` to report what happens before the first
         event, even across a restart). With the ``cursor`` of an event it resumes right after
-        that event: every change since is reported once, even several in the same second (``updated_at`` has one-second
-        resolution) and while tickets move between pages. A ticket opened and answered while
-        stopped gives TicketOpened, then the reply; replies come before the status change they
-        caused. Each poll lists the tickets (one request for up to ``per_page`` tickets) and
-        reads in full only those whose list entry changed (or changed within the second of the
-        last read). While nothing changes the pause grows from ``interval`` (a floor) to
-        ``max_interval`` (default four times ``interval``); a rate limit waits for its
-        ``Retry-After``, and every request goes through the client's rate limiter, shared with
-        the client's other calls. Connection failures and 5xx answers the client's retries did
-        not overcome are logged and polled again; any other error ends the iteration (resume
-        with the last cursor).
+        that event: every change since is reported once, even several in the same second
+        (``updated_at`` has one-second resolution) and while tickets move between pages. A
+        ticket opened and answered while stopped gives TicketOpened, then the reply; replies
+        come before the status change they caused. Each poll lists the tickets (one request
+        for up to ``per_page`` tickets) and reads in full only those whose list entry changed
+        (or changed within the second of the last read). While nothing changes the pause
+        grows from ``interval`` (a floor) to ``max_interval`` (default four times
+        ``interval``); a rate limit waits for its ``Retry-After``, and every request goes
+        through the client's rate limiter, shared with the client's other calls. Connection
+        failures and 5xx answers the client's retries did not overcome are logged and polled
+        again; any other error ends the iteration (resume with the last cursor).
 
         Args:
             interval: the shortest pause between polls, in seconds.
