@@ -57,6 +57,20 @@ LOOP_CANCEL_GRACE = 2.0
 #: Blocking facade: seconds allowed for close() to close the client and join the loop thread.
 LOOP_CLOSE_TIMEOUT = 10.0
 
+#: --demo: the seed of the demo data: every demo run shows the same account.
+DEMO_SEED = 7
+#: --demo: tickets served when the demo runs ``export``: enough to show the export's speed.
+DEMO_EXPORT_TICKETS = 300
+#: --demo: tickets served for every other command (``tickets list``, ``plans``...): quick to start.
+DEMO_TICKETS = 25
+#: --demo: generated attachments go up to 4 MiB; the demo caps them so an export stays quick.
+MAX_DEMO_ATTACHMENT = 256 * 1024
+#: --demo: seconds the demo's support agent takes to answer a new customer message.
+DEMO_REPLY_DELAY = 3.0
+#: --demo: seconds between the tickets the demo's customer opens, and before the first one.
+DEMO_CUSTOMER_EVERY = 20.0
+DEMO_FIRST_CUSTOMER_TICKET = 4.0
+
 #: Polling (``tickets.watch``, ``tickets.wait_for_reply``, ``orders.wait``): while nothing
 #: changes the pause between polls grows by this factor, from the ``interval`` asked for (a
 #: floor) up to ``interval * POLL_MAX_BACKOFF`` (or the ``max_interval`` given).

@@ -1,9 +1,8 @@
-"""``--demo`` data: an embedded ``FakeVPSBG`` with seeded tickets and attachments, no token needed.
+"""``--demo`` data: an embedded ``FakeVPSBG`` with seeded tickets and attachments; no token.
 
 The demo account is alive: a customer opens a ticket from the web panel now and then, and a
 support agent answers every new customer message a few seconds later, so
 ``vpsbg-support --demo tickets watch`` has something to show.
-``python -m vpsbg_support.demo`` runs ``vpsbg-support --demo export ./demo-export``.
 """
 
 from __future__ import annotations
@@ -13,21 +12,9 @@ import contextlib
 import itertools
 import time
 
+from vpsbg_support import _constants as C
 from vpsbg_support.testing import FakeState, FakeVPSBG
 
-#: The seed of the demo data: every demo run shows the same account.
-DEMO_SEED = 7
-#: Tickets served when the demo runs ``export``: enough to show the export's speed.
-DEMO_EXPORT_TICKETS = 300
-#: Tickets served for every other command (``tickets list``, ``plans``...): quick to start.
-DEMO_TICKETS = 25
-#: Generated attachments go up to 4 MiB; the demo caps them so an export stays quick and small.
-MAX_DEMO_ATTACHMENT = 256 * 1024
-#: Seconds the demo's support agent takes to answer a new customer message.
-DEMO_REPLY_DELAY = 3.0
-#: Seconds between tickets the demo's customer opens from the web panel (the first comes soon).
-DEMO_CUSTOMER_EVERY = 20.0
-DEMO_FIRST_CUSTOMER_TICKET = 4.0
 _AGENT_TICK = 0.5
 
 _CUSTOMER_SUBJECTS = itertools.cycle(
@@ -37,6 +24,29 @@ _CUSTOMER_SUBJECTS = itertools.cycle(
         ("Reverse DNS for my IP", "Could you set the PTR record of my IP to mail.example.test?"),
     )
 )
+
+
+def demo_server(tickets: int = C.DEMO_TICKETS, *, live: bool = True) -> FakeVPSBG:
+    """A fake VPSBG API seeded for demos (not started: use ``async with``).
+
+    Args:
+        tickets: how many tickets to generate (with messages and attachments).
+        live: run a :class:`SupportAgent` while serving (a customer opening tickets, support
+            answering them); False for a still account (the export demo).
+
+    Returns:
+        The FakeVPSBG; point a client at ``fake.url`` with ``fake.token``.
+    """
+    # No rate limit worth the name: the demo shows the client's speed, not the server's budget.
+    kind = DemoVPSBG if live else FakeVPSBG
+    fake = kind(seed=C.DEMO_SEED, tickets=tickets, rate_limit=1_000_000)
+    with fake.state.lock:
+        for ticket in fake.state.tickets:
+            for message in ticket.messages:
+                for attachment in message.attachments:
+                    # Generated content follows the recorded size, so capping it is enough.
+                    attachment.size = min(attachment.size, C.MAX_DEMO_ATTACHMENT)
+    return fake
 
 
 class SupportAgent:
@@ -49,9 +59,9 @@ class SupportAgent:
         self,
         state: FakeState,
         *,
-        reply_delay: float = DEMO_REPLY_DELAY,
-        customer_every: float | None = DEMO_CUSTOMER_EVERY,
-        first_ticket_after: float = DEMO_FIRST_CUSTOMER_TICKET,
+        reply_delay: float = C.DEMO_REPLY_DELAY,
+        customer_every: float | None = C.DEMO_CUSTOMER_EVERY,
+        first_ticket_after: float = C.DEMO_FIRST_CUSTOMER_TICKET,
     ) -> None:
         self.state = state
         self.reply_delay = reply_delay
@@ -111,41 +121,3 @@ class DemoVPSBG(FakeVPSBG):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await super().stop()
-
-
-def demo_server(tickets: int = DEMO_TICKETS, *, live: bool = True) -> FakeVPSBG:
-    """A fake VPSBG API seeded for demos (not started: use ``async with``).
-
-    Args:
-        tickets: how many tickets to generate (with messages and attachments).
-        live: run a :class:`SupportAgent` while serving (a customer opening tickets, support
-            answering them); False for a still account (the export demo).
-
-    Returns:
-        The FakeVPSBG; point a client at ``fake.url`` with ``fake.token``.
-    """
-    # No rate limit worth the name: the demo shows the client's speed, not the server's budget.
-    kind = DemoVPSBG if live else FakeVPSBG
-    fake = kind(seed=DEMO_SEED, tickets=tickets, rate_limit=1_000_000)
-    with fake.state.lock:
-        for ticket in fake.state.tickets:
-            for message in ticket.messages:
-                for attachment in message.attachments:
-                    # Generated content follows the recorded size, so capping it is enough.
-                    attachment.size = min(attachment.size, MAX_DEMO_ATTACHMENT)
-    return fake
-
-
-def main() -> int:
-    """Run the demo export into ``./demo-export`` and print its summary.
-
-    Returns:
-        The command's exit status.
-    """
-    from vpsbg_support.cli import main as cli_main
-
-    return cli_main(["--demo", "export", "./demo-export"])
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
