@@ -8,11 +8,11 @@ import logging
 import os
 import time
 import zlib
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import attrs
@@ -33,7 +33,6 @@ from vpsbg_support._files import (
 )
 from vpsbg_support._polling import Backoff, check_seconds, poll
 from vpsbg_support._retry import FailureKind, decide
-from vpsbg_support._transport import Response
 from vpsbg_support._validate import check_id, check_int, check_text
 from vpsbg_support.errors import DownloadError
 from vpsbg_support.models import (
@@ -49,6 +48,8 @@ from vpsbg_support.resources import _watch
 from vpsbg_support.resources._base import AsyncResource
 
 logger = logging.getLogger(C.LOGGER_NAME)
+
+T = TypeVar("T")
 
 
 @attrs.define(kw_only=True)
@@ -248,13 +249,17 @@ class AsyncTickets(AsyncResource):
         response = await self._request(R.TICKETS_LIST, params=params)
         return self._structure_page(response, Ticket)
 
-    async def _read_at(self, route: R.Route, **kwargs: Any) -> tuple[Response, datetime]:
-        """A request, and the earliest moment the server may have read what it answers."""
+    async def _read_at(
+        self, route: R.Route, read: Callable[[Any], T], **kwargs: Any
+    ) -> tuple[T, datetime]:
+        """A request's answer, read by ``read``, and the earliest moment the server may have
+        read what it answers (watch's same-second judgement needs the ``Date`` header)."""
         requested_at = datetime.now(timezone.utc)
         started = time.monotonic()
         response = await self._request(route, **kwargs)
         elapsed = time.monotonic() - started
-        return response, _watch.served_at(response.headers.get("Date"), requested_at, elapsed)
+        served = _watch.served_at(response.headers.get("Date"), requested_at, elapsed)
+        return read(response), served
 
     async def iter_all(self, per_page: int | None = None) -> AsyncIterator[Ticket]:
         """Every ticket of the account, following the pages one after another.
@@ -291,8 +296,9 @@ class AsyncTickets(AsyncResource):
                 if per_page is None
                 else {"page": page_number, "per_page": per_page}
             )
-            response, served = await self._read_at(R.TICKETS_LIST, params=params)
-            page = self._structure_page(response, Ticket)
+            page, served = await self._read_at(
+                R.TICKETS_LIST, lambda r: self._structure_page(r, Ticket), params=params
+            )
             fresh = [ticket for ticket in page.items if ticket.id not in seen]
             for ticket in fresh:
                 seen.add(ticket.id)
@@ -376,8 +382,11 @@ class AsyncTickets(AsyncResource):
         return state.encode()
 
     async def _read_ticket(self, ticket_id: int) -> tuple[Ticket, datetime]:
-        response, served = await self._read_at(R.TICKETS_GET, path_params={"ticket_id": ticket_id})
-        return self._structure(response, Ticket), served
+        return await self._read_at(
+            R.TICKETS_GET,
+            lambda r: self._structure(r, Ticket),
+            path_params={"ticket_id": ticket_id},
+        )
 
     async def wait_for_reply(
         self,
