@@ -5,12 +5,13 @@
 
 from vpsbg_support import errors
 from vpsbg_support._client import AsyncClient
-from vpsbg_support._files import safe_filename
+from vpsbg_support._filenames import safe_filename
 from vpsbg_support._loop_thread import DeadlockError, LoopClosedError
 from vpsbg_support._retry import RetryPolicy
 from vpsbg_support._sync import Client, SyncAttachmentStream
 from vpsbg_support._version import __version__
 from vpsbg_support.errors import (
+    MAY_HAVE_REACHED_VPSBG,
     APIConnectionError,
     APIError,
     APIStatusError,
@@ -25,8 +26,10 @@ from vpsbg_support.errors import (
     NotFoundError,
     OrderCancelledError,
     PermissionDeniedError,
+    RateLimitedLocallyError,
     RateLimitError,
     ResponseDecodeError,
+    ResponseTooLargeError,
     UnprocessableEntityError,
     VPSBGError,
     WaitTimeoutError,
@@ -53,6 +56,7 @@ from vpsbg_support.models import (
 from vpsbg_support.resources.tickets import AttachmentStream
 
 __all__ = [
+    "MAY_HAVE_REACHED_VPSBG",
     "APIConnectionError",
     "APIError",
     "APIStatusError",
@@ -82,8 +86,10 @@ __all__ = [
     "PermissionDeniedError",
     "Promo",
     "RateLimitError",
+    "RateLimitedLocallyError",
     "RelatedService",
     "ResponseDecodeError",
+    "ResponseTooLargeError",
     "RetryPolicy",
     "StatusChanged",
     "SupportPlan",
