@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import json
 import threading
 import time
+import zlib
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta, timezone
 
@@ -25,7 +28,7 @@ from vpsbg_support import (
     TicketOpened,
 )
 from vpsbg_support._polling import Backoff
-from vpsbg_support.resources._watch import WatchState, is_settled
+from vpsbg_support.resources._watch import WatchState, is_settled, served_at
 from vpsbg_support.testing import FakeVPSBG
 
 FAST = {"interval": 0.05, "max_interval": 0.1}
@@ -365,3 +368,62 @@ async def test_a_cursor_for_now_reports_what_happens_before_the_watch_starts(
     events = await watcher.until(1)
     events = await watcher.quiet(0.3)
     assert [describe(e) for e in events] == [("opened", ticket.id, "Early bird")]
+
+
+async def test_a_ticket_changed_just_before_the_start_is_not_reported_but_its_next_reply_is(
+    fake: FakeVPSBG,
+) -> None:
+    # The start's list read is within the second of this ticket's updated_at: the watch reads
+    # it in full (its message count) instead of trusting updated_at. A first poll that fails
+    # with a 503 the client does not retry is ridden out.
+    fake.faults.add("tickets.list", "status", status=503, times=1)
+    ticket = fake.state.create_ticket(department_id=2, subject="Just now", message="Hello!!")
+    async with AsyncClient(fake.token, base_url=fake.url, max_retries=0) as client:
+        watcher = Watcher(client, interval=0.05, max_interval=0.1)
+        for _ in range(300):
+            if fake.count("tickets.get"):
+                break
+            await asyncio.sleep(0.01)
+        fake.state.reply(ticket.id, "Same second, maybe", is_customer=False)
+        events = await watcher.until(1)
+        events = await watcher.quiet()
+    assert fake.count("tickets.list", status=503) == 1
+    assert [describe(e) for e in events if not isinstance(e, StatusChanged)] == [
+        ("support_replied", ticket.id, "Same second, maybe")
+    ]
+
+
+def test_served_at_falls_back_to_this_clock_less_a_margin() -> None:
+    now = datetime(2026, 1, 1, 12, tzinfo=timezone.utc)
+    margin = now - timedelta(seconds=5)
+    assert served_at(None, now, 0.1) == margin
+    assert served_at("not a date", now, 0.1) == margin
+    assert served_at("Thu, 01 Jan 2026 12:00:10 GMT", now, 0.5) == now + timedelta(seconds=9.5)
+    assert served_at("Thu, 01 Jan 2026 12:00:10 -0000", now, 0) == now + timedelta(seconds=10)
+    assert not is_settled(None, now)
+    assert not is_settled(now, datetime.min.replace(tzinfo=timezone.utc))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"v": 2, "s": [], "t": []},
+        {"v": 1, "s": [1], "t": []},
+        {"v": 1, "s": ["opened"], "t": [[0, None, 0, None, 1]]},
+        {"v": 1, "s": ["opened"], "t": [[5, "x", 0, None, 1]]},
+        {"v": 1, "s": ["opened"], "t": [[5, None, 0, -1, 1]]},
+        {"v": 1, "s": ["opened"], "t": [[5, None, "0", None, 1]]},
+        {"v": 1, "s": ["opened"], "t": [[5, None, 3, None, 1]]},
+        {"v": 1, "s": ["opened"]},
+        [1, 2],
+    ],
+)
+def test_a_forged_cursor_is_refused(payload: object) -> None:
+    packed = zlib.compress(json.dumps(payload).encode())
+    cursor = base64.urlsafe_b64encode(packed).decode().rstrip("=")
+    with pytest.raises(InvalidParameterError, match="cursor"):
+        WatchState.decode(cursor)
+    with pytest.raises(InvalidParameterError, match="cursor"):
+        WatchState.decode(cursor[:-6])  # truncated
+    with pytest.raises(InvalidParameterError, match="cursor"):
+        WatchState.decode(12)

@@ -98,7 +98,9 @@ class FakeVPSBG:
 
     Seed your own data through ``fake.state``: ``create_ticket(department_id=2, subject=...,
     message=...)``, ``reply(ticket_id, "text", is_customer=False)`` for a staff answer,
-    ``add_attachment(ticket_id, name=..., content=b"...")`` and ``resolve(ticket_id)``.
+    ``add_attachment(ticket_id, name=..., content=b"...")`` and ``resolve(ticket_id)``; play
+    support's side with ``set_status(ticket_id, "on-hold")`` and the payment side with
+    ``settle_order(order_id)`` (``status="cancelled"`` too) or ``settle_orders_after=``.
 
     Where the API is silent the fake makes choices; do not let your code depend on them:
 
