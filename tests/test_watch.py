@@ -11,8 +11,10 @@ import time
 import zlib
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
+from aiohttp import web
 
 from vpsbg_support import (
     AsyncClient,
@@ -427,3 +429,47 @@ def test_a_forged_cursor_is_refused(payload: object) -> None:
         WatchState.decode(cursor[:-6])  # truncated
     with pytest.raises(InvalidParameterError, match="cursor"):
         WatchState.decode(12)
+
+
+class _NoClocks(FakeVPSBG):
+    """A server that sends no ``Date`` header and no ``updated_at``: nothing to judge by."""
+
+    def make_app(self) -> web.Application:
+        app = super().make_app()
+
+        @web.middleware
+        async def strip(request: web.Request, handler: Any) -> web.StreamResponse:
+            response = await handler(request)
+            if isinstance(response, web.Response) and response.body:
+                data = json.loads(response.body)  # type: ignore[arg-type]
+                for item in data.get("data", [data]) if isinstance(data, dict) else []:
+                    item.pop("updated_at", None)
+                response.body = json.dumps(data).encode()
+            return response
+
+        async def no_date(request: web.Request, response: web.StreamResponse) -> None:
+            response.headers.popall("Date", None)
+
+        app.middlewares.append(strip)
+        app.on_response_prepare.append(no_date)
+        return app
+
+
+async def test_a_server_without_date_or_updated_at_still_gives_each_event_once() -> None:
+    async with (
+        _NoClocks(seed=5, tickets=3) as fake,
+        AsyncClient(fake.token, base_url=fake.url) as client,
+    ):
+        watcher = await started(client, fake)
+        ticket = fake.state.tickets[0]
+        fake.state.reply(ticket.id, "First answer", is_customer=False)
+        await watcher.until(1)
+        fake.state.reply(ticket.id, "Second answer", is_customer=False)
+        events = await watcher.quiet(1.0)
+        # Nothing proves a ticket unchanged: each poll reads every ticket in full.
+        assert fake.count("tickets.get") >= 3 * (fake.count("tickets.list") - 1)
+    replies = [describe(e) for e in events if isinstance(e, SupportReplied)]
+    assert replies == [
+        ("support_replied", ticket.id, "First answer"),
+        ("support_replied", ticket.id, "Second answer"),
+    ]
