@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import warnings
 import zlib
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
 from contextlib import AsyncExitStack
 from typing import IO, Any, Protocol
 
@@ -225,7 +225,7 @@ def stream_timeout(timeout: aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
     )
 
 
-async def send(
+def send(
     session: aiohttp.ClientSession,
     stack: AsyncExitStack,
     *,
@@ -236,13 +236,13 @@ async def send(
     data: aiohttp.FormData | None,
     headers: Mapping[str, str],
     timeout: aiohttp.ClientTimeout,
-) -> aiohttp.ClientResponse:
-    """One attempt up to the response headers; the response is closed by ``stack``.
+) -> Awaitable[aiohttp.ClientResponse]:
+    """One attempt up to the response headers (await it); the response is closed by ``stack``.
 
     Bodies are never decompressed by aiohttp: :func:`read_bounded` and :class:`BodyStream`
     do it within their bounds.
     """
-    return await stack.enter_async_context(
+    return stack.enter_async_context(
         session.request(
             method,
             url,

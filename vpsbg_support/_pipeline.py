@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NamedTuple, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -116,8 +116,9 @@ class Failure:
         return self.kind is not FailureKind.NOT_SENT
 
 
-@attrs.frozen
-class _Call:
+class _Call(NamedTuple):
+    """What one call sends (a tuple: built on every call, so cheap to make)."""
+
     route: Route
     url: str
     #: The URL's path, for logs.
@@ -134,13 +135,17 @@ class _Call:
         return self.multipart.replayable if self.multipart is not None else True
 
 
-@attrs.define
 class _CallState:
-    started: float
-    attempt: int = 0
-    slept: float = 0.0
-    #: Set once an attempt that may have reached the server is followed by another one.
-    replayed: bool = False
+    """One call's counters, shared by all its attempts: one attempt count, one sleep budget."""
+
+    __slots__ = ("attempt", "replayed", "slept", "started")
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.attempt = 0
+        self.slept = 0.0
+        #: Set once an attempt that may have reached the server is followed by another one.
+        self.replayed = False
 
 
 class Pipeline:
@@ -228,8 +233,8 @@ class Pipeline:
             params,
             json_body if route.body == "json" else None,
             multipart,
-            stream=False,
-            restartable=False,
+            False,
+            False,
         )
         attempts = self._attempts(call)
         try:
@@ -286,8 +291,8 @@ class Pipeline:
             None,
             None,
             None,
-            stream=True,
-            restartable=restartable,
+            True,
+            restartable,
         )
 
     # --- the retry loop --------------------------------------------------------------------
@@ -299,17 +304,23 @@ class Pipeline:
         method = call.route.method
         state = _CallState(started=time.monotonic())
         while True:
-            await self.limiter.acquire(lambda delay: self._allow_shared_wait(call, state, delay))
+            if not self.limiter.try_acquire():
+                await self.limiter.acquire(
+                    lambda delay: self._allow_shared_wait(call, state, delay)
+                )
             async with AsyncExitStack() as stack:
                 outcome = await self._attempt(call, stack, state)
-                if isinstance(outcome, Response):
+                if call.stream and isinstance(outcome, Response):
                     try:
-                        yield outcome
+                        yield outcome  # the body is read while the response stays open
                         return
                     except DownloadError as exc:
                         if not (call.restartable and exc.cut_short):
                             raise
                         outcome = Failure(FailureKind.AMBIGUOUS, exc)
+            if isinstance(outcome, Response):
+                yield outcome  # read whole, its connection already back in the pool
+                return
             decision = decide(
                 method=method,
                 attempt=state.attempt,
