@@ -156,7 +156,8 @@ def migrate(db: sqlite3.Connection, version: int) -> None:
             db.execute(f"PRAGMA user_version={number + 1}")
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # a failed statement may have rolled it back already
+                db.execute("ROLLBACK")
             raise
 
 
