@@ -57,6 +57,9 @@ MIN_TOKEN_SCRUBBED_FROM_BODIES = 16
 
 #: Chunk size for streamed downloads and uploads.
 CHUNK_SIZE = 64 * 1024
+#: Upload read size: each read is one hop to a worker thread, so fewer, larger reads; memory
+#: stays bounded by one read plus aiohttp's write buffer.
+UPLOAD_READ_SIZE = 4 * CHUNK_SIZE
 
 #: A download asks the OS to start writing its bytes to disk every this many bytes, so the
 #: fsync before the atomic rename only waits for the last stretch, not the whole file.
