@@ -495,3 +495,21 @@ def test_migrations_are_numbered_and_applied_in_order(tmp_path: Path) -> None:
         newer.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
     with pytest.raises(ExportError, match="newer version"):
         connect(path, readonly=False)
+
+
+async def test_tickets_jsonl_is_rewritten_only_when_needed(fake: FakeVPSBG, tmp_path: Path) -> None:
+    await export(fake, tmp_path)
+    first = (tmp_path / TICKETS_FILE).stat()
+    await export(fake, tmp_path)  # nothing changed: the same file, not written again
+    assert (tmp_path / TICKETS_FILE).stat().st_ino == first.st_ino
+    lines = (tmp_path / TICKETS_FILE).read_bytes()
+    (tmp_path / TICKETS_FILE).write_bytes(bytes(len(lines)))  # damaged, same size
+
+    await export(fake, tmp_path)
+
+    assert (tmp_path / TICKETS_FILE).read_bytes() == lines
+    manifest_holds(tmp_path)
+    fake.state.reply(fake.state.tickets[0].id, "Something new.")
+    await export(fake, tmp_path)
+    assert b"Something new." in (tmp_path / TICKETS_FILE).read_bytes()
+    manifest_holds(tmp_path)
