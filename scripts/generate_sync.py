@@ -78,6 +78,7 @@ SPECS: tuple[ClassSpec, ...] = (
     ClassSpec("vpsbg_support._client", "AsyncClient", "Client", "root"),
     ClassSpec("vpsbg_support.resources.tickets", "AsyncTickets", "Tickets", "resource"),
     ClassSpec("vpsbg_support.resources.plans", "AsyncPlans", "Plans", "resource"),
+    ClassSpec("vpsbg_support.resources.orders", "AsyncOrders", "Orders", "resource"),
     ClassSpec(
         "vpsbg_support.resources.tickets", "AttachmentStream", "SyncAttachmentStream", "value"
     ),

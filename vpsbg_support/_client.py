@@ -16,7 +16,7 @@ from vpsbg_support._pipeline import Pipeline
 from vpsbg_support._retry import RetryPolicy
 from vpsbg_support._validate import check_int
 from vpsbg_support.errors import ConfigurationError
-from vpsbg_support.resources import AsyncPlans, AsyncTickets
+from vpsbg_support.resources import AsyncOrders, AsyncPlans, AsyncTickets
 
 
 def token_is_plausible(token: str) -> bool:
@@ -150,6 +150,8 @@ class AsyncClient:
         """Tickets: list, get, create, reply, resolve, attachments."""
         self.plans = AsyncPlans(self._transport)
         """Support plans: list, purchase, renew, cancel, undo_cancel."""
+        self.orders = AsyncOrders(self._transport)
+        """Orders: list, get, wait until paid."""
 
     @property
     def base_url(self) -> str:

@@ -28,6 +28,7 @@ __all__ = [
     "InvalidParameterError",
     "LockedError",
     "NotFoundError",
+    "OrderCancelledError",
     "OtherSourceError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -36,6 +37,7 @@ __all__ = [
     "ResponseTooLargeError",
     "UnprocessableEntityError",
     "VPSBGError",
+    "WaitTimeoutError",
     "status_error_class",
 ]
 
@@ -108,6 +110,34 @@ class OtherSourceError(VPSBGError):
         self.message = message
         self.recorded = recorded
         self.given = given
+
+
+class WaitTimeoutError(VPSBGError, TimeoutError):
+    """A wait (``orders.wait``, ``tickets.wait_for_reply``) ran out of time; nothing failed.
+
+    Attributes:
+        timeout: the seconds that were allowed.
+        last: what the last poll saw (the Order, or the Ticket), or None if none succeeded.
+    """
+
+    def __init__(self, message: str, *, timeout: float, last: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.timeout = timeout
+        self.last = last
+
+
+class OrderCancelledError(VPSBGError):
+    """``orders.wait`` saw the order ``cancelled``: it will never reach the awaited status.
+
+    Attributes:
+        order: the cancelled Order, as last read.
+    """
+
+    def __init__(self, message: str, *, order: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.order = order
 
 
 class APIError(VPSBGError):
