@@ -86,24 +86,6 @@ DEMO_EXPORT_TICKETS = 300
 DEMO_TICKETS = 25
 #: --demo: generated attachments go up to 4 MiB; the demo caps them so an export stays quick.
 MAX_DEMO_ATTACHMENT = 256 * 1024
-
-#: The archive: attachments go under this folder, one sub-folder per ticket.
-ARCHIVE_ATTACHMENTS_DIR = "attachments"
-#: The archive reads files to hash them in chunks of this size.
-ARCHIVE_HASH_CHUNK = 1024 * 1024
-#: The export commits its work to ``archive.sqlite`` at most this often (seconds): a crash of
-#: the process loses nothing committed, a power cut loses at most this much work, redone.
-ARCHIVE_COMMIT_INTERVAL = 0.25
-#: A ticket's copy is settled when the second of its ``updated_at`` ended at least this many
-#: seconds before the earliest moment the server may have read it (the clock stamping
-#: ``updated_at`` and the one stamping ``Date`` may differ by that much).
-ARCHIVE_SETTLE_MARGIN = 1.0
-#: Without a usable ``Date``, this machine's clock stands in for the server's, less this many
-#: seconds for the difference between the two clocks.
-ARCHIVE_CLOCK_MARGIN = 5.0
-#: Hits returned by an archive search unless a limit is given.
-ARCHIVE_SEARCH_LIMIT = 20
-
 #: --demo: seconds the demo's support agent takes to answer a new customer message.
 DEMO_REPLY_DELAY = 3.0
 #: --demo: seconds between the tickets the demo's customer opens, and before the first one.
@@ -129,3 +111,13 @@ WATCH_PER_PAGE = 100
 SETTLE_MARGIN = 1.0
 #: Without a usable ``Date`` header, this machine's clock stands in for the server's, less this.
 CLOCK_MARGIN = 5.0
+
+#: The archive: attachments go under this folder, one sub-folder per ticket.
+ARCHIVE_ATTACHMENTS_DIR = "attachments"
+#: The archive reads files to hash them in chunks of this size.
+ARCHIVE_HASH_CHUNK = 1024 * 1024
+#: The export commits its work to ``archive.sqlite`` at most this often (seconds): a crash of
+#: the process loses nothing committed, a power cut loses at most this much work, redone.
+ARCHIVE_COMMIT_INTERVAL = 0.25
+#: Hits returned by an archive search unless a limit is given.
+ARCHIVE_SEARCH_LIMIT = 20

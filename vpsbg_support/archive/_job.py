@@ -418,7 +418,7 @@ class _ExportJob:
         if self.listing_done:
             store.mark_gone(self.run_id, gone, at)
             store.mark_listed(sorted(self.seen & self.known.keys()))
-        store.commit()
+        store.commit_durably()
         complete = not self.failures
         finished_at = _settle.now()
         views = write_views(

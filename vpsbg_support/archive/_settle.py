@@ -5,7 +5,7 @@ A copy is unsettled when the second of its ``updated_at`` did not end a full sec
 earliest moment the server may have read the ticket: the response's ``Date`` less the time the
 request took here (the server's clock, the one ``updated_at`` is on, so a skewed local clock
 does not matter). A response without a usable ``Date`` is judged by this machine's clock when
-the request started, less ``ARCHIVE_CLOCK_MARGIN`` for the difference between the clocks. An
+the request started, less ``CLOCK_MARGIN`` for the difference between the clocks. An
 unsettled copy is read again by the next run even if ``updated_at`` is unchanged.
 """
 
@@ -17,8 +17,8 @@ from datetime import datetime, timedelta, timezone
 
 from vpsbg_support import _constants as C
 
-_SETTLE_MARGIN = timedelta(seconds=C.ARCHIVE_SETTLE_MARGIN)
-_CLOCK_MARGIN = timedelta(seconds=C.ARCHIVE_CLOCK_MARGIN)
+_SETTLE_MARGIN = timedelta(seconds=C.SETTLE_MARGIN)
+_CLOCK_MARGIN = timedelta(seconds=C.CLOCK_MARGIN)
 
 
 def now() -> datetime:

@@ -2,11 +2,11 @@
 
 The schema and its migrations are in ``_schema``.
 
-Durability: WAL with ``synchronous=FULL``: each commit is on disk when ``commit()`` returns, and
-readers (``Archive``) never block the export. Commits are batched (``ARCHIVE_COMMIT_INTERVAL``),
-so a power cut loses at most that much work, which the next run redoes; a killed process loses
-nothing committed. An attachment's row is committed only after its file was renamed into place
-and fsynced, so a row never names a file that is not complete on disk.
+Durability (see ``_schema``): WAL with ``synchronous=NORMAL`` while a run works, and one
+durable commit (``commit_durably``) before the views are written. Commits are batched
+(``ARCHIVE_COMMIT_INTERVAL``); a killed process loses nothing committed. An attachment's row
+is committed only after its file was renamed into place and fsynced, so a row never names a
+file that is not complete on disk.
 """
 
 from __future__ import annotations
@@ -92,6 +92,18 @@ class Store:
             self._wrap(lambda: self.db.execute("COMMIT"))
             self._in_transaction = False
         self._committed_at = time.monotonic()
+
+    def commit_durably(self) -> None:
+        """Commit, and wait until everything committed so far is on disk (``synchronous=FULL``
+        for this commit; the views written next must not describe rows a power cut loses)."""
+        self.commit()
+        self.db.execute("PRAGMA synchronous=FULL")
+        try:
+            # A write of its own, so that this commit syncs the log with all before it.
+            self.execute("UPDATE meta SET value = value WHERE key = 'source'")
+            self.commit()
+        finally:
+            self.db.execute("PRAGMA synchronous=NORMAL")
 
     def rollback(self) -> None:
         """Drop what is not committed."""
