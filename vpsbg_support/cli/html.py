@@ -26,6 +26,7 @@ def check_html_extra() -> None:
     Raises:
         CLIExit: nh3 cannot be imported.
     """
+
     try:
         require_nh3()
     except ImportError as exc:
@@ -39,6 +40,7 @@ def render(folder: str | os.PathLike[str]) -> HtmlSummary:
         CLIExit: nh3 is missing.
         ExportError: no archive there, or a page could not be written.
     """
+
     check_html_extra()
     with Archive(folder) as archive:
         return render_html(archive)

@@ -15,7 +15,6 @@ from typing import Any
 from vpsbg_support import _constants as C
 from vpsbg_support._client import AsyncClient
 from vpsbg_support._convert import unstructure
-from vpsbg_support.archive.html import html_to_text
 from vpsbg_support.cli._app import EXIT_OK, EXIT_VALIDATION, CLIExit, Output
 from vpsbg_support.cli._format import size, table, when
 from vpsbg_support.cli._options import Commands, positive_int, seconds
@@ -68,6 +67,8 @@ def _services_text(services: Sequence[RelatedService]) -> str:
 
 
 def _ticket_text(ticket: Ticket) -> str:
+    from vpsbg_support.archive.html import html_to_text  # only when a ticket is shown
+
     lines = [f"#{ticket.id} [{ticket.status}] {ticket.subject}"]
     about = [f"department: {ticket.department or '-'}"]
     if ticket.service_label:
