@@ -117,12 +117,17 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExportedArchiv
         yield exported
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
+def require_chromium(path: Path) -> None:
+    """Skip (fail on CI) with the install command when chromium is missing."""
+    if not path.exists():
         if os.environ.get("CI"):  # .ci/run installs it: a skip there would hide a broken CI
             pytest.fail(f"chromium is not installed: {INSTALL}")
         pytest.skip(f"chromium is not installed: {INSTALL}")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    require_chromium(CHROMIUM)
     sync_api = pytest.importorskip("playwright.sync_api", reason=f"playwright missing: {INSTALL}")
     with sync_api.sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
@@ -357,3 +362,14 @@ def test_print_stylesheet_gives_a_clean_transcript(page: Page, archive: Exported
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.pdf(path=str(ARTIFACTS / f"ticket-{ticket.id}.pdf"))
     assert (ARTIFACTS / f"ticket-{ticket.id}.pdf").stat().st_size > 1000
+
+
+def test_without_chromium_the_tests_say_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="apt-get install -y chromium"):
+        require_chromium(tmp_path / "no-chromium")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="apt-get install -y chromium"):
+        require_chromium(tmp_path / "no-chromium")
