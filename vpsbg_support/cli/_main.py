@@ -125,7 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return asyncio.run(_run(args))
     except KeyboardInterrupt:
-        return fail("interrupted", EXIT_INTERRUPTED)
+        # A command may say more (export: how to finish what was interrupted).
+        return fail(getattr(args, "interrupted", "interrupted"), EXIT_INTERRUPTED)
     except StdoutClosed:
         # What Python's docs advise: point stdout at devnull so the flush at exit cannot fail
         # again, and leave without a word (the reader of a `| head` asked for no more).
