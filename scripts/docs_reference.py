@@ -24,8 +24,10 @@ PUBLIC_MODULES = ("vpsbg_support", "vpsbg_support.testing", "vpsbg_support.archi
 #: Where the generated pages live inside the site.
 REFERENCE_DIR = "reference"
 CLI_PAGE = f"{REFERENCE_DIR}/cli.md"
-#: The width the CLI help is wrapped at, whatever the terminal building the site.
-HELP_COLUMNS = "100"
+#: The width the CLI help is wrapped at.
+HELP_COLUMNS = "80"
+#: The options every command takes: listed once, under the top command.
+COMMON_GROUP = "connection and output:"
 
 log = logging.getLogger("mkdocs.hooks.docs_reference")
 
@@ -105,8 +107,11 @@ def cli_page() -> str:
     """The CLI reference: the ``--help`` of every command, as the parser prints it."""
     from vpsbg_support.cli import build_parser
 
-    saved = os.environ.get("COLUMNS")
-    os.environ["COLUMNS"] = HELP_COLUMNS
+    # Plain text at a fixed width, whatever the terminal building the site (Python 3.14's
+    # argparse colours help on a terminal unless NO_COLOR is set).
+    fixed = {"COLUMNS": HELP_COLUMNS, "NO_COLOR": "1"}
+    saved = {name: os.environ.get(name) for name in fixed}
+    os.environ.update(fixed)
     try:
         parser = build_parser()
         commands = list(walk_commands(parser))
@@ -115,18 +120,30 @@ def cli_page() -> str:
             "",
             "Generated from the argument parser of `vpsbg-support` (`vpsbg_support.cli"
             ".build_parser()`): each section is what `--help` prints for that command.",
-            "The options under *connection and output* are accepted before or after the command.",
+            "The options under *connection and output*, listed once under `vpsbg-support`, are"
+            " accepted by every command, before or after it.",
             "",
         ]
         for words, sub in commands:
             title = " ".join((parser.prog, *words))
-            lines += [f"## `{title}`", "", "```text", sub.format_help().rstrip(), "```", ""]
+            text = sub.format_help().rstrip()
+            if words:
+                text = _without_common_options(text)
+            lines += [f"## `{title}`", "", "```text", text, "```", ""]
     finally:
-        if saved is None:
-            os.environ.pop("COLUMNS", None)
-        else:
-            os.environ["COLUMNS"] = saved
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     return "\n".join(lines)
+
+
+def _without_common_options(help_text: str) -> str:
+    """A command's help without the paragraph of the options every command takes."""
+    paragraphs = help_text.split("\n\n")
+    kept = [p for p in paragraphs if not p.startswith(COMMON_GROUP)]
+    return "\n\n".join(kept)
 
 
 def generated_pages() -> dict[str, str]:
