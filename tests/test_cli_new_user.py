@@ -117,3 +117,22 @@ def test_amounts_take_the_api_s_currency_when_it_names_one() -> None:
     assert currency(Order(id=1, status="paid", extra={"currency": "BGN"})) == "BGN"
     assert currency(Order(id=1, status="paid")) == C.DEFAULT_CURRENCY == "EUR"
     assert money(None, "EUR") == "-"
+
+
+async def test_a_price_it_cannot_know_is_said_to_be_unknown(
+    vpsbg_fake_factory: Callable[..., FakeVPSBGThread],
+) -> None:
+    from vpsbg_support import AsyncClient
+    from vpsbg_support.cli.plans import price_of
+
+    fake = vpsbg_fake_factory(tickets=0, active_plan=None)
+    async with AsyncClient(fake.token, base_url=fake.url, max_retries=0) as client:
+        assert await price_of(client, "basic", 2) == (
+            "Price: 20.00 EUR (24.00 EUR with VAT): Basic, 2 x 10.00 EUR a month, before any promo."
+        )
+        unknown = "Price unknown: the plans list does not give it."
+        assert await price_of(client, None, 1) == unknown  # no plan of the account's to renew
+        assert await price_of(client, "no-such-plan", 1) == unknown
+        fake.faults.add("plans.list", "status", status=500)
+        failed = await price_of(client, "basic", 1)
+        assert failed == "Price unknown: the plans could not be listed."
