@@ -31,7 +31,7 @@ from vpsbg_support.cli._app import (
     fail,
 )
 from vpsbg_support.cli._options import Commands, common_options
-from vpsbg_support.errors import ConfigurationError, VPSBGError
+from vpsbg_support.errors import MAY_HAVE_REACHED_VPSBG, ConfigurationError, VPSBGError
 
 #: The command groups, in the order ``--help`` lists them; each module has ``register``.
 GROUPS = (export, tickets, plans)
@@ -99,6 +99,20 @@ async def _run(args: argparse.Namespace) -> int:
     raise AssertionError("unreachable")  # pragma: no cover -- for mypy: the stack may swallow
 
 
+def interrupted(interrupt: BaseException, said: str | None = None) -> str:
+    """The Ctrl-C line: "interrupted" (or what the command says instead, ``said``), plus the
+    advice when a call that may have reached VPSBG (a purchase, renew, cancel, new ticket or
+    reply) was cut by it."""
+    seen: set[int] = set()
+    current: BaseException | None = interrupt
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if MAY_HAVE_REACHED_VPSBG in getattr(current, "__notes__", ()):
+            return f"{said or 'interrupted'}. {MAY_HAVE_REACHED_VPSBG}"
+        current = current.__cause__ or current.__context__
+    return said or "interrupted"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``vpsbg-support`` (the console script).
 
@@ -124,9 +138,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(C.LOGGER_NAME).setLevel(logging.DEBUG)
     try:
         return asyncio.run(_run(args))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         # A command may say more (export: how to finish what was interrupted).
-        return fail(getattr(args, "interrupted", "interrupted"), EXIT_INTERRUPTED)
+        return fail(interrupted(interrupt, getattr(args, "interrupted", None)), EXIT_INTERRUPTED)
     except StdoutClosed:
         # What Python's docs advise: point stdout at devnull so the flush at exit cannot fail
         # again, and leave without a word (the reader of a `| head` asked for no more).
