@@ -28,20 +28,33 @@ def test_the_examples_are_there() -> None:
     assert any("tickets show" in line for _, line in EXAMPLES)
 
 
+@pytest.fixture(scope="module")
+def page_folders() -> dict[str, Path]:
+    """One working folder per page, shared by its lines."""
+    return {}
+
+
 @pytest.mark.parametrize(("where", "line"), EXAMPLES, ids=[w for w, _ in EXAMPLES])
 def test_every_cli_example_runs_against_the_demo(
     where: str,
     line: str,
-    tmp_path: Path,
+    page_folders: dict[str, Path],
+    tmp_path_factory: pytest.TempPathFactory,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Each documented line, with ``--demo`` added (and ``--yes``: no terminal here), works:
-    the ids the docs use are ids the demo has."""
-    monkeypatch.chdir(tmp_path)
+    the ids the docs use are ids the demo has. A page's lines run in its order in one folder,
+    as a reader types them (an offline command on ``./support-archive`` finds the archive an
+    ``export`` line before it wrote)."""
+    page = where.split(":")[0]
+    if page not in page_folders:
+        page_folders[page] = tmp_path_factory.mktemp(page.replace(".", "_"))
+    folder = page_folders[page]
+    monkeypatch.chdir(folder)
     for name in ("VPSBG_API_TOKEN", "VPSBG_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
-    (tmp_path / "df.txt").write_text("/dev/sda1  100%\n")  # what `--attach df.txt` attaches
+    (folder / "df.txt").write_text("/dev/sda1  100%\n")  # what `--attach df.txt` attaches
     argv = cli_argv(line)
     extra = [] if "--demo" in argv else ["--demo"]
     code = main([*extra, "--yes", *argv])
