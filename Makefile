@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck check-generated generate pytest bench test-all clean
+.PHONY: demo test lint typecheck check-generated generate pytest bench mutate test-all clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,12 @@ pytest: $(STAMP)
 COVERAGE_FLOOR ?= 93
 
 test: lint typecheck check-generated pytest
+
+# Break the retry, rate-limit and pipeline code on purpose (scripts/mutate.py) and check the tests
+# notice: prints the score per module, fails below 95%. MUTATE_JOBS=1 on a busy machine.
+MUTATE_JOBS ?= 2
+mutate: $(STAMP)
+	$(BIN)/python scripts/mutate.py --jobs $(MUTATE_JOBS)
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -1,0 +1,674 @@
+"""A small AST mutation runner: does the test suite notice when the retry and rate-limit code is
+broken on purpose?
+
+For a module it enumerates mutants (a comparison flipped, ``and``/``or`` swapped, a ``not``
+dropped, ``+``/``-`` swapped, a constant changed, ``max``/``min`` swapped, a statement or an ``if``
+branch dropped), then runs a fast pytest selection once per mutant and records whether a test
+failed (killed), none did (survived), or the run hung (timeout, counted as killed).
+
+Nothing is written to the source tree: each mutant runs in a child forked from a process that has
+already imported pytest and the heavy dependencies; in the child an import hook hands Python the
+mutated code object for the target module, so the file on disk, its ``.pyc`` and any parallel run
+never see it (Ctrl-C leaves nothing to restore).
+
+    python scripts/mutate.py                       # every module in MODULES, 2 jobs
+    python scripts/mutate.py --module vpsbg_support/_retry.py --jobs 1
+    python scripts/mutate.py --module vpsbg_support/_retry.py --list
+    python scripts/mutate.py --module vpsbg_support/_retry.py --tests tests/test_retry_policy.py
+
+Exits 1 when a module scores below ``--min-score`` (default 95%).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import copy
+import importlib.abc
+import importlib.util
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import CodeType, ModuleType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Module -> the tests that guard it, fastest first (-x stops at the first failure), and which
+# functions/classes to mutate (all of the module when empty).
+# "equivalent" names survivors that no test can kill, with the reason (printed beside them; they
+# still count against the score).
+
+
+@dataclass(frozen=True)
+class Target:
+    tests: tuple[str, ...]
+    only: tuple[str, ...] = ()
+    equivalent: dict[str, str] = field(default_factory=dict)
+
+
+MODULES: dict[str, Target] = {
+    "vpsbg_support/_retry.py": Target(
+        tests=("tests/test_retry_policy.py", "tests/test_retry_mutants.py"),
+    ),
+    "vpsbg_support/_transport.py": Target(
+        tests=(
+            "tests/test_retry_policy.py",
+            "tests/test_retry_mutants.py",
+            "tests/test_resilience.py",
+        ),
+        only=(
+            "_classify",
+            "RateLimiter",
+            "Transport._send",
+            "Transport._rate_limited_locally",
+            "Transport._connection_error",
+        ),
+    ),
+}
+
+# --assert=plain: pytest's rewriting hook would otherwise import the package (marked for rewrite as
+# a pytest11 plugin's distribution) ahead of the mutant's hook.
+HOOK_BYPASSED = 99
+PYTEST_ARGS = ("-x", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "--assert=plain")
+
+# --- enumerating and applying mutants ------------------------------------------------------
+
+_CMP_SWAPS: dict[type[ast.cmpop], tuple[type[ast.cmpop], ...]] = {
+    ast.Lt: (ast.LtE, ast.GtE),
+    ast.LtE: (ast.Lt, ast.Gt),
+    ast.Gt: (ast.GtE, ast.LtE),
+    ast.GtE: (ast.Gt, ast.Lt),
+    ast.Eq: (ast.NotEq,),
+    ast.NotEq: (ast.Eq,),
+    ast.Is: (ast.IsNot,),
+    ast.IsNot: (ast.Is,),
+    ast.In: (ast.NotIn,),
+    ast.NotIn: (ast.In,),
+}
+_BIN_SWAPS: dict[type[ast.operator], type[ast.operator]] = {
+    ast.Add: ast.Sub,
+    ast.Sub: ast.Add,
+    ast.Mult: ast.Div,
+    ast.Div: ast.Mult,
+    ast.FloorDiv: ast.Mult,
+    ast.Pow: ast.Mult,
+}
+_CALL_SWAPS = {"max": "min", "min": "max"}
+_LOGGERS = {"logger", "logging", "log", "_logger", "LOG"}
+
+
+@dataclass(frozen=True)
+class Mutant:
+    index: int
+    line: int
+    where: str
+    before: str
+    after: str
+
+    @property
+    def key(self) -> str:
+        """How a survivor is named in ``Target.equivalent``: ``where: before -> after``."""
+        return f"{self.where}: {self.before} -> {self.after}"
+
+    def describe(self) -> str:
+        return f"L{self.line} [{self.where}] `{self.before}` -> `{self.after}`"
+
+
+def _short(node: ast.AST) -> str:
+    text = ast.unparse(node).splitlines()[0] if not isinstance(node, ast.cmpop) else ""
+    return text if len(text) <= 70 else text[:67] + "..."
+
+
+def _is_docstring(stmt: ast.stmt) -> bool:
+    return (
+        isinstance(stmt, ast.Expr)
+        and isinstance(stmt.value, ast.Constant)
+        and isinstance(stmt.value.value, str)
+    )
+
+
+def _is_logging(stmt: ast.stmt) -> bool:
+    if not (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call)):
+        return False
+    func = stmt.value.func
+    while isinstance(func, ast.Attribute):
+        func = func.value
+    return isinstance(func, ast.Name) and func.id in _LOGGERS
+
+
+_DROPPABLE = (
+    ast.Expr,
+    ast.Assign,
+    ast.AnnAssign,
+    ast.AugAssign,
+    ast.Return,
+    ast.Raise,
+    ast.Continue,
+    ast.Break,
+    ast.Pass,
+)
+
+
+def _trivial(body: list[ast.stmt]) -> bool:
+    return not body or (len(body) == 1 and isinstance(body[0], _DROPPABLE))
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    name = test.attr if isinstance(test, ast.Attribute) else getattr(test, "id", "")
+    return name == "TYPE_CHECKING"
+
+
+def _is_dunder_all(stmt: ast.stmt) -> bool:
+    return isinstance(stmt, ast.Assign | ast.AnnAssign) and any(
+        isinstance(t, ast.Name) and t.id == "__all__"
+        for t in (stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target])
+    )
+
+
+class Mutator(ast.NodeTransformer):
+    """Walks a module in a fixed order, offering every mutation point.
+
+    With ``target=None`` it only records the points (``self.mutants``); with ``target=N`` it
+    returns the tree with point N applied (and records the points all the same).
+    """
+
+    def __init__(self, only: Sequence[str] = (), target: int | None = None) -> None:
+        self.only = tuple(only)
+        self.target = target
+        self.mutants: list[Mutant] = []
+        self._scope: list[str] = []
+        self._compared: set[int] = set()
+        self._class_body = False
+
+    # -- helpers --
+
+    @property
+    def _where(self) -> str:
+        return ".".join(self._scope) or "<module>"
+
+    def _active(self) -> bool:
+        if not self.only:
+            return True
+        where = self._where
+        return any(where == o or where.startswith(o + ".") for o in self.only)
+
+    def _offer(self, node: ast.AST, before: str, after: str) -> bool:
+        """Record a mutation point; True when it is the one to apply."""
+        if not self._active():
+            return False
+        index = len(self.mutants)
+        self.mutants.append(Mutant(index, getattr(node, "lineno", 0), self._where, before, after))
+        return index == self.target
+
+    def _scoped(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> ast.AST:
+        self._scope.append(node.name)
+        try:
+            # Decorators, annotations and docstrings are not behaviour: leave them out.
+            body = node.body[1:] if node.body and _is_docstring(node.body[0]) else node.body
+            if isinstance(node, ast.ClassDef):
+                node.bases = [self.visit(b) for b in node.bases]
+            else:
+                self.visit(node.args)
+            first = node.body[: len(node.body) - len(body)]
+            outer, self._class_body = self._class_body, isinstance(node, ast.ClassDef)
+            try:
+                node.body = first + self._stmts(body)
+            finally:
+                self._class_body = outer
+        finally:
+            self._scope.pop()
+        return node
+
+    def _stmts(self, stmts: list[ast.stmt]) -> list[ast.stmt]:
+        out: list[ast.stmt] = []
+        for stmt in stmts:
+            result = self.visit(stmt)
+            if isinstance(result, list):
+                out.extend(result)
+            elif result is not None:
+                out.append(result)
+        return out or [ast.Pass()]
+
+    # -- scopes and things left alone --
+
+    def visit_Module(self, node: ast.Module) -> ast.AST:
+        body = node.body[1:] if node.body and _is_docstring(node.body[0]) else node.body
+        node.body = node.body[: len(node.body) - len(body)] + self._stmts(body)
+        return node
+
+    visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = _scoped  # type: ignore[assignment]
+
+    def visit_arguments(self, node: ast.arguments) -> ast.AST:
+        node.defaults = [self.visit(d) for d in node.defaults]
+        node.kw_defaults = [d if d is None else self.visit(d) for d in node.kw_defaults]
+        return node
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> ast.AST:
+        if node.value is not None and not _is_dunder_all(node):
+            node.value = self.visit(node.value)
+        return self._drop(node) if node.value is not None else node
+
+    def visit_Import(self, node: ast.Import) -> ast.AST:
+        return node
+
+    visit_ImportFrom = visit_Import  # type: ignore[assignment]
+
+    def visit_JoinedStr(self, node: ast.JoinedStr) -> ast.AST:
+        return node  # message text; its numbers are formats, not behaviour
+
+    # -- statements --
+
+    def _drop(self, node: ast.stmt) -> ast.stmt:
+        # A class's field declarations are structure: dropping one only breaks the import.
+        if self._class_body and isinstance(node, ast.Assign | ast.AnnAssign):
+            return node
+        if self._offer(node, _short(node), "pass"):
+            return ast.copy_location(ast.Pass(), node)
+        return node
+
+    def visit_Expr(self, node: ast.Expr) -> ast.AST:
+        if _is_logging(node) or isinstance(node.value, ast.Constant):
+            return node  # a log line, a docstring, a Protocol's `...`
+        self.generic_visit(node)
+        return self._drop(node)
+
+    def visit_Assign(self, node: ast.Assign) -> ast.AST:
+        if _is_dunder_all(node):
+            return node
+        self.generic_visit(node)
+        return self._drop(node)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> ast.AST:
+        self.generic_visit(node)
+        swap = _BIN_SWAPS.get(type(node.op))
+        if swap is not None:
+            mutated = copy.copy(node)
+            mutated.op = swap()
+            if self._offer(node, _short(node), _short(mutated)):
+                return mutated
+        return self._drop(node)
+
+    def visit_Return(self, node: ast.Return) -> ast.AST:
+        self.generic_visit(node)
+        return self._drop(node)
+
+    visit_Raise = visit_Continue = visit_Break = visit_Return  # type: ignore[assignment]
+
+    def visit_If(self, node: ast.If) -> ast.AST:
+        if _is_type_checking(node):
+            return node
+        node.test = self.visit(node.test)
+        node.body = self._stmts(node.body)
+        node.orelse = self._stmts(node.orelse) if node.orelse else []
+        line = f"if {_short(node.test)}:"
+        # A branch of one droppable statement is already covered by dropping that statement.
+        if not _trivial(node.body) and self._offer(node, line + " <body>", line + " pass"):
+            node.body = [ast.copy_location(ast.Pass(), node.body[0])]
+        if not _trivial(node.orelse) and self._offer(
+            node, line + " ... else: <body>", line + " ... (no else)"
+        ):
+            node.orelse = []
+        return node
+
+    # -- expressions --
+
+    def visit_Compare(self, node: ast.Compare) -> ast.AST:
+        # A string compared with (or listed in a tuple compared with) is worth changing.
+        for side in (node.left, *node.comparators):
+            items = side.elts if isinstance(side, ast.Tuple | ast.List | ast.Set) else [side]
+            self._compared.update(id(item) for item in items)
+        self.generic_visit(node)
+        for i, op in enumerate(node.ops):
+            for swap in _CMP_SWAPS.get(type(op), ()):
+                mutated = copy.copy(node)
+                mutated.ops = [*node.ops[:i], swap(), *node.ops[i + 1 :]]
+                if self._offer(node, _short(node), _short(mutated)):
+                    return mutated
+        return node
+
+    def visit_BoolOp(self, node: ast.BoolOp) -> ast.AST:
+        self.generic_visit(node)
+        mutated = copy.copy(node)
+        mutated.op = ast.Or() if isinstance(node.op, ast.And) else ast.And()
+        if self._offer(node, _short(node), _short(mutated)):
+            return mutated
+        return node
+
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> ast.AST:
+        self.generic_visit(node)
+        if isinstance(node.op, ast.Not | ast.USub) and self._offer(
+            node, _short(node), _short(node.operand)
+        ):
+            return node.operand
+        return node
+
+    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
+        self.generic_visit(node)
+        swap = _BIN_SWAPS.get(type(node.op))
+        texts = (ast.JoinedStr,)
+        if swap is None or any(
+            isinstance(side, texts)
+            or (isinstance(side, ast.Constant) and isinstance(side.value, str))
+            for side in (node.left, node.right)
+        ):
+            return node
+        mutated = copy.copy(node)
+        mutated.op = swap()
+        if self._offer(node, _short(node), _short(mutated)):
+            return mutated
+        return node
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        if isinstance(node.func, ast.Name) and node.func.id in _CALL_SWAPS:
+            mutated = copy.copy(node)
+            mutated.func = ast.Name(_CALL_SWAPS[node.func.id], ast.Load())
+            if self._offer(node, _short(node), _short(mutated)):
+                return ast.copy_location(mutated, node)
+        return node
+
+    def visit_Constant(self, node: ast.Constant) -> ast.AST:
+        value = node.value
+        options: list[Any] = []
+        if isinstance(value, bool):
+            options = [not value]
+        elif isinstance(value, int | float):
+            options = [value + 1] + ([type(value)(0)] if value != 0 else [])
+        elif isinstance(value, str) and id(node) in self._compared:
+            options = ["X" + value]
+        for option in options:
+            if self._offer(node, repr(value), repr(option)):
+                return ast.copy_location(ast.Constant(option), node)
+        return node
+
+
+def parse(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+
+def enumerate_mutants(path: Path, only: Sequence[str]) -> list[Mutant]:
+    mutator = Mutator(only)
+    mutator.visit(parse(path))
+    return mutator.mutants
+
+
+def mutated_code(path: Path, only: Sequence[str], index: int) -> CodeType:
+    tree = Mutator(only, target=index).visit(parse(path))
+    ast.fix_missing_locations(tree)
+    return compile(tree, str(path), "exec")
+
+
+# --- running the tests against one mutant ------------------------------------------------------
+
+
+class _MutantFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Serves the mutated code object for one module name; everything else imports normally."""
+
+    def __init__(self, name: str, path: Path, code: CodeType) -> None:
+        self.name, self.path, self.code = name, path, code
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname != self.name:
+            return None
+        return importlib.util.spec_from_file_location(fullname, self.path, loader=self)
+
+    def create_module(self, spec: Any) -> ModuleType | None:
+        return None
+
+    def exec_module(self, module: ModuleType) -> None:
+        exec(self.code, module.__dict__)
+
+
+def _module_name(rel: str) -> str:
+    return rel.removesuffix(".py").replace("/", ".").removesuffix(".__init__")
+
+
+def _preload() -> None:
+    """Import what every run needs but the package under test, so each fork starts warm."""
+    for name in (
+        "pytest",
+        "_pytest.python",
+        "pytest_asyncio",
+        "pytest_timeout",
+        "aiohttp",
+        "aiohttp.web",
+        "attrs",
+        "cattrs",
+        "multidict",
+        "yarl",
+        "aioresponses",
+        "hypothesis",
+    ):
+        with contextlib.suppress(ImportError):
+            __import__(name)
+    leaked = [m for m in sys.modules if m == "vpsbg_support" or m.startswith("vpsbg_support.")]
+    if leaked:
+        raise SystemExit(f"mutate: preloading imported {leaked[0]}; the fork server cannot work")
+
+
+def _child(rel: str, code: CodeType | None, tests: Sequence[str], log: Path, tmp: Path) -> None:
+    """In the forked child: install the hook, run pytest, exit with its status."""
+    os.setsid()
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    status = 3
+    try:
+        finder = None if code is None else _MutantFinder(_module_name(rel), ROOT / rel, code)
+        if finder is not None:
+            sys.meta_path.insert(0, finder)
+        import pytest
+
+        os.chdir(ROOT)
+        status = int(pytest.main([*PYTEST_ARGS, f"--basetemp={tmp}", *tests]))
+        module = sys.modules.get(_module_name(rel))
+        if finder is not None and module is not None and module.__loader__ is not finder:
+            print(f"mutate: {_module_name(rel)} was imported around the mutant's hook")
+            status = HOOK_BYPASSED
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        status = 3
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+
+
+@dataclass
+class Outcome:
+    mutant: Mutant | None
+    result: str = ""  # killed | survived | timeout | error
+    seconds: float = 0.0
+
+
+@dataclass
+class _Running:
+    outcome: Outcome
+    pid: int
+    started: float
+    tmp: Path
+
+
+def run_all(
+    rel: str,
+    mutants: Sequence[Mutant | None],
+    only: Sequence[str],
+    tests: Sequence[str],
+    *,
+    jobs: int,
+    timeout: float,
+    workdir: Path,
+    keep_logs: bool = False,
+) -> Iterator[Outcome]:
+    """Run the tests once per mutant (``None``: the unmutated module), ``jobs`` at a time."""
+    queue = list(mutants)
+    running: dict[int, _Running] = {}
+    try:
+        while queue or running:
+            while queue and len(running) < jobs:
+                mutant = queue.pop(0)
+                code = None if mutant is None else mutated_code(ROOT / rel, only, mutant.index)
+                tag = "base" if mutant is None else str(mutant.index)
+                tmp = workdir / f"t{tag}"
+                log = workdir / f"{Path(rel).stem}-{tag}.log"
+                sys.stdout.flush()
+                pid = os.fork()
+                if pid == 0:
+                    _child(rel, code, tests, log, tmp)
+                running[pid] = _Running(Outcome(mutant), pid, time.monotonic(), tmp)
+            pid, wait_status = os.waitpid(-1, os.WNOHANG)
+            if pid == 0:
+                now = time.monotonic()
+                for run in list(running.values()):
+                    if now - run.started > timeout:
+                        _kill(run.pid)
+                        os.waitpid(run.pid, 0)
+                        del running[run.pid]
+                        run.outcome.result = "timeout"
+                        run.outcome.seconds = now - run.started
+                        shutil.rmtree(run.tmp, ignore_errors=True)
+                        yield run.outcome
+                time.sleep(0.02)
+                continue
+            run = running.pop(pid)
+            code = os.waitstatus_to_exitcode(wait_status)
+            run.outcome.seconds = time.monotonic() - run.started
+            # pytest: 0 all passed, 1 tests failed, 2 interrupted (a collection error), 3
+            # internal error; a signal (negative) is a crash. 4/5 mean the selection is wrong.
+            run.outcome.result = (
+                "survived" if code == 0 else "error" if code in (4, 5, HOOK_BYPASSED) else "killed"
+            )
+            shutil.rmtree(run.tmp, ignore_errors=True)
+            if not keep_logs and run.outcome.result == "killed":
+                tag = "base" if run.outcome.mutant is None else run.outcome.mutant.index
+                (workdir / f"{Path(rel).stem}-{tag}.log").unlink(missing_ok=True)
+            yield run.outcome
+    finally:
+        for run in running.values():
+            _kill(run.pid)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(run.pid, 0)
+
+
+def _kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+# --- the command ------------------------------------------------------------------------------
+
+
+def _score(outcomes: Sequence[Outcome]) -> float:
+    killed = sum(o.result in ("killed", "timeout") for o in outcomes)
+    return 100.0 * killed / len(outcomes) if outcomes else 100.0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--module", action="append", help="module file (repeatable)")
+    parser.add_argument("--tests", nargs="+", help="test files/ids instead of the module's map")
+    parser.add_argument("--only", nargs="+", help="qualified names to mutate (default: the map)")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--timeout", type=float, help="seconds per mutant (default: from baseline)")
+    parser.add_argument("--min-score", type=float, default=95.0)
+    parser.add_argument("--list", action="store_true", help="list mutants, run nothing")
+    parser.add_argument("--mutant", type=int, nargs="+", help="run only these mutant numbers")
+    parser.add_argument("--keep-logs", metavar="DIR", help="keep every run's pytest output here")
+    args = parser.parse_args(argv)
+
+    modules = args.module or list(MODULES)
+    failed = False
+    workdir = Path(args.keep_logs or tempfile.mkdtemp(prefix="mutate-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    if not args.list:
+        _preload()
+    started = time.monotonic()
+    summary: list[str] = []
+    try:
+        for rel in modules:
+            rel = str(Path(rel).resolve().relative_to(ROOT)) if Path(rel).is_absolute() else rel
+            target = MODULES.get(rel, Target(tests=()))
+            only = tuple(args.only or target.only)
+            tests = tuple(args.tests or target.tests)
+            mutants = enumerate_mutants(ROOT / rel, only)
+            if args.mutant:
+                mutants = [m for m in mutants if m.index in args.mutant]
+            if args.list:
+                for m in mutants:
+                    print(f"#{m.index} {m.describe()}")
+                continue
+            if not tests:
+                raise SystemExit(f"mutate: no tests mapped for {rel}; pass --tests")
+            print(f"== {rel}: {len(mutants)} mutants; tests: {' '.join(tests)}", flush=True)
+            (base,) = run_all(rel, [None], only, tests, jobs=1, timeout=600, workdir=workdir)
+            if base.result != "survived":
+                log = workdir / f"{Path(rel).stem}-base.log"
+                print(log.read_text(errors="replace")[-3000:] if log.exists() else "")
+                raise SystemExit(f"mutate: the tests fail on the unmutated {rel}: fix them first")
+            timeout = args.timeout or max(10.0, 4 * base.seconds)
+            outcomes: list[Outcome] = []
+            for outcome in run_all(
+                rel,
+                mutants,
+                only,
+                tests,
+                jobs=args.jobs,
+                timeout=timeout,
+                workdir=workdir,
+                keep_logs=bool(args.keep_logs),
+            ):
+                outcomes.append(outcome)
+                print(
+                    {"killed": ".", "timeout": "T", "survived": "S"}.get(outcome.result, "E"),
+                    end="",
+                    flush=True,
+                )
+            print()
+            outcomes.sort(key=lambda o: o.mutant.index if o.mutant else -1)
+            score = _score(outcomes)
+            counts = {
+                k: sum(o.result == k for o in outcomes)
+                for k in ("killed", "timeout", "survived", "error")
+            }
+            line = (
+                f"{rel}: {score:.1f}% killed ({counts['killed'] + counts['timeout']}/"
+                f"{len(outcomes)}; {counts['timeout']} by timeout, {counts['survived']} survived"
+                + (f", {counts['error']} errors" if counts["error"] else "")
+                + f"; baseline run {base.seconds:.1f}s)"
+            )
+            print(line)
+            summary.append(line)
+            for o in outcomes:
+                if o.result in ("survived", "error") and o.mutant is not None:
+                    why = target.equivalent.get(o.mutant.key)
+                    note = f"  (equivalent: {why})" if why else ""
+                    print(f"  {o.result}: #{o.mutant.index} {o.mutant.describe()}{note}")
+            if score < args.min_score or counts["error"]:
+                failed = True
+    except KeyboardInterrupt:
+        print("\nmutate: interrupted (the source tree was never modified)")
+        return 130
+    finally:
+        if not args.keep_logs:
+            shutil.rmtree(workdir, ignore_errors=True)
+    if summary:
+        print(f"\n== summary ({time.monotonic() - started:.0f}s, {args.jobs} jobs)")
+        print("\n".join(summary))
+        if failed:
+            print(f"mutate: a module is below {args.min_score:g}% (or had errors)")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
