@@ -455,7 +455,14 @@ def _preload() -> None:
         raise SystemExit(f"mutate: preloading imported {leaked[0]}; the fork server cannot work")
 
 
-def _child(rel: str, code: CodeType | None, tests: Sequence[str], log: Path, tmp: Path) -> None:
+def _child(
+    rel: str,
+    code: CodeType | None,
+    tests: Sequence[str],
+    log: Path,
+    tmp: Path,
+    test_timeout: float,
+) -> None:
     """In the forked child: install the hook, run pytest, exit with its status."""
     os.setsid()
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -469,7 +476,8 @@ def _child(rel: str, code: CodeType | None, tests: Sequence[str], log: Path, tmp
         import pytest
 
         os.chdir(ROOT)
-        status = int(pytest.main([*PYTEST_ARGS, f"--basetemp={tmp}", *tests]))
+        args = [*PYTEST_ARGS, f"--timeout={test_timeout:g}", f"--basetemp={tmp}", *tests]
+        status = int(pytest.main(args))
         module = sys.modules.get(_module_name(rel))
         if finder is not None and module is not None and module.__loader__ is not finder:
             print(f"mutate: {_module_name(rel)} was imported around the mutant's hook")
@@ -508,6 +516,7 @@ def run_all(
     *,
     jobs: int,
     timeout: float,
+    test_timeout: float = 0,
     workdir: Path,
     keep_logs: bool = False,
 ) -> Iterator[Outcome]:
@@ -525,7 +534,7 @@ def run_all(
                 sys.stdout.flush()
                 pid = os.fork()
                 if pid == 0:
-                    _child(rel, code, tests, log, tmp)
+                    _child(rel, code, tests, log, tmp, test_timeout)
                 running[pid] = _Running(Outcome(mutant), pid, time.monotonic(), tmp)
             pid, wait_status = os.waitpid(-1, os.WNOHANG)
             if pid == 0:
@@ -581,6 +590,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", help="qualified names to mutate (default: the map)")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--timeout", type=float, help="seconds per mutant (default: from baseline)")
+    parser.add_argument(
+        "--test-timeout",
+        type=float,
+        default=5.0,
+        help="seconds per test (pytest-timeout): a mutant that hangs one test fails it fast",
+    )
     parser.add_argument("--min-score", type=float, default=95.0)
     parser.add_argument("--list", action="store_true", help="list mutants, run nothing")
     parser.add_argument("--mutant", type=int, nargs="+", help="run only these mutant numbers")
@@ -611,7 +626,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not tests:
                 raise SystemExit(f"mutate: no tests mapped for {rel}; pass --tests")
             print(f"== {rel}: {len(mutants)} mutants; tests: {' '.join(tests)}", flush=True)
-            (base,) = run_all(rel, [None], only, tests, jobs=1, timeout=600, workdir=workdir)
+            (base,) = run_all(
+                rel,
+                [None],
+                only,
+                tests,
+                jobs=1,
+                timeout=600,
+                test_timeout=args.test_timeout,
+                workdir=workdir,
+            )
             if base.result != "survived":
                 log = workdir / f"{Path(rel).stem}-base.log"
                 print(log.read_text(errors="replace")[-3000:] if log.exists() else "")
@@ -625,6 +649,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 tests,
                 jobs=args.jobs,
                 timeout=timeout,
+                test_timeout=args.test_timeout,
                 workdir=workdir,
                 keep_logs=bool(args.keep_logs),
             ):
