@@ -5,12 +5,13 @@
 
 from vpsbg_support import errors
 from vpsbg_support._client import AsyncClient
-from vpsbg_support._files import safe_filename
+from vpsbg_support._filenames import safe_filename
 from vpsbg_support._loop_thread import DeadlockError, LoopClosedError
 from vpsbg_support._retry import RetryPolicy
 from vpsbg_support._sync import Client, SyncAttachmentStream
 from vpsbg_support._version import __version__
 from vpsbg_support.errors import (
+    MAY_HAVE_REACHED_VPSBG,
     APIConnectionError,
     APIError,
     APIStatusError,
@@ -24,8 +25,10 @@ from vpsbg_support.errors import (
     LockedError,
     NotFoundError,
     PermissionDeniedError,
+    RateLimitedLocallyError,
     RateLimitError,
     ResponseDecodeError,
+    ResponseTooLargeError,
     UnprocessableEntityError,
     VPSBGError,
 )
@@ -46,6 +49,7 @@ from vpsbg_support.models import (
 from vpsbg_support.resources.tickets import AttachmentStream
 
 __all__ = [
+    "MAY_HAVE_REACHED_VPSBG",
     "APIConnectionError",
     "APIError",
     "APIStatusError",
@@ -73,8 +77,10 @@ __all__ = [
     "PermissionDeniedError",
     "Promo",
     "RateLimitError",
+    "RateLimitedLocallyError",
     "RelatedService",
     "ResponseDecodeError",
+    "ResponseTooLargeError",
     "RetryPolicy",
     "SupportPlan",
     "SyncAttachmentStream",
