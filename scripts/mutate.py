@@ -27,17 +27,21 @@ import contextlib
 import copy
 import importlib.abc
 import importlib.util
+import json
 import os
 import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import CodeType, ModuleType
+from types import CodeType, FrameType, ModuleType
 from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,22 +58,20 @@ class Target:
     equivalent: dict[str, str] = field(default_factory=dict)
 
 
+FAST = ("tests/test_retry_policy.py", "tests/test_retry_mutants.py")
+
 MODULES: dict[str, Target] = {
-    "vpsbg_support/_retry.py": Target(
-        tests=("tests/test_retry_policy.py", "tests/test_retry_mutants.py"),
-    ),
-    "vpsbg_support/_transport.py": Target(
+    "vpsbg_support/_retry.py": Target(tests=FAST),
+    "vpsbg_support/_ratelimit.py": Target(tests=(*FAST, "tests/test_resilience.py")),
+    "vpsbg_support/_pipeline.py": Target(
         tests=(
-            "tests/test_retry_policy.py",
-            "tests/test_retry_mutants.py",
+            *FAST,
+            "tests/test_pipeline_mutants.py",
             "tests/test_resilience.py",
-        ),
-        only=(
-            "_classify",
-            "RateLimiter",
-            "Transport._send",
-            "Transport._rate_limited_locally",
-            "Transport._connection_error",
+            "tests/test_client_wire.py",
+            "tests/test_errors.py",
+            "tests/test_attachments.py",
+            "tests/test_secrets.py",
         ),
     ),
 }
@@ -109,6 +111,7 @@ _LOGGERS = {"logger", "logging", "log", "_logger", "LOG"}
 class Mutant:
     index: int
     line: int
+    end_line: int
     where: str
     before: str
     after: str
@@ -206,7 +209,9 @@ class Mutator(ast.NodeTransformer):
         if not self._active():
             return False
         index = len(self.mutants)
-        self.mutants.append(Mutant(index, getattr(node, "lineno", 0), self._where, before, after))
+        line = getattr(node, "lineno", 0)
+        end = getattr(node, "end_lineno", None) or line
+        self.mutants.append(Mutant(index, line, end, self._where, before, after))
         return index == self.target
 
     def _scoped(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> ast.AST:
@@ -462,8 +467,10 @@ def _child(
     log: Path,
     tmp: Path,
     test_timeout: float,
+    record: Path | None = None,
 ) -> None:
-    """In the forked child: install the hook, run pytest, exit with its status."""
+    """In the forked child: install the hook, run pytest, exit with its status; with ``record``,
+    write there which lines of the module each test ran (and how long it took)."""
     os.setsid()
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(fd, 1)
@@ -477,7 +484,11 @@ def _child(
 
         os.chdir(ROOT)
         args = [*PYTEST_ARGS, f"--timeout={test_timeout:g}", f"--basetemp={tmp}", *tests]
-        status = int(pytest.main(args))
+        recorder = None if record is None else _LineRecorder(str(ROOT / rel))
+        status = int(pytest.main(args, plugins=[recorder] if recorder else None))
+        if recorder is not None and record is not None:
+            recorder.stop()
+            record.write_text(json.dumps(recorder.report()))
         module = sys.modules.get(_module_name(rel))
         if finder is not None and module is not None and module.__loader__ is not finder:
             print(f"mutate: {_module_name(rel)} was imported around the mutant's hook")
@@ -491,6 +502,47 @@ def _child(
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(status)
+
+
+class _LineRecorder:
+    """A pytest plugin tracing which lines of one file each test runs (all threads)."""
+
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+        self.current: str | None = None
+        self.lines: dict[str, set[int]] = {}
+        self.durations: dict[str, float] = {}
+        self.order: list[str] = []
+        sys.settrace(self._trace)
+        threading.settrace(self._trace)
+
+    def stop(self) -> None:
+        sys.settrace(None)
+        threading.settrace(None)  # type: ignore[arg-type]
+
+    def _trace(self, frame: FrameType, event: str, arg: Any) -> Any:
+        return self._line if frame.f_code.co_filename == self.filename else None
+
+    def _line(self, frame: FrameType, event: str, arg: Any) -> Any:
+        if event == "line":
+            self.lines.setdefault(self.current or "", set()).add(frame.f_lineno)
+        return self._line
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(self, item: Any, nextitem: Any) -> Iterator[None]:
+        self.current = item.nodeid
+        self.order.append(item.nodeid)
+        started = time.perf_counter()
+        yield
+        self.durations[item.nodeid] = time.perf_counter() - started
+        self.current = None
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "order": self.order,
+            "durations": self.durations,
+            "lines": {k: sorted(v) for k, v in self.lines.items()},
+        }
 
 
 @dataclass
@@ -510,23 +562,23 @@ class _Running:
 
 def run_all(
     rel: str,
-    mutants: Sequence[Mutant | None],
+    runs: Sequence[tuple[Mutant | None, Sequence[str]]],
     only: Sequence[str],
-    tests: Sequence[str],
     *,
     jobs: int,
     timeout: float,
     test_timeout: float = 0,
     workdir: Path,
     keep_logs: bool = False,
+    record: Path | None = None,
 ) -> Iterator[Outcome]:
-    """Run the tests once per mutant (``None``: the unmutated module), ``jobs`` at a time."""
-    queue = list(mutants)
+    """Run each mutant's tests (mutant ``None``: the unmutated module), ``jobs`` at a time."""
+    queue = list(runs)
     running: dict[int, _Running] = {}
     try:
         while queue or running:
             while queue and len(running) < jobs:
-                mutant = queue.pop(0)
+                mutant, tests = queue.pop(0)
                 code = None if mutant is None else mutated_code(ROOT / rel, only, mutant.index)
                 tag = "base" if mutant is None else str(mutant.index)
                 tmp = workdir / f"t{tag}"
@@ -534,7 +586,7 @@ def run_all(
                 sys.stdout.flush()
                 pid = os.fork()
                 if pid == 0:
-                    _child(rel, code, tests, log, tmp, test_timeout)
+                    _child(rel, code, tests, log, tmp, test_timeout, record)
                 running[pid] = _Running(Outcome(mutant), pid, time.monotonic(), tmp)
             pid, wait_status = os.waitpid(-1, os.WNOHANG)
             if pid == 0:
@@ -554,9 +606,9 @@ def run_all(
             code = os.waitstatus_to_exitcode(wait_status)
             run.outcome.seconds = time.monotonic() - run.started
             # pytest: 0 all passed, 1 tests failed, 2 interrupted (a collection error), 3
-            # internal error; a signal (negative) is a crash. 4/5 mean the selection is wrong.
+            # internal error, 4 a plugin (ours) failed to import; a signal (negative) is a crash.
             run.outcome.result = (
-                "survived" if code == 0 else "error" if code in (4, 5, HOOK_BYPASSED) else "killed"
+                "survived" if code == 0 else "error" if code == HOOK_BYPASSED else "killed"
             )
             shutil.rmtree(run.tmp, ignore_errors=True)
             if not keep_logs and run.outcome.result == "killed":
@@ -578,6 +630,21 @@ def _kill(pid: int) -> None:
 # --- the command ------------------------------------------------------------------------------
 
 
+def select_tests(record: dict[str, Any], mutant: Mutant) -> list[str]:
+    """The tests that run any line of ``mutant``, fastest first (``-x`` stops at the first
+    failure); all of them when a line also runs outside a test (at import: a default, a
+    constant, a class attribute), none when no test reaches it."""
+    span = set(range(mutant.line, mutant.end_line + 1))
+    order: list[str] = record["order"]
+    durations: dict[str, float] = record["durations"]
+    lines = {name: set(seen) for name, seen in record["lines"].items()}
+    if span & lines.get("", set()):
+        chosen = list(order)
+    else:
+        chosen = [name for name in order if span & lines.get(name, set())]
+    return sorted(chosen, key=lambda name: durations.get(name, 0.0))
+
+
 def _score(outcomes: Sequence[Outcome]) -> float:
     killed = sum(o.result in ("killed", "timeout") for o in outcomes)
     return 100.0 * killed / len(outcomes) if outcomes else 100.0
@@ -597,6 +664,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="seconds per test (pytest-timeout): a mutant that hangs one test fails it fast",
     )
     parser.add_argument("--min-score", type=float, default=95.0)
+    parser.add_argument(
+        "--all-tests",
+        action="store_true",
+        help="run every test for each mutant (default: only the tests that run its lines)",
+    )
     parser.add_argument("--list", action="store_true", help="list mutants, run nothing")
     parser.add_argument("--mutant", type=int, nargs="+", help="run only these mutant numbers")
     parser.add_argument("--keep-logs", metavar="DIR", help="keep every run's pytest output here")
@@ -626,27 +698,35 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not tests:
                 raise SystemExit(f"mutate: no tests mapped for {rel}; pass --tests")
             print(f"== {rel}: {len(mutants)} mutants; tests: {' '.join(tests)}", flush=True)
+            record = workdir / f"{Path(rel).stem}-lines.json"
             (base,) = run_all(
                 rel,
-                [None],
+                [(None, tests)],
                 only,
-                tests,
                 jobs=1,
                 timeout=600,
                 test_timeout=args.test_timeout,
                 workdir=workdir,
+                record=record,
             )
             if base.result != "survived":
                 log = workdir / f"{Path(rel).stem}-base.log"
                 print(log.read_text(errors="replace")[-3000:] if log.exists() else "")
                 raise SystemExit(f"mutate: the tests fail on the unmutated {rel}: fix them first")
-            timeout = args.timeout or max(10.0, 4 * base.seconds)
+            timeout = args.timeout or max(10.0, 2 * base.seconds)
             outcomes: list[Outcome] = []
+            runs: list[tuple[Mutant | None, Sequence[str]]] = []
+            lines = json.loads(record.read_text())
+            for m in mutants:
+                chosen = tests if args.all_tests else select_tests(lines, m)
+                if chosen:
+                    runs.append((m, chosen))
+                else:  # no test runs this line: nothing to start
+                    outcomes.append(Outcome(m, "uncovered"))
             for outcome in run_all(
                 rel,
-                mutants,
+                runs,
                 only,
-                tests,
                 jobs=args.jobs,
                 timeout=timeout,
                 test_timeout=args.test_timeout,
@@ -664,18 +744,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             score = _score(outcomes)
             counts = {
                 k: sum(o.result == k for o in outcomes)
-                for k in ("killed", "timeout", "survived", "error")
+                for k in ("killed", "timeout", "survived", "uncovered", "error")
             }
             line = (
                 f"{rel}: {score:.1f}% killed ({counts['killed'] + counts['timeout']}/"
                 f"{len(outcomes)}; {counts['timeout']} by timeout, {counts['survived']} survived"
+                + (f", {counts['uncovered']} not reached" if counts["uncovered"] else "")
                 + (f", {counts['error']} errors" if counts["error"] else "")
                 + f"; baseline run {base.seconds:.1f}s)"
             )
             print(line)
             summary.append(line)
             for o in outcomes:
-                if o.result in ("survived", "error") and o.mutant is not None:
+                if o.result in ("survived", "uncovered", "error") and o.mutant is not None:
                     why = target.equivalent.get(o.mutant.key)
                     note = f"  (equivalent: {why})" if why else ""
                     print(f"  {o.result}: #{o.mutant.index} {o.mutant.describe()}{note}")

@@ -4,13 +4,15 @@ limit is inclusive, which answers hold the other calls, and what a failure teach
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import datetime, timezone
 
 import pytest
 
+from vpsbg_support._ratelimit import RateBudget, RateLimiter
 from vpsbg_support._retry import (
     FailureKind,
-    RateBudget,
     RetryPolicy,
     backoff_delay,
     decide,
@@ -184,3 +186,75 @@ def test_requests_in_flight_never_make_the_budget_look_bigger() -> None:
     b.done(0.0, 200, {LEFT: "0"})  # two still in flight, nothing left
     assert b.remaining == 0
     assert b.ask(0.0) is None
+
+
+def test_policy_sleep_budget_may_be_zero_or_fractional_but_not_negative() -> None:
+    RetryPolicy(sleep_budget=0)
+    RetryPolicy(sleep_budget=0.5)
+    with pytest.raises(ValueError, match="sleep_budget"):
+        RetryPolicy(sleep_budget=-1)
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_final_failure_is_never_retried(method: str) -> None:
+    policy = RetryPolicy()
+    d = decide(method=method, attempt=0, policy=policy, kind=FailureKind.FINAL)
+    assert not d.retry and d.reason
+    # Whatever status came with it (a 502 whose error body cannot be decoded).
+    d = decide(method=method, attempt=0, policy=policy, kind=FailureKind.FINAL, status=502)
+    assert not d.retry
+
+
+def test_a_retry_after_counts_from_when_it_was_told_even_at_clock_zero() -> None:
+    b = RateBudget()
+    b.ask(0.0)
+    b.done(0.0, 503, {"Retry-After": "0.5"})
+    assert b.ask(0.25) == 0.25
+    assert b.ask(0.5) == 0.0  # the wait is over at its last instant, not after it
+
+
+def test_a_long_retry_after_holds_other_calls_for_max_shared_wait_at_most() -> None:
+    b = RateBudget(max_shared_wait=60.0)
+    b.ask(1000.0)
+    b.done(1000.0, 429, {"Retry-After": "86400"})
+    # Within the window, others are told the whole wait (and refuse it, or sleep it)...
+    assert b.ask(1030.0) == 86400 - 30
+    assert b.ask(1059.9) == pytest.approx(86400 - 59.9)
+    # ...after it, one call asks the server again instead of the client staying locked.
+    assert b.ask(1060.0) == 0.0
+    assert b.ask(1060.0) is None  # probing alone until that one is answered
+
+
+def test_a_junk_remaining_header_is_ignored() -> None:
+    b = RateBudget()
+    b.ask(0.0)
+    b.done(0.0, 200, {LEFT: "lots"})
+    assert b.tracked is False and b.remaining is None
+
+
+# --- RateLimiter: the waiting around the budget -----------------------------------------------
+
+
+async def test_the_limiter_sleeps_a_shared_retry_after_and_reports_it() -> None:
+    limiter = RateLimiter()
+    assert await limiter.acquire() == 0.0
+    limiter.release(503, {"Retry-After": "0.2"})
+    asked: list[float] = []
+    started = time.monotonic()
+    slept = await limiter.acquire(asked.append)
+    assert time.monotonic() - started >= 0.15
+    assert slept == pytest.approx(0.2, abs=0.05)
+    assert len(asked) == 1 and asked[0] == pytest.approx(0.2, abs=0.05)
+
+
+async def test_a_cancelled_waiter_leaves_nothing_behind() -> None:
+    limiter = RateLimiter()
+    await limiter.acquire()  # the probe: everyone else waits for its answer
+    waiting = asyncio.ensure_future(limiter.acquire())
+    await asyncio.sleep(0.01)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert limiter._waiters == []
+    limiter.release(200, {})
+    assert await limiter.acquire() == 0.0
