@@ -191,7 +191,9 @@ class AsyncTickets(AsyncResource):
             NotFoundError: no such ticket.
             APIStatusError / APIConnectionError / ResponseDecodeError: the call failed.
         """
-        return (await self.with_raw_response.get(ticket_id)).parse()
+        tid = check_id("ticket_id", ticket_id)
+        response = await self._request(R.TICKETS_GET, path_params={"ticket_id": tid})
+        return self._structure(response, Ticket)
 
     @property
     def with_raw_response(self) -> AsyncTicketsWithRawResponse:
