@@ -56,6 +56,8 @@ class Target:
     tests: tuple[str, ...]
     only: tuple[str, ...] = ()
     equivalent: dict[str, str] = field(default_factory=dict)
+    #: Below --min-score fails the run (False: reported only).
+    gated: bool = True
 
 
 _FINALIZED = (
@@ -63,7 +65,16 @@ _FINALIZED = (
     " async-generator finalizer closes it one step later: the same cleanup, a step later"
 )
 
-FAST = ("tests/test_retry_policy.py", "tests/test_retry_mutants.py")
+FAST = ("tests/test_retry_policy.py", "tests/test_retry_mutants.py", "tests/test_pipeline_parts.py")
+# The pipeline's own loopback tests; test_hostile.py is left out: its child processes (RSS limits,
+# Ctrl-C) take ~50 s and never see the mutant.
+PIPELINE = (
+    *FAST,
+    "tests/test_pipeline_mutants.py",
+    "tests/test_resilience.py",
+    "tests/test_client_wire.py",
+    "tests/test_errors.py",
+)
 
 MODULES: dict[str, Target] = {
     "vpsbg_support/_retry.py": Target(
@@ -77,15 +88,9 @@ MODULES: dict[str, Target] = {
             " when max_delay > initial_delay * 2**32 (136 years for a 1 s initial delay)",
         },
     ),
-    "vpsbg_support/_ratelimit.py": Target(tests=(*FAST, "tests/test_resilience.py")),
+    "vpsbg_support/_ratelimit.py": Target(tests=PIPELINE),
     "vpsbg_support/_pipeline.py": Target(
-        tests=(
-            *FAST,
-            "tests/test_pipeline_mutants.py",
-            "tests/test_resilience.py",
-            "tests/test_client_wire.py",
-            "tests/test_errors.py",
-        ),
+        tests=PIPELINE,
         equivalent={
             "Pipeline.request: False -> True": "restartable is read only when a DownloadError"
             " is thrown back into the attempts, which only download() does",
@@ -94,12 +99,27 @@ MODULES: dict[str, Target] = {
             "Pipeline.request: await attempts.aclose() -> pass": _FINALIZED,
             "Pipeline.stream: await attempts.aclose() -> pass": _FINALIZED,
             "Pipeline.download: await attempts.aclose() -> pass": _FINALIZED,
-            "Pipeline._attempts: return -> pass": "every caller takes one response and then"
-            " closes the generator (GeneratorExit at the yield): the line is never reached",
-            "body_failure: 0 -> 1": "the default limit is read only for too_large, and every"
-            " too_large caller passes its limit",
             "_raise_unchained: error.__context__ = None -> pass": "only Python 3.10 sets a"
             " context there (a task resumed with an exception runs inside the wake-up's except)",
+        },
+    ),
+    # Only the classification: which transport errors prove nothing was sent, which are timeouts.
+    # Six mutants: one equivalent alone puts it under 95%, so it is reported, not gated.
+    "vpsbg_support/_http.py": Target(
+        tests=PIPELINE,
+        only=("never_sent", "is_timeout"),
+        gated=False,
+        equivalent={
+            "is_timeout: isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError)"
+            " -> isinstance(exc, asyncio.TimeoutError)": "aiohttp.ServerTimeoutError is a"
+            " subclass of asyncio.TimeoutError",
+        },
+    ),
+    "vpsbg_support/_failures.py": Target(
+        tests=PIPELINE,
+        equivalent={
+            "body_failure: 0 -> 1": "the default limit is read only for too_large, and every"
+            " too_large caller passes its limit",
         },
     ),
 }
@@ -196,6 +216,21 @@ def _is_type_checking(node: ast.If) -> bool:
     test = node.test
     name = test.attr if isinstance(test, ast.Attribute) else getattr(test, "id", "")
     return name == "TYPE_CHECKING"
+
+
+def _union_members(node: ast.expr) -> list[ast.expr]:
+    if isinstance(node, ast.Tuple):
+        return list(node.elts)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        return _union_members(node.left) + _union_members(node.right)
+    return [node]
+
+
+def _union(members: list[ast.expr]) -> ast.expr:
+    out = members[0]
+    for member in members[1:]:
+        out = ast.BinOp(out, ast.BitOr(), member)
+    return out
 
 
 def _tail_returns(body: list[ast.stmt]) -> set[int]:
@@ -441,6 +476,15 @@ class Mutator(ast.NodeTransformer):
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
         self.generic_visit(node)
+        # isinstance(x, A | B) / isinstance(x, (A, B)): forget one of the classes.
+        if isinstance(node.func, ast.Name) and node.func.id == "isinstance" and len(node.args) == 2:
+            members = _union_members(node.args[1])
+            for i in range(len(members) if len(members) > 1 else 0):
+                rest = members[:i] + members[i + 1 :]
+                mutated = copy.copy(node)
+                mutated.args = [node.args[0], _union(rest)]
+                if self._offer(node, _short(node), _short(mutated)):
+                    return ast.copy_location(mutated, node)
         if isinstance(node.func, ast.Name) and node.func.id in _CALL_SWAPS:
             mutated = copy.copy(node)
             mutated.func = ast.Name(_CALL_SWAPS[node.func.id], ast.Load())
@@ -625,15 +669,15 @@ class _Running:
     pid: int
     started: float
     tmp: Path
+    limit: float
 
 
 def run_all(
     rel: str,
-    runs: Sequence[tuple[Mutant | None, Sequence[str]]],
+    runs: Sequence[tuple[Mutant | None, Sequence[str], float]],
     only: Sequence[str],
     *,
     jobs: int,
-    timeout: float,
     test_timeout: float = 0,
     workdir: Path,
     keep_logs: bool = False,
@@ -645,7 +689,7 @@ def run_all(
     try:
         while queue or running:
             while queue and len(running) < jobs:
-                mutant, tests = queue.pop(0)
+                mutant, tests, limit = queue.pop(0)
                 code = None if mutant is None else mutated_code(ROOT / rel, only, mutant.index)
                 tag = "base" if mutant is None else str(mutant.index)
                 tmp = workdir / f"t{tag}"
@@ -654,12 +698,12 @@ def run_all(
                 pid = os.fork()
                 if pid == 0:
                     _child(rel, code, tests, log, tmp, test_timeout, record)
-                running[pid] = _Running(Outcome(mutant), pid, time.monotonic(), tmp)
+                running[pid] = _Running(Outcome(mutant), pid, time.monotonic(), tmp, limit)
             pid, wait_status = os.waitpid(-1, os.WNOHANG)
             if pid == 0:
                 now = time.monotonic()
                 for run in list(running.values()):
-                    if now - run.started > timeout:
+                    if now - run.started > run.limit:
                         _kill(run.pid)
                         os.waitpid(run.pid, 0)
                         del running[run.pid]
@@ -768,10 +812,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             record = workdir / f"{Path(rel).stem}-lines.json"
             (base,) = run_all(
                 rel,
-                [(None, tests)],
+                [(None, tests, 1800.0)],
                 only,
                 jobs=1,
-                timeout=600,
                 test_timeout=args.test_timeout,
                 workdir=workdir,
                 record=record,
@@ -780,14 +823,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log = workdir / f"{Path(rel).stem}-base.log"
                 print(log.read_text(errors="replace")[-3000:] if log.exists() else "")
                 raise SystemExit(f"mutate: the tests fail on the unmutated {rel}: fix them first")
-            timeout = args.timeout or max(10.0, 2 * base.seconds)
+            module_started = time.monotonic()
             outcomes: list[Outcome] = []
-            runs: list[tuple[Mutant | None, Sequence[str]]] = []
+            runs: list[tuple[Mutant | None, Sequence[str], float]] = []
             lines = json.loads(record.read_text())
             for m in mutants:
                 chosen = tests if args.all_tests else select_tests(lines, m)
+                # Twice what the chosen tests took in the (traced, so slower) baseline, plus
+                # the start: a hang costs little more than the tests themselves.
+                took = sum(lines["durations"].get(t, 0.0) for t in chosen)
+                limit = args.timeout or (5.0 + 2 * (base.seconds if args.all_tests else took))
                 if chosen:
-                    runs.append((m, chosen))
+                    runs.append((m, chosen, limit))
                 else:  # no test runs this line: nothing to start
                     outcomes.append(Outcome(m, "uncovered"))
             for outcome in run_all(
@@ -795,7 +842,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 runs,
                 only,
                 jobs=args.jobs,
-                timeout=timeout,
                 test_timeout=args.test_timeout,
                 workdir=workdir,
                 keep_logs=bool(args.keep_logs),
@@ -818,7 +864,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{len(outcomes)}; {counts['timeout']} by timeout, {counts['survived']} survived"
                 + (f", {counts['uncovered']} not reached" if counts["uncovered"] else "")
                 + (f", {counts['error']} errors" if counts["error"] else "")
-                + f"; baseline run {base.seconds:.1f}s)"
+                + f"; {time.monotonic() - module_started:.0f}s)"
+                + ("" if target.gated else " [not gated]")
             )
             print(line)
             summary.append(line)
@@ -827,7 +874,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     why = target.equivalent.get(o.mutant.key)
                     note = f"  (equivalent: {why})" if why else ""
                     print(f"  {o.result}: #{o.mutant.index} {o.mutant.describe()}{note}")
-            if score < args.min_score or counts["error"]:
+            if (target.gated and score < args.min_score) or counts["error"]:
                 failed = True
     except KeyboardInterrupt:
         print("\nmutate: interrupted (the source tree was never modified)")

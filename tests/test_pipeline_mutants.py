@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -19,24 +20,24 @@ import pytest
 from aiohttp import web
 
 from vpsbg_support import _constants as C
+from vpsbg_support import _http as http
 from vpsbg_support import _routes as R
-from vpsbg_support._pipeline import (
-    Pipeline,
-    Response,
-    add_note,
-    status_error,
-    transport_failure,
-)
+from vpsbg_support._failures import status_error, transport_failure
+from vpsbg_support._pipeline import Pipeline, Response, _Call
+from vpsbg_support._ratelimit import RateLimiter
 from vpsbg_support._redact import Redactor
 from vpsbg_support._retry import RetryPolicy
 from vpsbg_support.errors import (
     MAY_HAVE_REACHED_VPSBG,
+    APIConnectionError,
     APIStatusError,
+    APITimeoutError,
     DownloadError,
     InternalServerError,
     NotFoundError,
     ResponseDecodeError,
     ResponseTooLargeError,
+    add_note,
 )
 
 TOKEN = "tok-77aa-SECRET-0b1c"
@@ -111,6 +112,27 @@ def pipeline(script: Script, policy: RetryPolicy = NO_WAIT, **options: Any) -> P
 GET = R.TICKETS_GET
 DELETE = R.PLANS_UNDO_CANCEL  # idempotent: retried after a 5xx
 POST = R.PLANS_RENEW  # never re-sent after an ambiguous failure
+
+
+def counting_send(
+    monkeypatch: pytest.MonkeyPatch, *, fail_first: Exception | None = None
+) -> list[str]:
+    """Count the pipeline's attempts; optionally the first fails with ``fail_first``."""
+    attempts: list[str] = []
+    real = http.send
+
+    async def send(*args: Any, **kwargs: Any) -> aiohttp.ClientResponse:
+        attempts.append(kwargs["url"])
+        if fail_first is not None and len(attempts) == 1:
+            raise fail_first
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(http, "send", send)
+    return attempts
+
+
+def _key() -> Any:
+    return aiohttp.client_reqrep.ConnectionKey("127.0.0.1", 1, False, True, None, None, None)
 
 
 # --- replayed: did an earlier attempt of this call possibly act? -----------------------------
@@ -426,3 +448,87 @@ def test_a_status_error_without_a_body_uses_the_reason_scrubbed() -> None:
     assert TOKEN not in str(echoed) and "no ***" in echoed.message
     bare = status_error(418, None, b"", {}, None, "GET", url, redact)
     assert bare.message == "request failed"
+
+
+# --- which failures prove nothing was sent ----------------------------------------------------
+
+
+def closed_port_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"  # nothing listens there any more
+
+
+async def test_connection_retries_spend_the_sleep_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    attempts = counting_send(monkeypatch)
+    policy = RetryPolicy(max_retries=50, initial_delay=0.05, max_delay=0.05, sleep_budget=0.1)
+    p = Pipeline(token=TOKEN, base_url=closed_port_url(), timeout=5, retry=policy)
+    with pytest.raises(APIConnectionError) as caught:
+        await p.request(POST)  # refused: never sent, so even a renew may be retried
+    await p.aclose()
+    assert caught.value.request_sent is False
+    # 50 backoffs of up to 0.05 s average 1.25 s: the 0.1 s budget stops them long before.
+    assert 2 <= len(attempts) < 40
+
+
+@pytest.mark.parametrize(
+    ("failure", "sent"),
+    [
+        (aiohttp.ConnectionTimeoutError("connect timed out"), False),
+        (aiohttp.ClientConnectorError(_key(), OSError(111, "refused")), False),
+        (aiohttp.SocketTimeoutError("read timed out"), True),
+        (aiohttp.ServerDisconnectedError(), True),
+    ],
+)
+async def test_a_post_is_retried_only_when_the_failure_proves_it_was_never_sent(
+    script: Script, monkeypatch: pytest.MonkeyPatch, failure: Exception, sent: bool
+) -> None:
+    attempts = counting_send(monkeypatch, fail_first=failure)
+    p = pipeline(script)
+    if sent:
+        with pytest.raises(APIConnectionError) as caught:
+            await p.request(POST)
+        assert caught.value.request_sent is True
+        assert len(attempts) == 1
+    else:
+        assert (await p.request(POST)).status == 200
+        assert len(attempts) == 2
+    await p.aclose()
+
+
+async def test_a_timeout_is_reported_as_a_timeout(
+    script: Script, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counting_send(monkeypatch, fail_first=aiohttp.SocketTimeoutError("read timed out"))
+    p = pipeline(script, RetryPolicy(max_retries=0))
+    with pytest.raises(APITimeoutError):
+        await p.request(GET, path_params={"ticket_id": 1})
+    await p.aclose()
+
+
+def test_try_acquire_reserves_a_free_slot_and_never_waits() -> None:
+    limiter = RateLimiter()
+    assert limiter.try_acquire() is True  # the probe
+    assert limiter.try_acquire() is False  # wait for its answer: nothing reserved
+    assert limiter.budget.in_flight == 1
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_the_retry_loop_yields_one_response_and_never_sends_again(
+    script: Script, stream: bool
+) -> None:
+    # Whoever drives the loop, a call that got its answer is over: asking the loop for more
+    # must not send the request again (for a renew, a second order).
+    p = pipeline(script)
+    route = POST if not stream else R.TICKETS_ATTACHMENT
+    url = p.url_for(route, {"ticket_id": 1, "attachment_id": 2} if stream else None)
+    call = _Call(route, url, url, None, {"billing_cycle": 3}, None, stream, False)
+    attempts = p._attempts(call)
+    response = await attempts.__anext__()
+    assert response.status == 200
+    with pytest.raises(StopAsyncIteration):
+        await attempts.__anext__()
+    await attempts.aclose()
+    await p.aclose()
+    assert len(script.seen) == 1
