@@ -91,8 +91,6 @@ MODULES: dict[str, Target] = {
             "Pipeline.request: await attempts.aclose() -> pass": _FINALIZED,
             "Pipeline.stream: await attempts.aclose() -> pass": _FINALIZED,
             "Pipeline.download: await attempts.aclose() -> pass": _FINALIZED,
-            "_raise_unchained: error.__context__ = None -> pass": "only Python 3.10 sets a"
-            " context there (a task resumed with an exception runs inside the wake-up's except)",
         },
     ),
     # Only the classification: which transport errors prove nothing was sent, which are timeouts.

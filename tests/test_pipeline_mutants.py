@@ -532,3 +532,24 @@ async def test_the_retry_loop_yields_one_response_and_never_sends_again(
     await attempts.aclose()
     await p.aclose()
     assert len(script.seen) == 1
+
+
+async def test_a_download_error_leaves_without_the_exception_it_was_raised_over(
+    script: Script,
+) -> None:
+    # A consumer may raise its DownloadError while handling what the server sent (an aiohttp
+    # error quoting a body): once the pipeline gives up, that chain must not leave with it.
+    script.then(answer(200, b"part"))
+    p = pipeline(script, RetryPolicy(max_retries=0))
+
+    async def consume(response: Response) -> bytes:
+        try:
+            raise ValueError(f"server said {TOKEN}")
+        except ValueError:
+            raise DownloadError("cut", cut_short=True) from None
+
+    route = R.TICKETS_ATTACHMENT
+    with pytest.raises(DownloadError) as caught:
+        await p.download(route, consume, path_params={"ticket_id": 1, "attachment_id": 2})
+    await p.aclose()
+    assert caught.value.__context__ is None and caught.value.__cause__ is None
