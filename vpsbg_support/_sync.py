@@ -151,12 +151,13 @@ class Client(SyncClientBase):
         self,
         dest: str | os.PathLike[str],
         *,
-        concurrency: int = 8,
+        concurrency: int = C.EXPORT_CONCURRENCY,
         attachments: bool = True,
         since: datetime | date | None = None,
         progress: ProgressCallback | None = None,
         per_page: int | None = None,
         allow_other_source: bool = False,
+        source: str | None = None,
     ) -> ExportSummary:
         """Export every ticket of the account, with its messages and attachments, into ``dest``.
 
@@ -183,6 +184,9 @@ class Client(SyncClientBase):
             per_page: tickets per list request (the API's default when None).
             allow_other_source: export into an archive written from another base URL (refused
                 otherwise, before anything is changed).
+            source: what the archive records as where its tickets come from, and compares on
+                later runs (default: the client's ``base_url``). For a server whose URL changes
+                from run to run while its account stays the same (``--demo`` names itself so).
 
         Returns:
             An ExportSummary; ``summary.complete`` is False when something failed.
@@ -207,6 +211,7 @@ class Client(SyncClientBase):
                 progress=progress,
                 per_page=per_page,
                 allow_other_source=allow_other_source,
+                source=source,
             )
         )
 
@@ -413,8 +418,9 @@ class Tickets(SyncResource):
             department_id: the department's id (see :meth:`departments`).
             subject: 3 to 255 characters.
             message: at least 5 characters; HTML is accepted.
-            attachments: files to attach: paths, ``(name, bytes)``, ``(name, content, type)``,
-                binary file objects or ``(name, async iterable of bytes)``; streamed from disk.
+            attachments: files to attach: paths, ``(name, bytes)``, ``(name, str)`` (text,
+                sent UTF-8 encoded), ``(name, content, type)``, binary file objects or
+                ``(name, async iterable of bytes)``; streamed from disk.
             service_id: the related service's id (see :meth:`services`).
             service_type: the related service's type, e.g. ``"server"`` or ``"hosting"``.
 

@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
+from vpsbg_support import _constants as C
 from vpsbg_support._client import AsyncClient
 from vpsbg_support.archive import _settle
 from vpsbg_support.archive._api import get_raw_ticket, parse_ticket
@@ -52,12 +53,13 @@ async def export_tickets(
     client: AsyncClient,
     dest: str | os.PathLike[str],
     *,
-    concurrency: int = 8,
+    concurrency: int = C.EXPORT_CONCURRENCY,
     attachments: bool = True,
     since: datetime | date | None = None,
     progress: ProgressCallback | None = None,
     per_page: int | None = None,
     allow_other_source: bool = False,
+    source: str | None = None,
 ) -> ExportSummary:
     """Export every ticket of the account, with its messages and attachments, into ``dest``.
 
@@ -85,6 +87,9 @@ async def export_tickets(
         per_page: tickets per list request (the API's default when None).
         allow_other_source: export into an archive written from another base URL (refused
             otherwise, before anything is changed).
+        source: what the archive records as where its tickets come from, and compares on
+            later runs (default: the client's ``base_url``). For a server whose URL changes
+            from run to run while its account stays the same (``--demo`` names itself so).
 
     Returns:
         An ExportSummary; ``summary.complete`` is False when something failed.
@@ -110,6 +115,7 @@ async def export_tickets(
         progress=progress,
         per_page=per_page,
         allow_other_source=allow_other_source,
+        source=source,
     )
     return await job.run()
 
@@ -151,6 +157,7 @@ class _ExportJob:
         progress: ProgressCallback | None,
         per_page: int | None,
         allow_other_source: bool,
+        source: str | None,
     ) -> None:
         self.client = client
         self.dest = dest
@@ -160,6 +167,7 @@ class _ExportJob:
         self.progress = progress
         self.per_page = per_page
         self.allow_other_source = allow_other_source
+        self.source = source or client.base_url
         self.failures: list[ExportFailure] = []
         self.failed_tickets: set[int] = set()
         self.started_at = _settle.now()
@@ -207,7 +215,7 @@ class _ExportJob:
         fresh = folder.lstat(DB_FILE) is None
         store = Store(self.dest / DB_FILE)
         try:
-            source = self.client.base_url
+            source = self.source
             if fresh:
                 migrate_journal(folder, store)
             recorded = store.meta("source")
