@@ -24,8 +24,14 @@ import pytest
 from aiohttp import web
 from aioresponses import aioresponses
 
-from vpsbg_support import AsyncClient, AuthenticationError, InvalidParameterError, RetryPolicy
-from vpsbg_support.archive import _job, _settle
+from vpsbg_support import (
+    AsyncClient,
+    AuthenticationError,
+    InvalidParameterError,
+    RetryPolicy,
+    _settle,
+)
+from vpsbg_support.archive import _job
 from vpsbg_support.archive._folder import ArchiveFolder
 from vpsbg_support.export import (
     MANIFEST_FILE,

@@ -30,7 +30,8 @@ from vpsbg_support import (
     TicketOpened,
 )
 from vpsbg_support._polling import Backoff
-from vpsbg_support.resources._watch import WatchState, is_settled, served_at
+from vpsbg_support._settle import is_settled, served_at
+from vpsbg_support.resources._watch import WatchState
 from vpsbg_support.testing import FakeVPSBG
 
 FAST = {"interval": 0.05, "max_interval": 0.1}

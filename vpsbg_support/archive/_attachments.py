@@ -13,8 +13,8 @@ import asyncio
 
 import attrs
 
+from vpsbg_support import _settle
 from vpsbg_support._client import AsyncClient
-from vpsbg_support.archive import _settle
 from vpsbg_support.archive._folder import ArchiveFolder, identity, same_file
 from vpsbg_support.archive._store import FileRow, Store, WantedFile
 from vpsbg_support.archive._times import stamp

@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable, Iterable
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import TypeVar
 
 from vpsbg_support import _constants as C
+from vpsbg_support import _settle
 from vpsbg_support._client import AsyncClient
-from vpsbg_support.archive import _settle
 from vpsbg_support.archive._api import get_raw_ticket, parse_ticket
 from vpsbg_support.archive._attachments import FileKeeper
 from vpsbg_support.archive._folder import ArchiveFolder, FolderLock
@@ -373,7 +373,6 @@ class _ExportJob:
         requested_at = _settle.now()
         response = await get_raw_ticket(self.client, ticket_id)
         # The server may have read the ticket any time during the call, retries included.
-        elapsed = timedelta(seconds=response.elapsed)
         data = response.data()
         try:
             ticket = parse_ticket(data)
@@ -381,7 +380,7 @@ class _ExportJob:
             raise response.decode_error(str(exc)) from None
         if not _storable(ticket.id, *(a.id for a in ticket.attachments)):
             raise response.decode_error("an id out of the range an archive can store (64 bits)")
-        served = _settle.served_at(response.date, requested_at, elapsed)
+        served = _settle.served_at(response.date, requested_at, response.elapsed)
         files = [
             WantedFile(
                 attachment_id=a.id, name=a.name, path=attachment_path(ticket.id, a), size=a.size
@@ -394,7 +393,8 @@ class _ExportJob:
             raw=response.body,
             updated_at=updated,
             fetched_at=stamp(_settle.now()),
-            settled=_settle.is_settled(ticket.updated_at, served),
+            # Without updated_at the ticket is read again every run anyway.
+            settled=ticket.updated_at is None or _settle.is_settled(ticket.updated_at, served),
             run_id=self.run_id,
             subject=ticket.subject,
             status=ticket.status,

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import email.utils
 import json
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -31,8 +30,8 @@ from typing import Any
 
 import attrs
 
-from vpsbg_support import _constants as C
 from vpsbg_support._polling import Backoff, failure_pause, rides_out
+from vpsbg_support._settle import is_settled
 from vpsbg_support.errors import InvalidParameterError, NotFoundError, VPSBGError
 from vpsbg_support.models import (
     CustomerReplied,
@@ -59,37 +58,6 @@ _MICROSECOND = timedelta(microseconds=1)
 def microseconds(moment: datetime | None) -> int | None:
     """A timestamp as integer microseconds since the epoch (exact, unlike a float)."""
     return None if moment is None else (moment - _EPOCH) // _MICROSECOND
-
-
-def served_at(date_header: str | None, requested_at: datetime, elapsed: float) -> datetime:
-    """The earliest moment the server may have read what a response holds, on its own clock:
-    ``Date`` less the time the request took; without a usable ``Date``, this machine's clock when
-    the request began, less ``CLOCK_MARGIN`` for the difference between the two clocks."""
-    if date_header is not None:
-        try:
-            served = email.utils.parsedate_to_datetime(date_header)
-        except (TypeError, ValueError, OverflowError):
-            pass
-        else:
-            if served.tzinfo is None:
-                served = served.replace(tzinfo=timezone.utc)
-            try:
-                return served - timedelta(seconds=elapsed)
-            except OverflowError:
-                pass
-    return requested_at - timedelta(seconds=C.CLOCK_MARGIN)
-
-
-def is_settled(updated_at: datetime | None, served: datetime) -> bool:
-    """Whether a read made no earlier than ``served`` holds every change up to ``updated_at``
-    (its second over, with ``SETTLE_MARGIN`` to spare for clock differences)."""
-    if updated_at is None:
-        return False
-    try:
-        bound = served - timedelta(seconds=C.SETTLE_MARGIN + 1)
-    except OverflowError:
-        return False
-    return updated_at.replace(microsecond=0) <= bound
 
 
 @attrs.define

@@ -15,6 +15,7 @@ import attrs
 
 from vpsbg_support import _constants as C
 from vpsbg_support import _routes as R
+from vpsbg_support import _settle
 from vpsbg_support._filenames import filename_from_headers
 from vpsbg_support._fs import (
     DownloadTarget,
@@ -142,7 +143,7 @@ class AsyncTickets(AsyncResource):
         started = time.monotonic()
         response = await self._request(route, **kwargs)
         elapsed = time.monotonic() - started
-        served = _watch.served_at(response.headers.get("Date"), requested_at, elapsed)
+        served = _settle.served_at(response.headers.get("Date"), requested_at, elapsed)
         return read(response), served
 
     async def iter_all(self, per_page: int | None = None) -> AsyncIterator[Ticket]:

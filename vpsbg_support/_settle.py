@@ -1,12 +1,13 @@
 """When a ticket's copy is settled: ``updated_at`` is to the second, so a change in the second
-the ticket was read does not show in it.
+the ticket was read does not show in it. The export and ``tickets.watch`` both decide by it.
 
 A copy is unsettled when the second of its ``updated_at`` did not end a full second before the
 earliest moment the server may have read the ticket: the response's ``Date`` less the time the
 request took here (the server's clock, the one ``updated_at`` is on, so a skewed local clock
 does not matter). A response without a usable ``Date`` is judged by this machine's clock when
 the request started, less ``CLOCK_MARGIN`` for the difference between the clocks. An
-unsettled copy is read again by the next run even if ``updated_at`` is unchanged.
+unsettled copy is read again (by the next export run, by the next poll of a watch) even if
+``updated_at`` is unchanged.
 """
 
 from __future__ import annotations
@@ -26,12 +27,10 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def served_at(
-    date_header: str | None, requested_at: datetime, elapsed: timedelta = timedelta(0)
-) -> datetime:
+def served_at(date_header: str | None, requested_at: datetime, elapsed: float = 0.0) -> datetime:
     """The earliest moment the server may have read what a response holds, on the server's
-    clock: its ``Date`` header, stamped when the answer is sent, less ``elapsed``, the time the
-    request took here (a slow server may read the ticket well before it answers). Without a
+    clock: its ``Date`` header, stamped when the answer is sent, less ``elapsed``, the seconds
+    the request took here (a slow server may read the ticket well before it answers). Without a
     usable ``Date``, this machine's clock when the request started, less the clock margin."""
     if date_header is not None:
         try:
@@ -43,7 +42,7 @@ def served_at(
             if served.tzinfo is None:
                 served = served.replace(tzinfo=timezone.utc)
             with contextlib.suppress(OverflowError):
-                return served - elapsed
+                return served - timedelta(seconds=elapsed)
     return requested_at - _CLOCK_MARGIN
 
 
@@ -53,11 +52,11 @@ def is_settled(updated_at: datetime | None, served: datetime) -> bool:
     unchanged ticket.
 
     With ``Date`` 12:00:10 and a quick answer, an ``updated_at`` of 12:00:07 is settled, one of
-    12:00:08 (its second ends 12:00:09, the margin takes the read back before that) is not. A
-    ticket without ``updated_at`` is always read again anyway.
+    12:00:08 (its second ends 12:00:09, the margin takes the read back before that) is not.
+    Without an ``updated_at`` nothing can be proven: False.
     """
     if updated_at is None:
-        return True
+        return False
     try:
         read_after = served - _SETTLE_MARGIN - timedelta(seconds=1)
     except OverflowError:  # a Date near year 1: nothing can be proven
