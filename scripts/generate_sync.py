@@ -94,6 +94,7 @@ ROOT_BY_BASE = {
     "__aenter__": "__enter__",
     "__aexit__": "__exit__",
     "with_options": "with_options",
+    "closed": "closed",
 }
 
 #: Public members deliberately without a blocking twin, with the reason.

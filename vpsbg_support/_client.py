@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
 import os
+import ssl
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from urllib.parse import urlsplit
 
@@ -13,6 +13,12 @@ import attrs
 
 from vpsbg_support import _constants as C
 from vpsbg_support._retry import RetryPolicy
+from vpsbg_support._session_options import (
+    SessionOptions,
+    check_default_headers,
+    is_local_host,
+    resolve_session_options,
+)
 from vpsbg_support._transport import Transport
 from vpsbg_support.errors import ConfigurationError
 from vpsbg_support.resources import AsyncPlans, AsyncTickets
@@ -31,12 +37,8 @@ def _check_base_url(url: str) -> None:
     if parts.scheme == "https" and parts.hostname:
         return
     if parts.scheme == "http" and parts.hostname:
-        host = parts.hostname.rstrip(".").lower()
-        if host == "localhost" or host.endswith(C.PLAIN_HTTP_SUFFIXES):
+        if is_local_host(parts.hostname):
             return
-        with contextlib.suppress(ValueError):
-            if ipaddress.ip_address(host).is_loopback:
-                return
         raise ConfigurationError(
             f"base_url {url!r} uses plain HTTP, which would send the API token in clear text;"
             " use https:// (plain HTTP is allowed only for loopback and test hosts)"
@@ -70,6 +72,11 @@ class AsyncClient:
         sleep_budget: float | None = None,
         raise_on_rate_limit: bool = False,
         retry_policy: RetryPolicy | None = None,
+        proxy: str | None = None,
+        ca_bundle: str | os.PathLike[str] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        trace_configs: Sequence[aiohttp.TraceConfig] | None = None,
+        default_headers: Mapping[str, str] | None = None,
     ) -> None:
         """Create a client. No connection is made until the first call.
 
@@ -81,18 +88,32 @@ class AsyncClient:
             max_retries: retries after the first attempt, for what is safe to retry.
             session: an aiohttp session to use (proxies, custom TLS...); it is not closed by us.
             user_agent: replaces the default ``vpsbg-support-python/<version> ...`` User-Agent.
-            trust_env: let our own session read proxy settings (``HTTPS_PROXY``...) and .netrc.
+            trust_env: let our own session read proxy settings (``HTTPS_PROXY``, ``NO_PROXY``...)
+                and .netrc.
             sleep_budget: total seconds one call may sleep between retries (None: no cap).
             raise_on_rate_limit: raise RateLimitError on 429 instead of sleeping and retrying.
             retry_policy: the whole retry policy (backoff delays, Retry-After cap...), instead of
                 ``max_retries``, ``sleep_budget`` and ``raise_on_rate_limit``.
+            proxy: an ``http://`` (or ``https://``) proxy for every request. An ``https``
+                base URL is tunnelled through it (CONNECT), so the proxy never sees the token.
+            ca_bundle: a PEM file (or directory) of the CAs to trust instead of the system's;
+                else ``VPSBG_CA_BUNDLE``, else ``SSL_CERT_FILE``, when set.
+            ssl_context: the whole TLS configuration, instead of ``ca_bundle``.
+            trace_configs: aiohttp ``TraceConfig``s for our session, e.g. OpenTelemetry's
+                ``create_trace_config()``: they see every HTTP attempt.
+            default_headers: headers added to every request (``{"X-Team": "billing"}``); they
+                may replace ``User-Agent`` and ``Accept``, never ``Authorization``.
 
         Raises:
-            ConfigurationError: no token given and ``VPSBG_API_TOKEN`` is not set, or the token
-                holds characters no token has (spaces, control or non-ASCII characters).
+            ConfigurationError: no token given and ``VPSBG_API_TOKEN`` is not set, the token
+                holds characters no token has (spaces, control or non-ASCII characters), a CA
+                bundle cannot be loaded, a plain-HTTP base URL would reach a proxy that is not
+                on this machine, or ``session`` is given with ``proxy``, ``ca_bundle``,
+                ``ssl_context`` or ``trace_configs`` (set those on your session).
             ValueError: ``max_retries`` is negative, ``timeout`` is not a finite number of
-                seconds above 0 (InvalidParameterError), or ``retry_policy`` is given
-                together with one of the three settings it replaces.
+                seconds above 0 (InvalidParameterError), ``retry_policy`` is given
+                together with one of the three settings it replaces, or ``default_headers``
+                holds a bad name or value (InvalidParameterError).
         """
         token = token if token is not None else os.environ.get(C.ENV_TOKEN)
         if not token or not token.strip():
@@ -126,6 +147,22 @@ class AsyncClient:
             )
         else:
             policy = retry_policy
+        if session is None:
+            options = resolve_session_options(
+                base_url=url,
+                proxy=proxy,
+                ca_bundle=ca_bundle,
+                ssl_context=ssl_context,
+                trust_env=trust_env,
+                trace_configs=trace_configs,
+            )
+        elif (proxy, ca_bundle, ssl_context, trace_configs) != (None, None, None, None):
+            raise ConfigurationError(
+                "proxy, ca_bundle, ssl_context and trace_configs configure the client's own"
+                " session: with session=..., set them on that session instead"
+            )
+        else:
+            options = SessionOptions()
         self._transport = Transport(
             token=token,
             base_url=url,
@@ -133,7 +170,8 @@ class AsyncClient:
             retry=policy,
             session=session,
             user_agent=user_agent,
-            trust_env=trust_env,
+            session_options=options,
+            default_headers=check_default_headers(default_headers),
         )
         self._init_resources()
 
@@ -147,6 +185,12 @@ class AsyncClient:
     def base_url(self) -> str:
         """The API root this client calls."""
         return self._transport.base_url
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`aclose` was called (or the ``async with`` block ended); a call on a
+        closed client raises ClientClosedError."""
+        return self._transport.closed
 
     @property
     def max_retries(self) -> int:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import builtins
 import os
-from collections.abc import Iterable, Iterator
+import ssl
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import date, datetime
 from pathlib import Path
@@ -60,6 +61,11 @@ class Client(SyncClientBase):
         sleep_budget: float | None = None,
         raise_on_rate_limit: bool = False,
         retry_policy: RetryPolicy | None = None,
+        proxy: str | None = None,
+        ca_bundle: str | os.PathLike[str] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        trace_configs: Sequence[aiohttp.TraceConfig] | None = None,
+        default_headers: Mapping[str, str] | None = None,
     ) -> None:
         """Create a client. No connection is made until the first call.
 
@@ -70,18 +76,32 @@ class Client(SyncClientBase):
                 ``aiohttp.ClientTimeout``. Downloads apply it between chunks, not to the whole file.
             max_retries: retries after the first attempt, for what is safe to retry.
             user_agent: replaces the default ``vpsbg-support-python/<version> ...`` User-Agent.
-            trust_env: let our own session read proxy settings (``HTTPS_PROXY``...) and .netrc.
+            trust_env: let our own session read proxy settings (``HTTPS_PROXY``, ``NO_PROXY``...)
+                and .netrc.
             sleep_budget: total seconds one call may sleep between retries (None: no cap).
             raise_on_rate_limit: raise RateLimitError on 429 instead of sleeping and retrying.
             retry_policy: the whole retry policy (backoff delays, Retry-After cap...), instead of
                 ``max_retries``, ``sleep_budget`` and ``raise_on_rate_limit``.
+            proxy: an ``http://`` (or ``https://``) proxy for every request. An ``https``
+                base URL is tunnelled through it (CONNECT), so the proxy never sees the token.
+            ca_bundle: a PEM file (or directory) of the CAs to trust instead of the system's;
+                else ``VPSBG_CA_BUNDLE``, else ``SSL_CERT_FILE``, when set.
+            ssl_context: the whole TLS configuration, instead of ``ca_bundle``.
+            trace_configs: aiohttp ``TraceConfig``s for our session, e.g. OpenTelemetry's
+                ``create_trace_config()``: they see every HTTP attempt.
+            default_headers: headers added to every request (``{"X-Team": "billing"}``); they
+                may replace ``User-Agent`` and ``Accept``, never ``Authorization``.
 
         Raises:
-            ConfigurationError: no token given and ``VPSBG_API_TOKEN`` is not set, or the token
-                holds characters no token has (spaces, control or non-ASCII characters).
+            ConfigurationError: no token given and ``VPSBG_API_TOKEN`` is not set, the token
+                holds characters no token has (spaces, control or non-ASCII characters), a CA
+                bundle cannot be loaded, a plain-HTTP base URL would reach a proxy that is not
+                on this machine, or ``session`` is given with ``proxy``, ``ca_bundle``,
+                ``ssl_context`` or ``trace_configs`` (set those on your session).
             ValueError: ``max_retries`` is negative, ``timeout`` is not a finite number of
-                seconds above 0 (InvalidParameterError), or ``retry_policy`` is given
-                together with one of the three settings it replaces.
+                seconds above 0 (InvalidParameterError), ``retry_policy`` is given
+                together with one of the three settings it replaces, or ``default_headers``
+                holds a bad name or value (InvalidParameterError).
         """
         super().__init__(
             lambda: AsyncClient(
@@ -94,6 +114,11 @@ class Client(SyncClientBase):
                 sleep_budget=sleep_budget,
                 raise_on_rate_limit=raise_on_rate_limit,
                 retry_policy=retry_policy,
+                proxy=proxy,
+                ca_bundle=ca_bundle,
+                ssl_context=ssl_context,
+                trace_configs=trace_configs,
+                default_headers=default_headers,
             )
         )
         self._tickets = Tickets(self._runner)

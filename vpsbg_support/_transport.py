@@ -21,6 +21,7 @@ import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from vpsbg_support import _constants as C
+from vpsbg_support._lifecycle import Lifecycle
 from vpsbg_support._retry import (
     Decision,
     FailureKind,
@@ -31,6 +32,7 @@ from vpsbg_support._retry import (
     refuse_wait,
 )
 from vpsbg_support._routes import Route
+from vpsbg_support._session_options import SessionOptions, build_session
 from vpsbg_support._validate import check_timeout
 from vpsbg_support._version import __version__
 from vpsbg_support.errors import (
@@ -41,6 +43,7 @@ from vpsbg_support.errors import (
     InvalidParameterError,
     RateLimitError,
     ResponseDecodeError,
+    TLSVerificationError,
     status_error_class,
 )
 
@@ -163,12 +166,14 @@ class RateLimiter:
 class _SessionHolder:
     """The one aiohttp session of a client (and of its ``with_options`` copies)."""
 
-    def __init__(self, session: aiohttp.ClientSession | None, *, trust_env: bool) -> None:
+    def __init__(self, session: aiohttp.ClientSession | None, options: SessionOptions) -> None:
         self._session = session
         self._owned = session is None
-        self._trust_env = trust_env
+        self._options = options
+        self.lifecycle = Lifecycle()
 
     def get(self) -> aiohttp.ClientSession:
+        self.lifecycle.enter()
         if not self._owned and self._session is not None and self._session.closed:
             raise ConfigurationError(
                 "the aiohttp session given to the client is closed; keep it open while the"
@@ -176,14 +181,12 @@ class _SessionHolder:
             )
         # Created lazily so that it belongs to the loop that actually runs the requests.
         if self._session is None or (self._owned and self._session.closed):
-            self._session = aiohttp.ClientSession(
-                trust_env=self._trust_env,
-                connector=aiohttp.TCPConnector(limit=C.CONNECTION_POOL_LIMIT),
-            )
+            self._session = build_session(self._options)
             self._owned = True
         return self._session
 
     async def aclose(self) -> None:
+        self.lifecycle.closed = True
         if self._owned and self._session is not None and not self._session.closed:
             await self._session.close()
 
@@ -209,7 +212,8 @@ class Transport:
         retry: RetryPolicy,
         session: aiohttp.ClientSession | None = None,
         user_agent: str | None = None,
-        trust_env: bool = False,
+        session_options: SessionOptions | None = None,
+        default_headers: Mapping[str, str] | None = None,
     ) -> None:
         self._token = token
         # What scrub_bytes looks for, encoded once: as sent, and as PHP's JSON escapes "/".
@@ -221,12 +225,13 @@ class Transport:
         self.base_url = base_url.rstrip("/")
         self.timeout = _as_timeout(timeout)
         self.retry = retry
-        self._sessions = _SessionHolder(session, trust_env=trust_env)
+        self._sessions = _SessionHolder(session, session_options or SessionOptions())
         self.limiter = RateLimiter()
         self._headers = {
-            "Authorization": _Redacted(f"Bearer {token}"),
             "Accept": "application/json",
             "User-Agent": user_agent or DEFAULT_USER_AGENT,
+            **(default_headers or {}),
+            "Authorization": _Redacted(f"Bearer {token}"),
         }
 
     def __repr__(self) -> str:
@@ -248,6 +253,11 @@ class Transport:
 
     def _get_session(self) -> aiohttp.ClientSession:
         return self._sessions.get()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`aclose` was called (by this transport or a ``with_options`` copy)."""
+        return self._sessions.lifecycle.closed
 
     async def aclose(self) -> None:
         """Close the session if this transport created it; a caller's session is left open."""
@@ -497,6 +507,15 @@ class Transport:
                 method=method,
                 url=url,
                 request_sent=sent,
+            )
+        if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+            return TLSVerificationError(
+                f"{method} {url} failed: the server's TLS certificate could not be verified"
+                f" ({detail}). With a private CA or a TLS-inspecting proxy, pass ca_bundle= or"
+                f" set {C.ENV_CA_BUNDLE}.",
+                method=method,
+                url=url,
+                request_sent=False,
             )
         return APIConnectionError(
             f"{method} {url} failed: {detail}.", method=method, url=url, request_sent=sent

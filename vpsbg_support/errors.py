@@ -18,6 +18,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "ClientClosedError",
     "ConfigurationError",
     "DownloadError",
     "InternalServerError",
@@ -27,8 +28,10 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "ResponseDecodeError",
+    "TLSVerificationError",
     "UnprocessableEntityError",
     "VPSBGError",
+    "WrongEventLoopError",
     "status_error_class",
 ]
 
@@ -260,3 +263,25 @@ def _field_errors(body: Any) -> dict[str, list[str]]:
         else:
             out[str(field)] = [str(msgs)]
     return out
+
+
+class TLSVerificationError(APIConnectionError):
+    """The server's TLS certificate could not be verified; nothing was sent.
+
+    Behind a TLS-inspecting proxy, or with a private CA, pass ``ca_bundle=`` (a PEM file) or
+    ``ssl_context=`` to the client, or set ``VPSBG_CA_BUNDLE``.
+    """
+
+
+class WrongEventLoopError(VPSBGError, RuntimeError):
+    """An ``AsyncClient`` was used under an event loop other than the one it was first used on.
+
+    Its connections belong to that first loop. Create one ``AsyncClient`` per event loop (for
+    example inside the coroutine given to ``asyncio.run``), or use the blocking ``Client``, which
+    runs its own loop and may be called from any thread.
+    """
+
+
+class ClientClosedError(VPSBGError, RuntimeError):
+    """A call was made on an ``AsyncClient`` after ``aclose()`` (or after its ``async with``
+    block ended); nothing was sent. Create a new client."""
