@@ -6,6 +6,7 @@
 from vpsbg_support import errors
 from vpsbg_support._client import AsyncClient
 from vpsbg_support._files import safe_filename
+from vpsbg_support._logs import configure_from_env as _configure_logging_from_env
 from vpsbg_support._loop_thread import DeadlockError, LoopClosedError
 from vpsbg_support._retry import RetryPolicy
 from vpsbg_support._sync import Client, SyncAttachmentStream
@@ -92,3 +93,5 @@ __all__ = [
     "errors",
     "safe_filename",
 ]
+
+_configure_logging_from_env()
