@@ -98,7 +98,12 @@ ROOT_BY_BASE = {
 }
 
 #: Public members deliberately without a blocking twin, with the reason.
-SKIPPED: dict[tuple[str, str], str] = {}
+SKIPPED: dict[tuple[str, str], str] = {
+    ("AsyncTickets", "with_raw_response"): (
+        "async only for now (the export reads raw tickets through it); the blocking twin comes"
+        " with raw responses on every resource (issue 13)"
+    ),
+}
 
 #: Constructor parameters the blocking Client does not offer, with the reason (need a default).
 EXCLUDED_PARAMS: dict[tuple[str, str], dict[str, str]] = {

@@ -25,10 +25,12 @@ from vpsbg_support import (
     NotFoundError,
     RateLimitError,
     _constants,
-    _files,
+    _fs,
+    _uploads,
 )
-from vpsbg_support._files import Multipart, Upload, normalize_uploads
+from vpsbg_support._http import BodyFailure, Decoder
 from vpsbg_support._sync import Client
+from vpsbg_support._uploads import Multipart, Upload, normalize_uploads
 from vpsbg_support.testing import FakeVPSBG, FakeVPSBGThread
 
 #: Bigger than one upload read (256 KiB) and one download chunk (64 KiB), still quick.
@@ -201,7 +203,7 @@ async def test_files_are_streamed_in_bounded_reads_never_read_whole(
         return handle
 
     # Shadow open() in the module that opens upload paths; everything else is untouched.
-    monkeypatch.setattr(_files, "open", recording_open, raising=False)
+    monkeypatch.setattr(_uploads, "open", recording_open, raising=False)
     (tmp_path / "big.bin").write_bytes(content)
     await api.tickets.reply(ticket_id, message="big file", attachments=[tmp_path / "big.bin"])
     assert received(fake, ticket_id) == [("big.bin", "application/octet-stream", content)]
@@ -463,7 +465,7 @@ async def test_small_chunks_are_in_the_file_before_writeback_and_fsync(
             yield content[start : start + 1_000]
 
     target = tmp_path / "small.bin"
-    assert await _files.write_atomically(body(), target, overwrite=False) == len(content)
+    assert await _fs.write_atomically(body(), target, overwrite=False) == len(content)
     assert target.read_bytes() == content
     assert synced[0] == len(content)  # the file's fsync; the folder's follows
     assert len(on_disk) == 5 and all(size >= end for end, size in on_disk)
@@ -617,9 +619,9 @@ async def test_a_file_appearing_during_the_download_is_kept_unless_overwrite(
 
     target = tmp_path / "race.txt"
     with pytest.raises(InvalidParameterError, match="overwrite=True"):
-        await _files.write_atomically(body(), target, overwrite=False)
+        await _fs.write_atomically(body(), target, overwrite=False)
     assert target.read_bytes() == b"theirs" and files_in(tmp_path) == ["race.txt"]
-    assert await _files.write_atomically(body(), target, overwrite=True) == 10
+    assert await _fs.write_atomically(body(), target, overwrite=True) == 10
     assert target.read_bytes() == b"downloaded" and files_in(tmp_path) == ["race.txt"]
 
 
@@ -819,12 +821,10 @@ def _encodings(data: bytes) -> list[tuple[str, bytes]]:
 def test_the_decoder_is_exact_at_any_split_and_piece_size(
     data: bytes, split: int, size: int
 ) -> None:
-    from vpsbg_support.resources.tickets import _Decoder
-
     for encoding, body in _encodings(data):
         if split == 1 and len(body) > 6_000:
             continue  # byte by byte is for the small bodies
-        decoder = _Decoder.for_encoding(encoding, "u")
+        decoder = Decoder.for_encoding(encoding)
         assert decoder is not None
         out = [
             p for i in range(0, len(body), split) for p in decoder.feed(body[i : i + split], size)
@@ -836,10 +836,10 @@ def test_the_decoder_is_exact_at_any_split_and_piece_size(
         if len(stream) > 20:
             # The last 5 bytes hold the end of the last block or the checksum: a body ending
             # there is incomplete, whatever the encoding.
-            cut = _Decoder.for_encoding(encoding, "u")
+            cut = Decoder.for_encoding(encoding)
             assert cut is not None
             list(cut.feed(stream[:-5], size))
-            with pytest.raises(DownloadError, match="cut short"):
+            with pytest.raises(BodyFailure, match="cut short"):
                 cut.finish()
 
 
@@ -857,10 +857,8 @@ def test_bytes_after_a_compressed_body_are_refused(
     encoding: str, body: bytes, message: str
 ) -> None:
     # Only gzip has members one after the other; anything else after the end is not the file.
-    from vpsbg_support.resources.tickets import _Decoder
-
-    decoder = _Decoder.for_encoding(encoding, "u")
+    decoder = Decoder.for_encoding(encoding)
     assert decoder is not None
-    with pytest.raises(DownloadError, match=message):
+    with pytest.raises(BodyFailure, match=message):
         list(decoder.feed(body, 65_536))
         decoder.finish()

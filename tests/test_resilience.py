@@ -22,8 +22,8 @@ import aiohttp
 import pytest
 
 from vpsbg_support import AsyncClient, errors
+from vpsbg_support._ratelimit import RateLimiter
 from vpsbg_support._retry import RetryPolicy
-from vpsbg_support._transport import RateLimiter
 from vpsbg_support.testing import FakeVPSBG
 
 #: Fast backoff so retries cost milliseconds, and enough retries for 30% faults.

@@ -7,9 +7,9 @@ from email.utils import format_datetime
 
 import pytest
 
+from vpsbg_support._ratelimit import RateBudget
 from vpsbg_support._retry import (
     FailureKind,
-    RateBudget,
     RetryPolicy,
     backoff_delay,
     decide,

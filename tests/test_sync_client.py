@@ -177,7 +177,7 @@ def test_error_inside_stream_attachment_block_propagates_and_closes_the_response
         pytest.raises(error),
         client.tickets.stream_attachment(record.id, attachment.id) as stream,
     ):
-        response = stream._async._response  # what the user's block must not leave open
+        response = stream._async._body._resp  # what the user's block must not leave open
         next(iter(stream.iter_chunks(1024)))
         assert not response.closed
         raise error  # (KeyboardInterrupt: Ctrl-C landing in the user's block)

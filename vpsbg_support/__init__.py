@@ -5,13 +5,14 @@
 
 from vpsbg_support import errors
 from vpsbg_support._client import AsyncClient
-from vpsbg_support._files import safe_filename
+from vpsbg_support._filenames import safe_filename
 from vpsbg_support._logs import configure_from_env as _configure_logging_from_env
 from vpsbg_support._loop_thread import DeadlockError, LoopClosedError
 from vpsbg_support._retry import RetryPolicy
 from vpsbg_support._sync import Client, SyncAttachmentStream
 from vpsbg_support._version import __version__
 from vpsbg_support.errors import (
+    MAY_HAVE_REACHED_VPSBG,
     APIConnectionError,
     APIError,
     APIStatusError,
@@ -26,8 +27,10 @@ from vpsbg_support.errors import (
     LockedError,
     NotFoundError,
     PermissionDeniedError,
+    RateLimitedLocallyError,
     RateLimitError,
     ResponseDecodeError,
+    ResponseTooLargeError,
     TLSVerificationError,
     UnprocessableEntityError,
     VPSBGError,
@@ -50,6 +53,7 @@ from vpsbg_support.models import (
 from vpsbg_support.resources.tickets import AttachmentStream
 
 __all__ = [
+    "MAY_HAVE_REACHED_VPSBG",
     "APIConnectionError",
     "APIError",
     "APIStatusError",
@@ -78,8 +82,10 @@ __all__ = [
     "PermissionDeniedError",
     "Promo",
     "RateLimitError",
+    "RateLimitedLocallyError",
     "RelatedService",
     "ResponseDecodeError",
+    "ResponseTooLargeError",
     "RetryPolicy",
     "SupportPlan",
     "SyncAttachmentStream",

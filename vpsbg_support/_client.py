@@ -1,4 +1,4 @@
-"""``AsyncClient``: the real implementation; owns the transport and exposes the resources."""
+"""``AsyncClient``: the real implementation; owns the pipeline and exposes the resources."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import aiohttp
 import attrs
 
 from vpsbg_support import _constants as C
+from vpsbg_support._pipeline import Pipeline
 from vpsbg_support._retry import RetryPolicy
 from vpsbg_support._session_options import (
     SessionOptions,
@@ -19,7 +20,7 @@ from vpsbg_support._session_options import (
     is_local_host,
     resolve_session_options,
 )
-from vpsbg_support._transport import Transport
+from vpsbg_support._validate import check_int
 from vpsbg_support.errors import ConfigurationError
 from vpsbg_support.resources import AsyncPlans, AsyncTickets
 
@@ -57,6 +58,8 @@ class AsyncClient:
     reached the server (connection refused, DNS failure, connect timeout) or on 429. They are
     never re-sent after an ambiguous failure: the error then has ``request_sent=True``.
     ``Retry-After`` is honoured (seconds or HTTP date) up to 60 s; longer raises RateLimitError.
+    A wait one call was told holds the client's other calls for at most that long too.
+    JSON bodies are read up to ``max_response_size`` bytes (decoded); never whole into memory.
     """
 
     def __init__(
@@ -72,6 +75,7 @@ class AsyncClient:
         sleep_budget: float | None = None,
         raise_on_rate_limit: bool = False,
         retry_policy: RetryPolicy | None = None,
+        max_response_size: int = C.MAX_RESPONSE_SIZE,
         proxy: str | None = None,
         ca_bundle: str | os.PathLike[str] | None = None,
         ssl_context: ssl.SSLContext | None = None,
@@ -94,6 +98,9 @@ class AsyncClient:
             raise_on_rate_limit: raise RateLimitError on 429 instead of sleeping and retrying.
             retry_policy: the whole retry policy (backoff delays, Retry-After cap...), instead of
                 ``max_retries``, ``sleep_budget`` and ``raise_on_rate_limit``.
+            max_response_size: the largest JSON body accepted, in bytes once decompressed
+                (32 MiB by default); a larger one raises ResponseTooLargeError, read no further.
+                Downloads are bounded by their announced size instead.
             proxy: an ``http://`` (or ``https://``) proxy for every request. An ``https``
                 base URL is tunnelled through it (CONNECT), so the proxy never sees the token.
             ca_bundle: a PEM file (or directory) of the CAs to trust instead of the system's;
@@ -163,7 +170,7 @@ class AsyncClient:
             )
         else:
             options = SessionOptions()
-        self._transport = Transport(
+        self._transport = Pipeline(
             token=token,
             base_url=url,
             timeout=timeout,
@@ -172,6 +179,7 @@ class AsyncClient:
             user_agent=user_agent,
             session_options=options,
             default_headers=check_default_headers(default_headers),
+            max_response_size=check_int("max_response_size", max_response_size),
         )
         self._init_resources()
 

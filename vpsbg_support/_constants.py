@@ -24,11 +24,29 @@ DEFAULT_MAX_RETRIES = 2
 #: Backoff: the first retry waits up to INITIAL_RETRY_DELAY, doubling up to MAX_RETRY_DELAY.
 INITIAL_RETRY_DELAY = 0.5
 MAX_RETRY_DELAY = 8.0
-#: A Retry-After longer than this raises RateLimitError instead of sleeping.
+#: A Retry-After longer than this raises RateLimitError instead of sleeping; a wait one call was
+#: told holds the client's other calls for at most this long, then the server is asked again.
 MAX_RETRY_AFTER = 60.0
 
 #: Statuses on which an idempotent request (GET/PUT/DELETE) is retried.
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+#: Methods that have the same effect sent twice as once: retried after an ambiguous failure.
+#: The one definition of "idempotent" (``Route.idempotent`` and the errors' advice read it).
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+
+#: Largest decoded JSON body accepted (32 MiB); ``AsyncClient(max_response_size=...)`` tunes it.
+#: Enforced while reading and while decompressing: a larger body raises ResponseTooLargeError.
+MAX_RESPONSE_SIZE = 32 * 1024 * 1024
+#: An error body (non-2xx) is kept up to this many bytes and the rest is dropped: it is only read
+#: for its message.
+MAX_ERROR_BODY = 64 * 1024
+#: Content-Encodings this client undoes itself (bounded), and asks for on JSON calls.
+ACCEPT_ENCODING = "gzip, deflate"
+
+#: Headers a request id is read from, first found wins: VPSBG's own, then the spellings of
+#: common proxies and CDNs (Cloudflare's ray id last).
+REQUEST_ID_HEADERS = ("X-Request-Id", "Request-Id", "X-Correlation-Id", "CF-Ray")
 
 #: Connections the client keeps open at once (aiohttp's default is 100).
 CONNECTION_POOL_LIMIT = 100

@@ -10,17 +10,17 @@ from __future__ import annotations
 import email.utils
 import enum
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 import attrs
 
 from vpsbg_support import _constants as C
+from vpsbg_support._routes import method_is_idempotent
 
 __all__ = [
     "Decision",
     "FailureKind",
-    "RateBudget",
     "RetryPolicy",
     "backoff_delay",
     "decide",
@@ -38,6 +38,8 @@ class FailureKind(enum.Enum):
     AMBIGUOUS = "ambiguous"
     #: The server answered with an HTTP status.
     STATUS = "status"
+    #: The answer is final whatever the method: a body too large or corrupt.
+    FINAL = "final"
 
 
 @attrs.frozen(kw_only=True)
@@ -67,6 +69,8 @@ class RetryPolicy:
             raise ValueError("max_retries must be >= 0")
         if self.initial_delay < 0 or self.max_delay < 0 or self.max_retry_after < 0:
             raise ValueError("retry delays must be >= 0")
+        if self.sleep_budget is not None and self.sleep_budget < 0:
+            raise ValueError("sleep_budget must be >= 0")
 
 
 @attrs.frozen
@@ -99,6 +103,7 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
+        # RFC 9110 dates are GMT; "-0000" (no zone known) parses naive: read it as UTC.
         when = when.replace(tzinfo=timezone.utc)
     current = now or datetime.now(timezone.utc)
     return max(0.0, (when - current).total_seconds())
@@ -116,10 +121,6 @@ def backoff_delay(
     """
     ceiling = min(policy.max_delay, policy.initial_delay * (2 ** min(attempt, 32)))
     return float(ceiling * rand())
-
-
-def _is_idempotent(method: str) -> bool:
-    return method.upper() in ("GET", "HEAD", "PUT", "DELETE", "OPTIONS")
 
 
 def decide(
@@ -150,11 +151,13 @@ def decide(
     Returns:
         A Decision; ``retry=False`` carries the reason in ``reason``.
     """
+    if kind is FailureKind.FINAL:
+        return Decision(False, reason="the answer cannot be read; asking again would not help")
     if attempt >= policy.max_retries:
         return Decision(False, reason="retries exhausted")
     if not replayable and kind is not FailureKind.NOT_SENT:
         return Decision(False, reason="the request body cannot be replayed")
-    idempotent = _is_idempotent(method)
+    idempotent = method_is_idempotent(method)
     if kind is FailureKind.NOT_SENT:
         pass
     elif kind is FailureKind.AMBIGUOUS:
@@ -194,86 +197,7 @@ def refuse_wait(policy: RetryPolicy, delay: float, slept: float) -> str:
     if policy.raise_on_rate_limit:
         return "raise_on_rate_limit is set"
     if delay > policy.max_retry_after:
-        return f"that exceeds max_retry_after ({policy.max_retry_after:g}s)"
+        return f"that exceeds this call's max_retry_after ({policy.max_retry_after:g}s)"
     if policy.sleep_budget is not None and slept + delay > policy.sleep_budget:
         return f"that exceeds the sleep budget ({policy.sleep_budget:g}s)"
     return ""
-
-
-def _int_header(headers: Mapping[str, str], name: str) -> int | None:
-    value = headers.get(name)
-    if value is None:
-        return None
-    try:
-        return int(value.strip())
-    except ValueError:
-        return None
-
-
-class RateBudget:
-    """The client-wide rate-limit bookkeeping, as pure state driven by an explicit clock.
-
-    The server tells us how many requests are left (``X-RateLimit-Remaining``) and, once we are
-    over, how long to wait (``Retry-After``). Concurrent tasks share one budget: a request is sent
-    only while the last known remaining count, minus the requests sent since, is positive. When the
-    budget is spent, one request at a time probes the server (its answer refreshes the budget, or a
-    429 tells everyone how long to wait), so a bulk job causes about one 429 per window instead of
-    one per task. Until the first answer says whether the server sends these headers at all, one
-    request probes alone.
-    """
-
-    def __init__(self) -> None:
-        #: Clock time before which nothing is sent (from a Retry-After).
-        self.not_before = 0.0
-        #: Requests we may still send, as far as we know; None when nothing is known.
-        self.remaining: int | None = None
-        #: Whether the server sends X-RateLimit-Remaining: None until an answer says.
-        self.tracked: bool | None = None
-        #: Requests sent and not answered yet.
-        self.in_flight = 0
-
-    def ask(self, now: float) -> float | None:
-        """Ask to send one request at clock time ``now``.
-
-        Returns:
-            ``0.0``: go; a slot is reserved, call :meth:`done` once answered (or failed).
-            A positive number: sleep that many seconds (a Retry-After), then ask again.
-            ``None``: wait until an in-flight request is answered, then ask again.
-        """
-        if now < self.not_before:
-            return self.not_before - now
-        if self.remaining is None:
-            if self.tracked is False or self.in_flight == 0:
-                self.in_flight += 1
-                return 0.0
-            return None
-        if self.remaining > 0 or self.in_flight == 0:
-            self.remaining = max(0, self.remaining - 1)
-            self.in_flight += 1
-            return 0.0
-        return None
-
-    def done(self, now: float, status: int | None, headers: Mapping[str, str]) -> None:
-        """Record the answer to a request :meth:`ask` let through (``status`` None: no answer)."""
-        self.in_flight = max(0, self.in_flight - 1)
-        if status is None:
-            return
-        if status in (429, 503):
-            retry_after = parse_retry_after(headers.get("Retry-After"))
-            if retry_after is not None:
-                self.not_before = max(self.not_before, now + retry_after)
-        left = _int_header(headers, "X-RateLimit-Remaining")
-        if left is None:
-            if status == 429:
-                self.remaining = 0  # over the limit: probe one at a time until told otherwise
-                return
-            if self.tracked is None:
-                self.tracked = False
-            if not self.tracked:
-                self.remaining = None
-            return
-        self.tracked = True
-        # Requests still in flight may not be counted in this answer yet: assume they are not.
-        self.remaining = max(0, left - self.in_flight)
-        if status == 429:
-            self.remaining = 0

@@ -8,8 +8,11 @@ line here.
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import quote
 
 import attrs
+
+from vpsbg_support._constants import IDEMPOTENT_METHODS
 
 BodyKind = Literal["none", "json", "multipart"]
 
@@ -27,13 +30,19 @@ class Route:
     @property
     def idempotent(self) -> bool:
         """True when sending the request twice has the same effect as sending it once."""
-        return self.method in ("GET", "PUT", "DELETE")
+        return method_is_idempotent(self.method)
 
     def format_path(self, **params: int | str) -> str:
         """Fill the path template; ids are URL-quoted so ``"../x"`` cannot change the route."""
-        from urllib.parse import quote
+        # An int (what check_id returns) needs no quoting: the common case skips quote().
+        return self.path.format(
+            **{k: v if type(v) is int else quote(str(v), safe="") for k, v in params.items()}
+        )
 
-        return self.path.format(**{k: quote(str(v), safe="") for k, v in params.items()})
+
+def method_is_idempotent(method: str | None) -> bool:
+    """Whether sending ``method`` twice has the same effect as once (the one definition)."""
+    return method is not None and method.upper() in IDEMPOTENT_METHODS
 
 
 TICKETS_LIST = Route("tickets.list", "GET", "/support/tickets", documented=False)

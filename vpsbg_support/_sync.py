@@ -17,9 +17,10 @@ import aiohttp
 
 from vpsbg_support import _constants as C
 from vpsbg_support._client import AsyncClient
-from vpsbg_support._files import AttachmentInput, DownloadTarget
+from vpsbg_support._fs import DownloadTarget
 from vpsbg_support._retry import RetryPolicy
 from vpsbg_support._sync_base import SyncClientBase, SyncResource, SyncWrapper
+from vpsbg_support._uploads import AttachmentInput
 from vpsbg_support.export import ExportSummary, ProgressCallback, export_tickets
 from vpsbg_support.models import (
     Attachment,
@@ -47,6 +48,8 @@ class Client(SyncClientBase):
     reached the server (connection refused, DNS failure, connect timeout) or on 429. They are
     never re-sent after an ambiguous failure: the error then has ``request_sent=True``.
     ``Retry-After`` is honoured (seconds or HTTP date) up to 60 s; longer raises RateLimitError.
+    A wait one call was told holds the client's other calls for at most that long too.
+    JSON bodies are read up to ``max_response_size`` bytes (decoded); never whole into memory.
     """
 
     def __init__(
@@ -61,6 +64,7 @@ class Client(SyncClientBase):
         sleep_budget: float | None = None,
         raise_on_rate_limit: bool = False,
         retry_policy: RetryPolicy | None = None,
+        max_response_size: int = C.MAX_RESPONSE_SIZE,
         proxy: str | None = None,
         ca_bundle: str | os.PathLike[str] | None = None,
         ssl_context: ssl.SSLContext | None = None,
@@ -82,6 +86,9 @@ class Client(SyncClientBase):
             raise_on_rate_limit: raise RateLimitError on 429 instead of sleeping and retrying.
             retry_policy: the whole retry policy (backoff delays, Retry-After cap...), instead of
                 ``max_retries``, ``sleep_budget`` and ``raise_on_rate_limit``.
+            max_response_size: the largest JSON body accepted, in bytes once decompressed
+                (32 MiB by default); a larger one raises ResponseTooLargeError, read no further.
+                Downloads are bounded by their announced size instead.
             proxy: an ``http://`` (or ``https://``) proxy for every request. An ``https``
                 base URL is tunnelled through it (CONNECT), so the proxy never sees the token.
             ca_bundle: a PEM file (or directory) of the CAs to trust instead of the system's;
@@ -114,6 +121,7 @@ class Client(SyncClientBase):
                 sleep_budget=sleep_budget,
                 raise_on_rate_limit=raise_on_rate_limit,
                 retry_policy=retry_policy,
+                max_response_size=max_response_size,
                 proxy=proxy,
                 ca_bundle=ca_bundle,
                 ssl_context=ssl_context,
@@ -522,9 +530,9 @@ class Plans(SyncResource):
         The DELETE is retried after a failure that may have reached the server (it is
         idempotent). When such a retry is told "no pending cancellation" (422), the attempt
         before, whose answer was lost, most likely withdrew it: no cancellation is pending, the
-        state asked for, so it returns None (logged at WARNING) instead of raising. (aiohttp's
-        own immediate re-send after a dropped connection is not one of the client's retries: a
-        422 after it alone is raised.)
+        state asked for, so it returns None (logged at WARNING) instead of raising. (The HTTP
+        library's own immediate re-send after a dropped connection is not one of the client's
+        retries: a 422 after it alone is raised.)
 
         Returns:
             The Order the API answered with, or None when it answered 204 No Content or when a
@@ -543,10 +551,10 @@ class SyncAttachmentStream(SyncWrapper[AttachmentStream]):
     Attributes:
         name: the file name the server gave (``Content-Disposition``, else the Attachment's
             name when one was passed), unsanitised: sanitise it (see ``safe_filename``) before
-            using it as a path.
+            using it as a path. The token never appears in it.
         size: the body's size in bytes when known (``Content-Length`` of an uncompressed body,
             else the ``size`` of the Attachment passed), or None. The bytes received are checked
-            against both.
+            against both, as they arrive.
         content_type: the ``Content-Type`` the server sent.
     """
 
@@ -568,6 +576,8 @@ class SyncAttachmentStream(SyncWrapper[AttachmentStream]):
     def iter_chunks(self, chunk_size: int = C.CHUNK_SIZE) -> Iterator[bytes]:
         """Yield the body in chunks of at most ``chunk_size`` bytes; the body can be read once.
 
+        Reading stops as soon as more bytes arrive than the announced size.
+
         Args:
             chunk_size: the largest chunk to yield, in bytes.
 
@@ -576,7 +586,7 @@ class SyncAttachmentStream(SyncWrapper[AttachmentStream]):
 
         Raises:
             InvalidParameterError: ``chunk_size`` is not a positive integer.
-            DownloadError: the body ended early, differs from the announced size, or was
-                already read.
+            DownloadError: the body ended early, passed or differs from the announced size,
+                or was already read.
         """
         return self._runner.iterate(self._async.iter_chunks(chunk_size))

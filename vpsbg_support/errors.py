@@ -11,7 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from vpsbg_support._routes import method_is_idempotent
+
 __all__ = [
+    "MAY_HAVE_REACHED_VPSBG",
     "APIConnectionError",
     "APIError",
     "APIStatusError",
@@ -27,18 +30,23 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RateLimitedLocallyError",
     "ResponseDecodeError",
     "TLSVerificationError",
+    "ResponseTooLargeError",
     "UnprocessableEntityError",
     "VPSBGError",
     "WrongEventLoopError",
     "status_error_class",
 ]
 
-_CHECK_BEFORE_RETRY = (
-    " The request may have reached VPSBG: check its effect (for example the list of orders or"
-    " the ticket's messages) before trying again."
+#: The advice every failure of a non-idempotent call that may have been sent carries (in its
+#: message, in a note on a KeyboardInterrupt or CancelledError, and on the CLI's stderr).
+MAY_HAVE_REACHED_VPSBG = (
+    "This request may have reached VPSBG: check your orders (or the ticket's messages) before"
+    " trying again."
 )
+_CHECK_BEFORE_RETRY = " " + MAY_HAVE_REACHED_VPSBG
 
 
 class VPSBGError(Exception):
@@ -103,7 +111,7 @@ class APIConnectionError(APIError):
         url: str | None = None,
         request_sent: bool = False,
     ) -> None:
-        if request_sent and method not in (None, "GET", "PUT", "DELETE", "HEAD"):
+        if request_sent and method is not None and not method_is_idempotent(method):
             message += _CHECK_BEFORE_RETRY
         super().__init__(message, method=method, url=url, request_sent=request_sent)
 
@@ -139,13 +147,54 @@ class ResponseDecodeError(APIError):
         method: str | None = None,
         url: str | None = None,
     ) -> None:
+        # A 2xx answer means the server acted: a POST's effect (an order, a reply) exists.
+        if method is not None and not method_is_idempotent(method):
+            message += _CHECK_BEFORE_RETRY
         super().__init__(message, method=method, url=url, request_sent=True)
         self.status = status
         self.body = body
 
 
+class ResponseTooLargeError(ResponseDecodeError):
+    """A response body passed the client's ``max_response_size`` (decoded, so a small
+    compressed body expanding past it counts); reading stopped there and nothing was kept.
+
+    Attributes:
+        limit: the size in bytes that was passed.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        limit: int,
+        method: str | None = None,
+        url: str | None = None,
+    ) -> None:
+        super().__init__(message, status=status, body=b"", method=method, url=url)
+        self.limit = limit
+
+
 class DownloadError(APIError):
-    """A download did not complete (short body, size mismatch); no partial file is left."""
+    """A download did not complete (short body, size mismatch); no partial file is left.
+
+    Attributes:
+        cut_short: True when the body ended (or the connection broke) before it was complete,
+            so asking again may succeed; False when what arrived is wrong (too long, corrupt).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str | None = None,
+        url: str | None = None,
+        request_sent: bool = True,
+        cut_short: bool = False,
+    ) -> None:
+        super().__init__(message, method=method, url=url, request_sent=request_sent)
+        self.cut_short = cut_short
 
 
 class APIStatusError(APIError):
@@ -172,7 +221,12 @@ class APIStatusError(APIError):
         request_sent: bool = True,
     ) -> None:
         text = f"HTTP {status}: {message}"
-        if request_sent and status >= 500 and method not in (None, "GET", "PUT", "DELETE"):
+        if (
+            request_sent
+            and status >= 500
+            and method is not None
+            and not method_is_idempotent(method)
+        ):
             text += _CHECK_BEFORE_RETRY
         super().__init__(text, method=method, url=url, request_sent=request_sent)
         self.message = message
@@ -222,6 +276,33 @@ class RateLimitError(APIStatusError):
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class RateLimitedLocallyError(RateLimitError):
+    """Refused by this client, not by the server: another call was told to wait (Retry-After)
+    and that wait is longer than this call may sleep. Nothing was sent; ``status`` is None
+    because no HTTP status was received for this call.
+
+    Attributes:
+        retry_after: seconds left of the shared wait.
+    """
+
+    status: int | None  # type: ignore[assignment]  # None: the server sent no status
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float,
+        method: str | None = None,
+        url: str | None = None,
+    ) -> None:
+        APIError.__init__(self, message, method=method, url=url, request_sent=False)
+        self.message = message
+        self.status = None
+        self.body = None
+        self.headers = {}
         self.retry_after = retry_after
 
 

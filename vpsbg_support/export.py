@@ -58,18 +58,18 @@ from typing import IO, Any, TypeVar
 
 import attrs
 
-from vpsbg_support import _routes as R
 from vpsbg_support._client import AsyncClient
 from vpsbg_support._convert import ConversionError, structure, unstructure
-from vpsbg_support._files import _fsync_folder, flush_to_disk, replacing, safe_filename
+from vpsbg_support._filenames import safe_filename
+from vpsbg_support._fs import flush_to_disk, fsync_folder, replacing
 from vpsbg_support.errors import (
     AuthenticationError,
     InvalidParameterError,
     PermissionDeniedError,
+    ResponseDecodeError,
     VPSBGError,
 )
 from vpsbg_support.models import Attachment, Ticket
-from vpsbg_support.resources._base import _decode_error
 
 __all__ = [
     "ATTACHMENTS_DIR",
@@ -712,7 +712,7 @@ def _write_atomically(path: Path, chunks: Iterable[bytes]) -> tuple[int, str]:
             digest.update(chunk)
             size += len(chunk)
         flush_to_disk(out)
-    _fsync_folder(path.parent)
+    fsync_folder(path.parent)
     return size, digest.hexdigest()
 
 
@@ -914,17 +914,21 @@ class _ExportJob:
         Raises:
             ResponseDecodeError: the body is not JSON, or not a ticket.
         """
-        requested_at, started = _now(), time.monotonic()
-        response = await self.client._transport.request(
-            R.TICKETS_GET, path_params={"ticket_id": ticket_id}
+        requested_at = _now()
+        raw = await self.client.tickets.with_raw_response.get(ticket_id)
+        served_at = _served_at(
+            raw.headers.get("Date"), requested_at, timedelta(seconds=raw.elapsed)
         )
-        elapsed = timedelta(seconds=time.monotonic() - started)
-        raw = response.json()
-        served_at = _served_at(response.headers.get("Date"), requested_at, elapsed)
         try:
-            return self.journal.add_ticket(raw, _json_line(response.body), served_at)
+            return self.journal.add_ticket(raw.json(), _json_line(raw.content), served_at)
         except ConversionError as exc:
-            raise _decode_error(response, Ticket, exc) from None
+            raise ResponseDecodeError(
+                f"Could not read the Ticket in the response to {raw.method} {raw.url}: {exc}",
+                status=raw.status_code,
+                body=raw.content,
+                method=raw.method,
+                url=raw.url,
+            ) from None
 
     async def _download(self, ticket_id: int, attachment: Attachment) -> None:
         relative = attachment_path(ticket_id, attachment)

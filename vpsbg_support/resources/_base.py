@@ -1,23 +1,25 @@
-"""What every resource shares: call the transport, turn the JSON into models."""
+"""What every resource shares: hand a call to the pipeline, turn the JSON into models."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from vpsbg_support._convert import ConversionError, structure, structure_list
+from vpsbg_support._http import MultipartBody
+from vpsbg_support._pipeline import Pipeline, Response
 from vpsbg_support._routes import Route
-from vpsbg_support._transport import MultipartBody, Response, Transport
 from vpsbg_support.errors import ResponseDecodeError
 from vpsbg_support.models import Page
+from vpsbg_support.responses import RawResponse
 
 T = TypeVar("T")
 
 
 class AsyncResource:
-    """Base of the resource groups; holds the transport and nothing else."""
+    """Base of the resource groups; holds the pipeline and nothing else."""
 
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, transport: Pipeline) -> None:
         self._transport = transport
 
     def __repr__(self) -> str:
@@ -62,6 +64,21 @@ class AsyncResource:
             return structure_list(data, cl)
         except ConversionError as exc:
             raise _decode_error(response, cl, exc) from None
+
+
+def raw_response(response: Response, parse: Callable[[Response], T]) -> RawResponse[T]:
+    """The public raw view of ``response``; ``parse`` makes the plain call's result from it."""
+    return RawResponse(
+        status_code=response.status,
+        headers=response.headers,
+        content=response.body,
+        method=response.method,
+        url=response.url,
+        request_id=response.request_id,
+        elapsed=response.elapsed,
+        retries_taken=response.retries_taken,
+        parse=lambda: parse(response),
+    )
 
 
 def _decode_error(response: Response, cl: type[Any], exc: ConversionError) -> ResponseDecodeError:

@@ -112,9 +112,9 @@ class AsyncPlans(AsyncResource):
         The DELETE is retried after a failure that may have reached the server (it is
         idempotent). When such a retry is told "no pending cancellation" (422), the attempt
         before, whose answer was lost, most likely withdrew it: no cancellation is pending, the
-        state asked for, so it returns None (logged at WARNING) instead of raising. (aiohttp's
-        own immediate re-send after a dropped connection is not one of the client's retries: a
-        422 after it alone is raised.)
+        state asked for, so it returns None (logged at WARNING) instead of raising. (The HTTP
+        library's own immediate re-send after a dropped connection is not one of the client's
+        retries: a 422 after it alone is raised.)
 
         Returns:
             The Order the API answered with, or None when it answered 204 No Content or when a

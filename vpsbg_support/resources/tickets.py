@@ -2,40 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
 import builtins
-import logging
 import os
-import zlib
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import attrs
 
 from vpsbg_support import _constants as C
 from vpsbg_support import _routes as R
-from vpsbg_support._files import (
-    AttachmentInput,
+from vpsbg_support._filenames import filename_from_headers
+from vpsbg_support._fs import (
     DownloadTarget,
-    Multipart,
     check_dest,
-    check_size,
-    filename_from_headers,
     final_path,
     is_folder_target,
-    normalize_uploads,
     write_atomically,
 )
-from vpsbg_support._retry import FailureKind, decide
+from vpsbg_support._http import BodyStream
+from vpsbg_support._pipeline import Response
+from vpsbg_support._uploads import AttachmentInput, Multipart, normalize_uploads
 from vpsbg_support._validate import check_id, check_int, check_text
-from vpsbg_support.errors import DownloadError
 from vpsbg_support.models import Attachment, Department, Page, RelatedService, Ticket
-from vpsbg_support.resources._base import AsyncResource
-
-logger = logging.getLogger(C.LOGGER_NAME)
+from vpsbg_support.resources._base import AsyncResource, raw_response
+from vpsbg_support.responses import RawResponse
 
 
 @attrs.define(kw_only=True)
@@ -45,22 +36,23 @@ class AttachmentStream:
     Attributes:
         name: the file name the server gave (``Content-Disposition``, else the Attachment's
             name when one was passed), unsanitised: sanitise it (see ``safe_filename``) before
-            using it as a path.
+            using it as a path. The token never appears in it.
         size: the body's size in bytes when known (``Content-Length`` of an uncompressed body,
             else the ``size`` of the Attachment passed), or None. The bytes received are checked
-            against both.
+            against both, as they arrive.
         content_type: the ``Content-Type`` the server sent.
     """
 
     name: str | None
     size: int | None
     content_type: str | None
-    _response: aiohttp.ClientResponse = attrs.field(repr=False, alias="response")
+    _body: BodyStream = attrs.field(repr=False, alias="body")
     _expected: tuple[int | None, ...] = attrs.field(default=(), repr=False, alias="expected")
-    _started: bool = attrs.field(default=False, repr=False, init=False)
 
     async def iter_chunks(self, chunk_size: int = C.CHUNK_SIZE) -> AsyncIterator[bytes]:
         """Yield the body in chunks of at most ``chunk_size`` bytes; the body can be read once.
+
+        Reading stops as soon as more bytes arrive than the announced size.
 
         Args:
             chunk_size: the largest chunk to yield, in bytes.
@@ -70,140 +62,31 @@ class AttachmentStream:
 
         Raises:
             InvalidParameterError: ``chunk_size`` is not a positive integer.
-            DownloadError: the body ended early, differs from the announced size, or was
-                already read.
+            DownloadError: the body ended early, passed or differs from the announced size,
+                or was already read.
         """
         check_int("chunk_size", chunk_size)
-        url = str(self._response.url)
-        if self._started:
-            raise DownloadError("this attachment's body was already read", method="GET", url=url)
-        self._started = True
-        received = 0
-        encoding = self._response.headers.get("Content-Encoding", "").strip().lower()
-        decoder = _Decoder.for_encoding(encoding, url)
+        chunk = b""
         try:
-            async for chunk in self._response.content.iter_chunked(chunk_size):
-                if decoder is None:
-                    received += len(chunk)
-                    yield chunk
-                    continue
-                for piece in decoder.feed(chunk, chunk_size):
-                    received += len(piece)
-                    yield piece
-            if decoder is not None:
-                decoder.finish()
-        except aiohttp.ClientError as exc:
-            cut = isinstance(exc, aiohttp.ClientPayloadError)
-            raise DownloadError(
-                f"download {'cut short' if cut else 'failed'} after {received} bytes"
-                f" ({exc.__class__.__name__})",
-                method="GET",
-                url=url,
-            ) from None
-        check_size(received, (self.size, *self._expected), url=url)
+            async for chunk in self._body.chunks(chunk_size, expected=self._expected):
+                yield chunk
+        except BaseException:
+            chunk = b""  # the server's bytes stay out of this frame's locals in a traceback
+            raise
 
 
-_GZIP_WBITS = 16 + zlib.MAX_WBITS
-
-
-class _Decoder:
-    """Undo a gzip or deflate ``Content-Encoding``, in bounded pieces, checking it ends.
-
-    We ask for the bytes as stored (``Accept-Encoding: identity``); a server may compress
-    anyway. A compressed body's ``Content-Length`` is not the file's size, so only the end of
-    the compressed stream tells a complete body from one cut short: aiohttp does not check it.
-    """
-
-    def __init__(self, wbits: int, url: str) -> None:
-        self._wbits = wbits
-        self._url = url
-        self._zlib: Any = None  # made on the first bytes: a deflate body's header decides it
-        self._head = b""
-        self._trailing = False
-        self._members = 0  # gzip members begun after the first
-
-    @classmethod
-    def for_encoding(cls, encoding: str, url: str) -> _Decoder | None:
-        """A decoder for ``encoding``; None for a body as stored.
-
-        Raises:
-            DownloadError: an encoding this client cannot undo (nothing is written).
-        """
-        if encoding in ("", "identity"):
-            return None
-        if encoding in ("gzip", "x-gzip"):
-            return cls(_GZIP_WBITS, url)
-        if encoding == "deflate":
-            return cls(zlib.MAX_WBITS, url)
-        raise DownloadError(
-            f"the server sent the file with Content-Encoding {encoding!r}, which this client"
-            " cannot undo",
-            method="GET",
-            url=url,
-        )
-
-    def feed(self, data: bytes, size: int) -> Iterator[bytes]:
-        """The decoded bytes of ``data``, in pieces of at most ``size`` (no zip bomb in RAM)."""
-        if self._zlib is None:
-            data = self._head + data
-            if self._wbits == zlib.MAX_WBITS and len(data) < 2:
-                self._head = data  # a zlib header is two bytes: wait for the second
-                return
-            self._zlib = zlib.decompressobj(self._wbits_for(data))
-        try:
-            yield from self._decode(data, size)
-        except zlib.error as exc:
-            raise DownloadError(
-                f"the compressed body is corrupt ({exc})", method="GET", url=self._url
-            ) from None
-
-    def _wbits_for(self, head: bytes) -> int:
-        if self._wbits != zlib.MAX_WBITS:
-            return self._wbits
-        # "deflate" is meant to be zlib-wrapped (RFC 9110); some servers send it raw. A zlib
-        # header: method 8, a window of at most 32 KiB, and a check making it a multiple of 31.
-        cmf, flg = head[0], head[1]
-        wrapped = cmf & 0x0F == 8 and cmf >> 4 <= 7 and (cmf * 256 + flg) % 31 == 0
-        return zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS
-
-    def _decode(self, data: bytes, size: int) -> Iterator[bytes]:
-        while True:
-            if self._trailing:
-                if data.strip(b"\0"):
-                    raise zlib.error("data after the end of the compressed stream")
-                return  # zero padding after the stream, as gunzip allows
-            piece = self._zlib.decompress(data, size)
-            if piece:
-                yield piece
-            if self._zlib.eof:
-                data = self._zlib.unused_data
-                if not data:
-                    return
-                if not data.strip(b"\0"):
-                    self._trailing = True
-                    return
-                if self._wbits != _GZIP_WBITS:
-                    raise zlib.error("data after the end of the compressed stream")
-                # A gzip file may hold several members, one after the other.
-                self._zlib = zlib.decompressobj(self._wbits)
-                self._members += 1
-                continue
-            data = self._zlib.unconsumed_tail
-            # A full piece may leave decoded bytes inside zlib: ask again until one is short.
-            if not data and len(piece) < size:
-                return
-
-    def finish(self) -> None:
-        """Raise unless the compressed stream ended properly (an empty body is empty)."""
-        if self._zlib is None and not self._head:
-            return
-        if self._zlib is None or not self._zlib.eof:
-            what = (
-                "bytes after the end of the compressed body, or a further gzip member cut short"
-                if self._members
-                else "download cut short: the compressed body ended before its end marker"
-            )
-            raise DownloadError(what, method="GET", url=self._url)
+def _attachment_stream(response: Response, known: Attachment | None) -> AttachmentStream:
+    """The stream of a 2xx attachment response (``known``: the Attachment passed, if any)."""
+    assert response.stream is not None
+    known_size = known.size if known else None
+    body_size = response.stream.size
+    return AttachmentStream(
+        name=filename_from_headers(response.headers) or (known.name if known else None),
+        size=known_size if body_size is None else body_size,
+        content_type=response.headers.get("Content-Type"),
+        body=response.stream,
+        expected=(known_size,),
+    )
 
 
 class AsyncTickets(AsyncResource):
@@ -308,9 +191,13 @@ class AsyncTickets(AsyncResource):
             NotFoundError: no such ticket.
             APIStatusError / APIConnectionError / ResponseDecodeError: the call failed.
         """
-        tid = check_id("ticket_id", ticket_id)
-        response = await self._request(R.TICKETS_GET, path_params={"ticket_id": tid})
-        return self._structure(response, Ticket)
+        return (await self.with_raw_response.get(ticket_id)).parse()
+
+    @property
+    def with_raw_response(self) -> AsyncTicketsWithRawResponse:
+        """The same calls, answering a :class:`~vpsbg_support.responses.RawResponse` (status,
+        headers, body bytes, request id) whose ``parse()`` gives the usual result."""
+        return AsyncTicketsWithRawResponse(self._transport)
 
     async def create(
         self,
@@ -433,21 +320,11 @@ class AsyncTickets(AsyncResource):
             NotFoundError: no such ticket or attachment.
             DownloadError: (while iterating) the body was cut short.
         """
-        tid = check_id("ticket_id", ticket_id)
-        known = attachment_id if isinstance(attachment_id, Attachment) else None
-        aid = check_id("attachment_id", known.id if known else attachment_id)
+        tid, aid, known = _attachment_ids(ticket_id, attachment_id)
         async with self._transport.stream(
             R.TICKETS_ATTACHMENT, path_params={"ticket_id": tid, "attachment_id": aid}
         ) as response:
-            known_size = known.size if known else None
-            body_size = _body_size(response)
-            yield AttachmentStream(
-                name=filename_from_headers(response.headers) or (known.name if known else None),
-                size=known_size if body_size is None else body_size,
-                content_type=response.headers.get("Content-Type"),
-                response=response,
-                expected=(known_size,),
-            )
+            yield _attachment_stream(response, known)
 
     async def download_attachment(
         self,
@@ -495,37 +372,50 @@ class AsyncTickets(AsyncResource):
                 async for chunk in stream.iter_chunks():
                     dest.write(chunk)
             return None
-        policy = self._transport.retry
-        attempt, slept = 0, 0.0
-        while True:
-            try:
-                async with self.stream_attachment(ticket_id, attachment_id) as stream:
-                    target = final_path(dest, stream.name, fallback, overwrite=overwrite)
-                    await write_atomically(stream.iter_chunks(), target, overwrite=overwrite)
-                    return target
-            except DownloadError as exc:
-                # A body cut mid-stream is past the transport's retries (it retries up to the
-                # headers). Nothing was kept, and a GET is safe to repeat: start over.
-                decision = decide(
-                    method="GET",
-                    attempt=attempt,
-                    policy=policy,
-                    kind=FailureKind.AMBIGUOUS,
-                    slept=slept,
-                )
-                if not decision.retry:
-                    raise
-                logger.debug("download failed (%s); %s", exc.message, "retrying")
-                attempt += 1
-                slept += decision.delay
-                await asyncio.sleep(decision.delay)
+        tid, aid, known = _attachment_ids(ticket_id, attachment_id)
+        path = dest
+
+        async def write(response: Response) -> Path:
+            # Called again after a body cut short: nothing of the failed try is left on disk.
+            stream = _attachment_stream(response, known)
+            target = final_path(path, stream.name, fallback, overwrite=overwrite)
+            await write_atomically(stream.iter_chunks(), target, overwrite=overwrite)
+            return target
+
+        return await self._transport.download(
+            R.TICKETS_ATTACHMENT, write, path_params={"ticket_id": tid, "attachment_id": aid}
+        )
 
 
-def _body_size(response: aiohttp.ClientResponse) -> int | None:
-    """Content-Length when it is the size of the bytes we get; not for a compressed body, which
-    aiohttp decompresses on the fly."""
-    encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
-    return response.content_length if encoding in ("", "identity") else None
+class AsyncTicketsWithRawResponse(AsyncResource):
+    """``client.tickets.with_raw_response``: ticket calls answering raw responses."""
+
+    async def get(self, ticket_id: int | str) -> RawResponse[Ticket]:
+        """One ticket as the server sent it; ``.parse()`` gives what ``tickets.get`` returns.
+
+        Args:
+            ticket_id: the ticket's id.
+
+        Returns:
+            A RawResponse whose ``parse()`` is the Ticket.
+
+        Raises:
+            InvalidParameterError: ``ticket_id`` is not a positive integer.
+            NotFoundError: no such ticket.
+            APIStatusError / APIConnectionError: the call failed.
+        """
+        tid = check_id("ticket_id", ticket_id)
+        response = await self._request(R.TICKETS_GET, path_params={"ticket_id": tid})
+        return raw_response(response, lambda r: self._structure(r, Ticket))
 
 
-__all__: Sequence[str] = ["AsyncTickets", "AttachmentStream"]
+def _attachment_ids(
+    ticket_id: int | str, attachment_id: int | str | Attachment
+) -> tuple[int, int, Attachment | None]:
+    tid = check_id("ticket_id", ticket_id)
+    known = attachment_id if isinstance(attachment_id, Attachment) else None
+    aid = check_id("attachment_id", known.id if known else attachment_id)
+    return tid, aid, known
+
+
+__all__: Sequence[str] = ["AsyncTickets", "AsyncTicketsWithRawResponse", "AttachmentStream"]

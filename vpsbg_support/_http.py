@@ -1,0 +1,509 @@
+"""The aiohttp side of a request: the session, one attempt, and bodies read within bounds.
+
+The only module that touches aiohttp's requests and responses. It undoes gzip/deflate itself (in
+bounded pieces, checking the stream ended), so no body, however it is compressed, takes more
+memory than the limit it is read under.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+import zlib
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import AsyncExitStack
+from typing import IO, Any, Protocol
+
+import aiohttp
+import aiohttp.multipart
+import aiohttp.payload
+from aiohttp import FormData
+from aiohttp.abc import AbstractStreamWriter
+
+from vpsbg_support import _constants as C
+from vpsbg_support._lifecycle import Lifecycle
+from vpsbg_support._session_options import SessionOptions, build_session
+from vpsbg_support._validate import check_timeout
+from vpsbg_support.errors import ConfigurationError, DownloadError, InvalidParameterError
+
+__all__ = [
+    "TRANSPORT_ERRORS",
+    "BodyFailure",
+    "BodyStream",
+    "Decoder",
+    "FilePayload",
+    "FormData",
+    "MultipartBody",
+    "SessionHolder",
+    "as_timeout",
+    "build_body",
+    "content_disposition_filename",
+    "is_certificate_error",
+    "is_timeout",
+    "never_sent",
+    "new_form",
+    "read_bounded",
+    "send",
+    "stream_timeout",
+]
+
+#: What a failed attempt raises, from aiohttp, asyncio or the OS.
+TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+
+DEFAULT_USER_AGENT_SUFFIX = f"aiohttp/{aiohttp.__version__}"
+
+#: Upload read size: each read is one hop to a worker thread, so fewer, larger reads; memory
+#: stays bounded by one read plus aiohttp's write buffer.
+_READ_SIZE = 4 * C.CHUNK_SIZE
+
+
+class MultipartBody(Protocol):
+    """A multipart body that can be (re)built for each attempt from its source."""
+
+    @property
+    def replayable(self) -> bool:
+        """False when a second attempt could not send the same bytes."""
+        ...
+
+    def build(self, stack: AsyncExitStack) -> aiohttp.FormData:
+        """Build a fresh FormData; files it opens are registered on ``stack`` to be closed."""
+        ...
+
+
+def new_form() -> FormData:
+    """An empty multipart form as PHP/Laravel servers read it."""
+    # quote_fields=False writes file names as browsers do (UTF-8, quotes escaped); aiohttp's
+    # default percent-encodes them, which PHP/Laravel servers do not decode.
+    # default_to_multipart: the API documents multipart/form-data even for a reply with no
+    # files; aiohttp would otherwise send such a form url-encoded.
+    return FormData(quote_fields=False, default_to_multipart=True)
+
+
+class FilePayload(aiohttp.payload.Payload):
+    """Streams a binary file in bounded reads on a worker thread, and never closes it.
+
+    aiohttp's own file payloads close the file they were given (a caller's file must stay open)
+    and cannot tell the size of a file object without a real descriptor (the body then goes out
+    chunked). With a known ``size`` exactly that many bytes are sent: a file growing meanwhile is
+    cut there, one ending sooner raises instead of leaving the server waiting for the rest.
+    """
+
+    def __init__(
+        self,
+        reader: IO[bytes],
+        name: str,
+        content_type: str,
+        *,
+        start: int | None,
+        size: int | None,
+    ) -> None:
+        super().__init__(reader, content_type=content_type, filename=name)
+        self._reader = reader
+        self._start = start
+        self._size = size
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        """Refused: an attachment is streamed, never held whole in memory."""
+        raise TypeError("an attachment file is streamed, not decoded")
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        """Send the file's bytes (from its start offset) to ``writer``."""
+        await self.write_with_length(writer, None)
+
+    async def write_with_length(
+        self, writer: AbstractStreamWriter, content_length: int | None
+    ) -> None:
+        """Send at most ``content_length`` bytes (all of them when None).
+
+        Raises:
+            OSError: the file ended before its announced size.
+        """
+        loop = asyncio.get_running_loop()
+        if self._start is not None:
+            await loop.run_in_executor(None, self._reader.seek, self._start)
+        remaining = self._size
+        if content_length is not None:
+            remaining = content_length if remaining is None else min(remaining, content_length)
+        while remaining is None or remaining > 0:
+            want = _READ_SIZE if remaining is None else min(_READ_SIZE, remaining)
+            chunk = await loop.run_in_executor(None, self._reader.read, want)
+            if not chunk:
+                break
+            await writer.write(chunk)
+            if remaining is not None:
+                remaining -= len(chunk)
+        if remaining:
+            raise OSError(f"{self.filename}: the file ended {remaining} bytes short of its size")
+
+
+def content_disposition_filename(header: str) -> str | None:
+    """The file name in a ``Content-Disposition`` value (``filename*`` preferred), or None."""
+    try:
+        with warnings.catch_warnings():
+            # aiohttp warns about malformed headers; a hostile server must not spam our users.
+            warnings.simplefilter("ignore", aiohttp.multipart.BadContentDispositionHeader)
+            warnings.simplefilter("ignore", aiohttp.multipart.BadContentDispositionParam)
+            _, params = aiohttp.multipart.parse_content_disposition(header)
+            return aiohttp.multipart.content_disposition_filename(params, "filename")
+    except (ValueError, UnicodeDecodeError, LookupError):
+        return None
+
+
+class SessionHolder:
+    """The one aiohttp session of a client (and of its ``with_options`` copies), and the loop
+    it belongs to."""
+
+    def __init__(self, session: aiohttp.ClientSession | None, options: SessionOptions) -> None:
+        self._session = session
+        self._owned = session is None
+        self._options = options
+        self.lifecycle = Lifecycle()
+
+    def get(self) -> aiohttp.ClientSession:
+        """The session, created on first use (so it belongs to the loop that runs requests).
+
+        Raises:
+            ConfigurationError: the caller's session was closed.
+            ClientClosedError / WrongEventLoopError: see :meth:`Lifecycle.enter`.
+        """
+        self.lifecycle.enter()
+        session = self._session
+        if session is not None and not session.closed:
+            return session
+        if not self._owned and session is not None:
+            raise ConfigurationError(
+                "the aiohttp session given to the client is closed; keep it open while the"
+                " client is in use"
+            )
+        self._session = build_session(self._options)
+        self._owned = True
+        return self._session
+
+    async def aclose(self) -> None:
+        """Close the session if it is ours; a caller's session is left open."""
+        self.lifecycle.closed = True
+        if self._owned and self._session is not None and not self._session.closed:
+            await self._session.close()
+
+
+def is_certificate_error(exc: BaseException) -> bool:
+    """Did the attempt fail because the server's TLS certificate could not be verified?"""
+    return isinstance(exc, aiohttp.ClientConnectorCertificateError)
+
+
+def never_sent(exc: BaseException) -> bool:
+    """Did the attempt provably never reach the server? (refused, DNS, TLS, proxy, connect
+    timeout: nothing was sent)."""
+    return isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+
+
+def is_timeout(exc: BaseException) -> bool:
+    """Is ``exc`` a timeout (connecting, or waiting for the answer)?"""
+    return isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError)
+
+
+def build_body(multipart: MultipartBody | None, stack: AsyncExitStack) -> aiohttp.FormData | None:
+    """The body for one attempt, rebuilt from its sources (a file may have gone meanwhile).
+
+    Raises:
+        InvalidParameterError: an attachment can no longer be read.
+    """
+    if multipart is None:
+        return None
+    try:
+        return multipart.build(stack)
+    except InvalidParameterError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise InvalidParameterError(
+            "attachments", f"cannot read an attachment ({exc.__class__.__name__}: {exc})"
+        ) from None
+
+
+def as_timeout(timeout: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
+    """A ClientTimeout from seconds (connect at most ``DEFAULT_CONNECT_TIMEOUT``)."""
+    if isinstance(timeout, aiohttp.ClientTimeout):
+        return timeout
+    seconds = check_timeout(timeout)
+    return aiohttp.ClientTimeout(total=seconds, connect=min(seconds, C.DEFAULT_CONNECT_TIMEOUT))
+
+
+def stream_timeout(timeout: aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
+    """The timeout of a streamed body: no total (a large file may take long), the read
+    timeout between chunks."""
+    return aiohttp.ClientTimeout(
+        total=None,
+        connect=timeout.connect,
+        sock_connect=timeout.sock_connect,
+        sock_read=timeout.sock_read or timeout.total,
+    )
+
+
+async def send(
+    session: aiohttp.ClientSession,
+    stack: AsyncExitStack,
+    *,
+    method: str,
+    url: str,
+    params: Mapping[str, str | int] | None,
+    json_body: Any,
+    data: aiohttp.FormData | None,
+    headers: Mapping[str, str],
+    timeout: aiohttp.ClientTimeout,
+) -> aiohttp.ClientResponse:
+    """One attempt up to the response headers; the response is closed by ``stack``.
+
+    Bodies are never decompressed by aiohttp: :func:`read_bounded` and :class:`BodyStream`
+    do it within their bounds.
+    """
+    return await stack.enter_async_context(
+        session.request(
+            method,
+            url,
+            params=params,
+            json=json_body,
+            data=data,
+            headers=headers,
+            timeout=timeout,
+            allow_redirects=False,
+            auto_decompress=False,
+        )
+    )
+
+
+class BodyFailure(Exception):
+    """A body could not be read as sent: ``too_large``, ``corrupt`` (compression), ``encoding``
+    (one this client cannot undo) or ``cut`` (it ended early)."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.kind = kind
+
+
+def _encoding_of(resp: aiohttp.ClientResponse) -> str:
+    return resp.headers.get("Content-Encoding", "").strip().lower()
+
+
+async def read_bounded(resp: aiohttp.ClientResponse, limit: int, *, truncate: bool) -> bytes:
+    """The body, decoded, at most ``limit`` bytes: read in chunks, never whole.
+
+    Args:
+        resp: the response, body unread.
+        limit: the largest decoded size accepted.
+        truncate: keep the first ``limit`` bytes and drop the rest (an error body) instead of
+            raising.
+
+    Raises:
+        BodyFailure: the body passed ``limit`` (``too_large``), or its compression is corrupt
+            or unknown.
+        aiohttp.ClientError / asyncio.TimeoutError: the body was cut or timed out.
+    """
+    announced = resp.content_length
+    if not truncate and announced is not None and announced > limit:
+        raise BodyFailure(f"the body announces {announced} bytes", "too_large")
+    decoder = Decoder.for_encoding(_encoding_of(resp))
+    out = bytearray()
+    async for raw in resp.content.iter_chunked(C.CHUNK_SIZE):
+        if decoder is None:
+            out += raw
+        else:
+            # Never more than one byte past the limit decoded: a bomb stops here.
+            for piece in decoder.feed(raw, limit + 1 - len(out)):
+                out += piece
+                if len(out) > limit:
+                    break
+        if len(out) > limit:
+            if truncate:
+                del out[limit:]
+                return bytes(out)
+            raise BodyFailure(f"the body passed {limit} bytes", "too_large")
+    if decoder is not None:
+        decoder.finish()
+    return bytes(out)
+
+
+class BodyStream:
+    """A 2xx body, decoded, as chunks; stops the moment it passes an announced size."""
+
+    __slots__ = ("_resp", "_started", "url")
+
+    def __init__(self, resp: aiohttp.ClientResponse, url: str) -> None:
+        self._resp = resp
+        self.url = url
+        self._started = False
+
+    def __repr__(self) -> str:
+        return f"<BodyStream {self.url}>"
+
+    @property
+    def size(self) -> int | None:
+        """Content-Length when it is the size of the decoded bytes (not for a compressed body)."""
+        if _encoding_of(self._resp) in ("", "identity"):
+            return self._resp.content_length
+        return None
+
+    async def chunks(
+        self, chunk_size: int = C.CHUNK_SIZE, *, expected: tuple[int | None, ...] = ()
+    ) -> AsyncIterator[bytes]:
+        """Yield the decoded body in chunks of at most ``chunk_size`` bytes, once.
+
+        Args:
+            chunk_size: the largest chunk to yield.
+            expected: sizes the body must have (None entries unknown): reading stops as soon
+                as more bytes arrive than the smallest of them, and a shorter body fails too.
+
+        Raises:
+            DownloadError: the body was cut short (``cut_short``), passed an expected size,
+                is corrupt, or was already read.
+        """
+        if self._started:
+            raise self._error("this attachment's body was already read")
+        self._started = True
+        sizes = [s for s in (self.size, *expected) if s is not None]
+        ceiling = min(sizes) if sizes else None
+        received = 0
+        pieces: Iterator[bytes] = iter(())
+        decoder = None
+        failure = ""
+        cut = False
+        try:
+            decoder = Decoder.for_encoding(_encoding_of(self._resp))
+            reader = self._resp.content.iter_chunked(chunk_size)
+            async for raw in reader:
+                pieces = iter((raw,)) if decoder is None else decoder.feed(raw, chunk_size)
+                for piece in pieces:
+                    received += len(piece)
+                    if ceiling is not None and received > ceiling:
+                        failure = f"the body passed its announced size ({ceiling} bytes)"
+                        break
+                    yield piece
+                if failure:
+                    break
+            else:
+                if decoder is not None:
+                    decoder.finish()
+        except BodyFailure as exc:
+            failure, cut = exc.message, exc.kind == "cut"
+        except TRANSPORT_ERRORS as exc:
+            # Only the class name: aiohttp's text may quote what the server sent.
+            what = "cut short" if isinstance(exc, aiohttp.ClientPayloadError) else "failed"
+            failure, cut = f"download {what} after {received} bytes ({type(exc).__name__})", True
+        # Out of the handler, with nothing the server sent left in this frame's locals.
+        raw = piece = b""
+        pieces = iter(())
+        if failure:
+            raise self._error(failure, cut_short=cut)
+        for size in sizes:
+            if received != size:
+                raise self._error(
+                    f"download incomplete: received {received} bytes, expected {size}",
+                    cut_short=received < size,
+                )
+
+    def _error(self, message: str, *, cut_short: bool = False) -> DownloadError:
+        return DownloadError(message, method="GET", url=self.url, cut_short=cut_short)
+
+
+_GZIP_WBITS = 16 + zlib.MAX_WBITS
+
+
+class Decoder:
+    """Undo a gzip or deflate ``Content-Encoding``, in bounded pieces, checking it ends.
+
+    A compressed body's ``Content-Length`` is not the decoded size, so only the end of the
+    compressed stream tells a complete body from one cut short: aiohttp does not check it.
+    """
+
+    def __init__(self, wbits: int) -> None:
+        self._wbits = wbits
+        self._zlib: Any = None  # made on the first bytes: a deflate body's header decides it
+        self._head = b""
+        self._trailing = False
+        self._members = 0  # gzip members begun after the first
+
+    @classmethod
+    def for_encoding(cls, encoding: str) -> Decoder | None:
+        """A decoder for ``encoding``; None for a body as stored.
+
+        Raises:
+            BodyFailure: an encoding this client cannot undo.
+        """
+        if encoding in ("", "identity"):
+            return None
+        if encoding in ("gzip", "x-gzip"):
+            return cls(_GZIP_WBITS)
+        if encoding == "deflate":
+            return cls(zlib.MAX_WBITS)
+        raise BodyFailure(
+            f"the server sent Content-Encoding {encoding[:40]!r}, which this client cannot undo",
+            "encoding",
+        )
+
+    def feed(self, data: bytes, size: int) -> Iterator[bytes]:
+        """The decoded bytes of ``data``, in pieces of at most ``size`` (no zip bomb in RAM)."""
+        if self._zlib is None:
+            data = self._head + data
+            if self._wbits == zlib.MAX_WBITS and len(data) < 2:
+                self._head = data  # a zlib header is two bytes: wait for the second
+                return
+            self._zlib = zlib.decompressobj(self._wbits_for(data))
+        try:
+            yield from self._decode(data, max(1, size))
+        except zlib.error as exc:
+            raise BodyFailure(f"the compressed body is corrupt ({exc})", "corrupt") from None
+
+    def _wbits_for(self, head: bytes) -> int:
+        if self._wbits != zlib.MAX_WBITS:
+            return self._wbits
+        # "deflate" is meant to be zlib-wrapped (RFC 9110); some servers send it raw. A zlib
+        # header: method 8, a window of at most 32 KiB, and a check making it a multiple of 31.
+        cmf, flg = head[0], head[1]
+        wrapped = cmf & 0x0F == 8 and cmf >> 4 <= 7 and (cmf * 256 + flg) % 31 == 0
+        return zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS
+
+    def _decode(self, data: bytes, size: int) -> Iterator[bytes]:
+        while True:
+            if self._trailing:
+                if data.strip(b"\0"):
+                    raise zlib.error("data after the end of the compressed stream")
+                return  # zero padding after the stream, as gunzip allows
+            piece = self._zlib.decompress(data, size)
+            if piece:
+                yield piece
+            if self._zlib.eof:
+                data = self._zlib.unused_data
+                if not data:
+                    return
+                if not data.strip(b"\0"):
+                    self._trailing = True
+                    return
+                if self._wbits != _GZIP_WBITS:
+                    raise zlib.error("data after the end of the compressed stream")
+                # A gzip file may hold several members, one after the other.
+                self._zlib = zlib.decompressobj(self._wbits)
+                self._members += 1
+                continue
+            data = self._zlib.unconsumed_tail
+            # A full piece may leave decoded bytes inside zlib: ask again until one is short.
+            if not data and len(piece) < size:
+                return
+
+    def finish(self) -> None:
+        """Raise unless the compressed stream ended properly (an empty body is empty).
+
+        Raises:
+            BodyFailure: ``cut`` when the stream ended before its end marker.
+        """
+        if self._zlib is None and not self._head:
+            return
+        if self._zlib is None or not self._zlib.eof:
+            if self._members:
+                raise BodyFailure(
+                    "bytes after the end of the compressed body, or a further gzip member cut"
+                    " short",
+                    "corrupt",
+                )
+            raise BodyFailure(
+                "download cut short: the compressed body ended before its end marker", "cut"
+            )

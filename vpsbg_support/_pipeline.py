@@ -1,0 +1,615 @@
+"""One request's life: rate limit, attempt, read within bounds, decide, sleep, raise.
+
+Every call goes through :meth:`Pipeline._attempts`, the one retry loop: failures before the
+headers, error statuses and a download cut mid-body (restarted inside it) share one attempt count
+and one sleep budget. Its steps are small: an attempt gives an outcome (a response or a
+:class:`Failure` holding an already-built, scrubbed error), :func:`~vpsbg_support._retry.decide`
+says whether to go again, and the errors come from pure builders. The pipeline knows routes and
+bytes, never what a ticket is. No frame an error leaves through holds the token, an aiohttp
+response, or a body or headers the server sent unscrubbed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import logging
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any, NoReturn, TypeVar
+from urllib.parse import urlsplit
+
+import aiohttp
+import attrs
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from vpsbg_support import _constants as C
+from vpsbg_support import _http as http
+from vpsbg_support._ratelimit import RateLimiter
+from vpsbg_support._redact import Redacted, Redactor
+from vpsbg_support._retry import FailureKind, RetryPolicy, decide, parse_retry_after, refuse_wait
+from vpsbg_support._routes import Route
+from vpsbg_support._session_options import SessionOptions
+from vpsbg_support._version import __version__
+from vpsbg_support.errors import (
+    MAY_HAVE_REACHED_VPSBG,
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    DownloadError,
+    RateLimitedLocallyError,
+    RateLimitError,
+    ResponseDecodeError,
+    ResponseTooLargeError,
+    TLSVerificationError,
+    status_error_class,
+)
+from vpsbg_support.responses import json_body
+
+__all__ = ["Failure", "Pipeline", "Response"]
+
+logger = logging.getLogger(C.LOGGER_NAME)
+T = TypeVar("T")
+
+DEFAULT_USER_AGENT = f"vpsbg-support-python/{__version__} {http.DEFAULT_USER_AGENT_SUFFIX}"
+
+
+@attrs.frozen
+class Response:
+    """A response, its headers and body already scrubbed of the token.
+
+    Attributes:
+        status: the HTTP status.
+        headers: the response headers.
+        body: the body bytes, decoded and within ``max_response_size``; empty for a stream.
+        method: the request's method.
+        url: the request's URL.
+        elapsed: seconds from the first attempt until the body was read (retries included).
+        retries_taken: how many attempts were made before this one.
+        stream: for a streamed body, its decoded chunks (see ``BodyStream.chunks``).
+    """
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    method: str
+    url: str
+    elapsed: float = 0.0
+    retries_taken: int = 0
+    stream: http.BodyStream | None = attrs.field(default=None, repr=False)
+
+    @property
+    def request_id(self) -> str | None:
+        """The server's id for this request, from the first of ``X-Request-Id`` (any case),
+        ``Request-Id``, ``X-Correlation-Id`` or ``CF-Ray`` (``C.REQUEST_ID_HEADERS``)."""
+        for name in C.REQUEST_ID_HEADERS:
+            value = self.headers.get(name)
+            if value:
+                return value
+        return None
+
+    def json(self) -> Any:
+        """The body decoded as JSON; ``None`` for an empty body.
+
+        Raises:
+            ResponseDecodeError: the body is not JSON.
+        """
+        return json_body(self.body, self.status, self.method, self.url)
+
+
+@attrs.frozen
+class Failure:
+    """How one attempt failed: the kind that decides a retry, and the error to raise if not."""
+
+    kind: FailureKind
+    error: APIError
+    status: int | None = None
+    retry_after: float | None = None
+
+    @property
+    def may_have_acted(self) -> bool:
+        """Could the server have acted on the request? (408 and 429 say it did not.)"""
+        if self.kind is FailureKind.STATUS:
+            return self.status not in (408, 429)
+        return self.kind is not FailureKind.NOT_SENT
+
+
+@attrs.frozen
+class _Call:
+    route: Route
+    url: str
+    #: The URL's path, for logs.
+    path: str
+    params: Mapping[str, str | int] | None
+    json_body: Any
+    multipart: http.MultipartBody | None
+    stream: bool
+    #: A cut body may be asked for again from the start (its consumer can start over).
+    restartable: bool
+
+    @property
+    def replayable(self) -> bool:
+        return self.multipart.replayable if self.multipart is not None else True
+
+
+@attrs.define
+class _CallState:
+    started: float
+    attempt: int = 0
+    slept: float = 0.0
+    #: Set once an attempt that may have reached the server is followed by another one.
+    replayed: bool = False
+
+
+class Pipeline:
+    """Owns the session (unless the caller gave one), the limiter, and every request's life."""
+
+    def __init__(
+        self,
+        *,
+        token: str,
+        base_url: str,
+        timeout: float | aiohttp.ClientTimeout,
+        retry: RetryPolicy,
+        session: aiohttp.ClientSession | None = None,
+        user_agent: str | None = None,
+        session_options: SessionOptions | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        max_response_size: int = C.MAX_RESPONSE_SIZE,
+    ) -> None:
+        self.redact = Redactor(token)
+        self.base_url = base_url.rstrip("/")
+        self._base_path = urlsplit(self.base_url).path
+        self.timeout = http.as_timeout(timeout)
+        self.retry = retry
+        self.max_response_size = max_response_size
+        self._sessions = http.SessionHolder(session, session_options or SessionOptions())
+        self.limiter = RateLimiter(max_shared_wait=retry.max_retry_after)
+        self._headers = {
+            "Accept": "application/json",
+            "Accept-Encoding": C.ACCEPT_ENCODING,
+            "User-Agent": user_agent or DEFAULT_USER_AGENT,
+            # Spelt one way each (check_default_headers), so they replace, never duplicate.
+            **(default_headers or {}),
+            "Authorization": Redacted(f"Bearer {token}"),
+        }
+        # The bytes as stored, never compressed on the way: a compressed body's length is
+        # not the file's, so a body cut short could only be noticed by decoding it.
+        self._stream_headers = {**self._headers, "Accept": "*/*", "Accept-Encoding": "identity"}
+
+    def __repr__(self) -> str:
+        return f"<Pipeline base_url={self.base_url!r} token=***>"
+
+    def with_options(
+        self,
+        *,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> Pipeline:
+        """A pipeline with other timeout/retry settings sharing this one's session and limiter."""
+        clone = copy.copy(self)
+        if timeout is not None:
+            clone.timeout = http.as_timeout(timeout)
+        if retry is not None:
+            clone.retry = retry
+        return clone
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`aclose` was called (by this pipeline or a ``with_options`` copy)."""
+        return self._sessions.lifecycle.closed
+
+    async def aclose(self) -> None:
+        """Close the session if this pipeline created it; a caller's session is left open."""
+        await self._sessions.aclose()
+
+    def url_for(self, route: Route, path_params: Mapping[str, int | str] | None = None) -> str:
+        """The absolute URL of ``route`` with its path parameters filled in."""
+        return self.base_url + route.format_path(**(path_params or {}))
+
+    # --- the three ways in: a whole body, a stream held by the caller, a restartable download
+
+    async def request(
+        self,
+        route: Route,
+        *,
+        path_params: Mapping[str, int | str] | None = None,
+        params: Mapping[str, str | int] | None = None,
+        json_body: Any = None,
+        multipart: http.MultipartBody | None = None,
+    ) -> Response:
+        """Send ``route`` with retries per the policy and return the 2xx response, body read.
+
+        Raises:
+            APIStatusError: (a subclass per status) for a non-2xx answer.
+            APIConnectionError / APITimeoutError: the connection failed or timed out.
+            ResponseTooLargeError: the body passed ``max_response_size``.
+            ResponseDecodeError: the body could not be decoded (compression, cut short).
+        """
+        route_path = route.format_path(**(path_params or {}))
+        call = _Call(
+            route,
+            self.base_url + route_path,
+            self._base_path + route_path,
+            params,
+            json_body if route.body == "json" else None,
+            multipart,
+            stream=False,
+            restartable=False,
+        )
+        attempts = self._attempts(call)
+        try:
+            return await attempts.__anext__()
+        finally:
+            await attempts.aclose()
+
+    @asynccontextmanager
+    async def stream(
+        self, route: Route, *, path_params: Mapping[str, int | str] | None = None
+    ) -> AsyncIterator[Response]:
+        """Open ``route`` and yield the 2xx response with ``stream`` set, body unread.
+
+        The total timeout does not apply to a stream (a large file may take long); the read
+        timeout between chunks does. A body cut while the caller reads is not asked again.
+        """
+        attempts = self._attempts(self._stream_call(route, path_params, restartable=False))
+        try:
+            yield await attempts.__anext__()
+        finally:
+            await attempts.aclose()
+
+    async def download(
+        self,
+        route: Route,
+        consume: Callable[[Response], Awaitable[T]],
+        *,
+        path_params: Mapping[str, int | str] | None = None,
+    ) -> T:
+        """Stream ``route`` into ``consume``; a body cut short (``DownloadError.cut_short``) is
+        asked for again from the start, under the same attempts and sleep budget as any failure.
+
+        ``consume`` must leave nothing behind when it raises (it is called again).
+        """
+        attempts = self._attempts(self._stream_call(route, path_params, restartable=True))
+        try:
+            response = await attempts.__anext__()
+            while True:
+                try:
+                    return await consume(response)
+                except DownloadError as exc:
+                    response = await attempts.athrow(exc)
+        finally:
+            await attempts.aclose()
+
+    def _stream_call(
+        self, route: Route, path_params: Mapping[str, int | str] | None, *, restartable: bool
+    ) -> _Call:
+        route_path = route.format_path(**(path_params or {}))
+        return _Call(
+            route,
+            self.base_url + route_path,
+            self._base_path + route_path,
+            None,
+            None,
+            None,
+            stream=True,
+            restartable=restartable,
+        )
+
+    # --- the retry loop --------------------------------------------------------------------
+
+    async def _attempts(self, call: _Call) -> AsyncGenerator[Response, None]:
+        """Yield the 2xx response of the first attempt that gets one; a ``DownloadError``
+        thrown back in (a cut body) counts as that attempt's failure."""
+        policy = self.retry
+        method = call.route.method
+        state = _CallState(started=time.monotonic())
+        while True:
+            await self.limiter.acquire(lambda delay: self._allow_shared_wait(call, state, delay))
+            async with AsyncExitStack() as stack:
+                outcome = await self._attempt(call, stack, state)
+                if isinstance(outcome, Response):
+                    try:
+                        yield outcome
+                        return
+                    except DownloadError as exc:
+                        if not (call.restartable and exc.cut_short):
+                            raise
+                        outcome = Failure(FailureKind.AMBIGUOUS, exc)
+            decision = decide(
+                method=method,
+                attempt=state.attempt,
+                policy=policy,
+                kind=outcome.kind,
+                status=outcome.status,
+                retry_after=outcome.retry_after,
+                replayable=call.replayable,
+                slept=state.slept,
+            )
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug(
+                    "%s %s: %s",
+                    method,
+                    call.path,
+                    f"retrying in {decision.delay:.3f}s"
+                    if decision.retry
+                    else f"giving up: {decision.reason}",
+                )
+            if not decision.retry:
+                outcome.error.replayed = state.replayed
+                _raise_unchained(outcome.error)
+            state.replayed = state.replayed or outcome.may_have_acted
+            state.attempt += 1
+            state.slept += decision.delay
+            await asyncio.sleep(decision.delay)
+
+    def _allow_shared_wait(self, call: _Call, state: _CallState, delay: float) -> None:
+        """The limiter is about to sleep for a Retry-After another call received."""
+        why = refuse_wait(self.retry, delay, state.slept)
+        if why:
+            raise rate_limited_locally(delay, why, call.route.method, call.url)
+        state.slept += delay
+
+    async def _attempt(
+        self, call: _Call, stack: AsyncExitStack, state: _CallState
+    ) -> Response | Failure:
+        """One attempt: send, read the headers and (unless streamed) the body within bounds.
+
+        Transport failures come back as a :class:`Failure`; nothing the server sent leaves
+        this frame unscrubbed.
+        """
+        route = call.route
+        released = False
+        started = time.monotonic()
+        try:
+            resp = await http.send(
+                self._sessions.get(),
+                stack,
+                method=route.method,
+                url=call.url,
+                params=call.params,
+                json_body=call.json_body,
+                data=http.build_body(call.multipart, stack),
+                headers=self._stream_headers if call.stream else self._headers,
+                timeout=http.stream_timeout(self.timeout) if call.stream else self.timeout,
+            )
+            released = True
+            status = resp.status
+            self.limiter.release(status, resp.headers)
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug(
+                    "%s %s -> %d (attempt %d, %.3fs)",
+                    route.method,
+                    call.path,
+                    status,
+                    state.attempt + 1,
+                    time.monotonic() - started,
+                )
+            headers: Mapping[str, str] = resp.headers
+            if self.redact.in_headers(headers):
+                headers = CIMultiDictProxy(CIMultiDict(self.redact.headers(headers.items())))
+            if status >= 300:
+                raw = await http.read_bounded(resp, C.MAX_ERROR_BODY, truncate=True)
+                return status_failure(
+                    status,
+                    resp.reason,
+                    self.redact.data(raw),
+                    headers,
+                    route.method,
+                    call.url,
+                    self.redact,
+                )
+            if call.stream:
+                return Response(
+                    status,
+                    headers,
+                    b"",
+                    route.method,
+                    call.url,
+                    time.monotonic() - state.started,
+                    state.attempt,
+                    http.BodyStream(resp, call.url),
+                )
+            try:
+                raw = await http.read_bounded(resp, self.max_response_size, truncate=False)
+            except http.BodyFailure as exc:
+                return body_failure(
+                    exc.kind,
+                    exc.message,
+                    status,
+                    route.method,
+                    call.url,
+                    limit=self.max_response_size,
+                )
+            return Response(
+                status,
+                headers,
+                self.redact.data(raw),
+                route.method,
+                call.url,
+                time.monotonic() - state.started,
+                state.attempt,
+            )
+        except http.TRANSPORT_ERRORS as exc:
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug(
+                    "%s %s failed: %s (attempt %d, %.3fs)",
+                    route.method,
+                    call.path,
+                    exc.__class__.__name__,
+                    state.attempt + 1,
+                    time.monotonic() - started,
+                )
+            return transport_failure(
+                exc,
+                route.method,
+                call.url,
+                self.redact,
+                sent=released or not http.never_sent(exc),
+                timed_out=http.is_timeout(exc),
+                certificate=http.is_certificate_error(exc),
+            )
+        except http.BodyFailure as exc:  # an error body's compression
+            return body_failure(exc.kind, exc.message, 502, route.method, call.url)
+        except (asyncio.CancelledError, KeyboardInterrupt) as exc:
+            if not route.idempotent:
+                add_note(exc, MAY_HAVE_REACHED_VPSBG)
+            raise
+        finally:
+            if not released:
+                self.limiter.release(None)
+
+
+def add_note(exc: BaseException, note: str) -> None:
+    """``exc.add_note(note)``, also on Python 3.10 (which keeps ``__notes__`` unprinted)."""
+    notes = list(getattr(exc, "__notes__", ()))
+    if note not in notes:
+        setattr(exc, "__notes__", [*notes, note])  # noqa: B010 -- what add_note does
+
+
+# --- pure error builders --------------------------------------------------------------------
+
+
+def rate_limited_locally(wait: float, why: str, method: str, url: str) -> RateLimitedLocallyError:
+    """The error of a call this client refuses to send because of another call's Retry-After."""
+    return RateLimitedLocallyError(
+        f"rate limited locally: another call was told to wait (Retry-After), {wait:.2f}s are"
+        f" left, and {why}; this request was not sent",
+        retry_after=wait,
+        method=method,
+        url=url,
+    )
+
+
+def transport_failure(
+    exc: BaseException,
+    method: str,
+    url: str,
+    redact: Redactor,
+    *,
+    sent: bool,
+    timed_out: bool,
+    certificate: bool = False,
+) -> Failure:
+    """A connection failure or timeout; ``sent``: the request may have reached the server."""
+    kind = FailureKind.AMBIGUOUS if sent else FailureKind.NOT_SENT
+    name = exc.__class__.__name__
+    if certificate:
+        # Asking again would meet the same certificate: final, and nothing was sent.
+        return Failure(
+            FailureKind.FINAL,
+            TLSVerificationError(
+                f"{method} {url} failed: the server's TLS certificate could not be verified"
+                f" ({redact.text(str(exc)) or name}). With a private CA or a TLS-inspecting"
+                f" proxy, pass ca_bundle= or set {C.ENV_CA_BUNDLE}.",
+                method=method,
+                url=url,
+                request_sent=False,
+            ),
+        )
+    if timed_out:
+        error: APIError = APITimeoutError(
+            f"{method} {url} timed out ({name}).", method=method, url=url, request_sent=sent
+        )
+    else:
+        # aiohttp's text may quote what the server sent: dropped when it holds the token.
+        detail = name if redact.mentioned_in(exc) else (redact.text(str(exc)) or name)
+        error = APIConnectionError(
+            f"{method} {url} failed: {detail}.", method=method, url=url, request_sent=sent
+        )
+    return Failure(kind, error)
+
+
+def body_failure(
+    kind: str, message: str, status: int, method: str, url: str, *, limit: int = 0
+) -> Failure:
+    """A 2xx body that could not be read: too large and corrupt are final, cut may be retried."""
+    if kind == "too_large":
+        error: APIError = ResponseTooLargeError(
+            f"The response to {method} {url} is too large: {message}"
+            " (raise AsyncClient(max_response_size=...) if it is expected).",
+            status=status,
+            limit=limit,
+            method=method,
+            url=url,
+        )
+        return Failure(FailureKind.FINAL, error)
+    error = ResponseDecodeError(
+        f"Could not read the response to {method} {url}: {message}.",
+        status=status,
+        body=b"",
+        method=method,
+        url=url,
+    )
+    return Failure(FailureKind.AMBIGUOUS if kind == "cut" else FailureKind.FINAL, error)
+
+
+def status_failure(
+    status: int,
+    reason: str | None,
+    raw: bytes,
+    headers: Mapping[str, str],
+    method: str,
+    url: str,
+    redact: Redactor,
+) -> Failure:
+    """A non-2xx answer; ``raw`` and ``headers`` are already scrubbed."""
+    retry_after = parse_retry_after(headers.get("Retry-After"))
+    return Failure(
+        FailureKind.STATUS,
+        status_error(status, reason, raw, headers, retry_after, method, url, redact),
+        status=status,
+        retry_after=retry_after,
+    )
+
+
+def status_error(
+    status: int,
+    reason: str | None,
+    raw: bytes,
+    headers: Mapping[str, str],
+    retry_after: float | None,
+    method: str,
+    url: str,
+    redact: Redactor,
+) -> APIStatusError:
+    """The exception for a non-2xx answer: the class for its status, the API's message."""
+    body: Any = None
+    message = ""
+    if raw.strip():
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            body = redact.text(raw.decode("utf-8", "replace"))
+            message = body[:200].strip()
+    if isinstance(body, Mapping):
+        msg = body.get("message") or body.get("error")
+        if isinstance(msg, str):
+            message = msg
+    message = redact.text(message or reason or "request failed")
+    cls = status_error_class(status)
+    kwargs: dict[str, Any] = {
+        "status": status,
+        "body": body,
+        "headers": redact.headers(headers.items()),
+        "method": method,
+        "url": url,
+        "request_sent": True,
+    }
+    if cls is RateLimitError:
+        return RateLimitError(message, retry_after=retry_after, **kwargs)
+    return cls(message, **kwargs)
+
+
+def _raise_unchained(error: BaseException) -> NoReturn:
+    """Raise ``error`` with no ``__context__``, even where Python still counts an exception as
+    being handled: on 3.10 a task resumed with an exception runs its whole step inside the
+    wake-up's ``except`` block, so a plain raise would chain the aiohttp error back on."""
+    try:
+        raise error
+    except BaseException:
+        error.__context__ = None
+        raise  # a bare re-raise sets no context
