@@ -19,6 +19,7 @@ from vpsbg_support.errors import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    BodyNotKeptError,
     ClientClosedError,
     ConfigurationError,
     DownloadError,
@@ -51,6 +52,7 @@ from vpsbg_support.models import (
     TicketMessage,
 )
 from vpsbg_support.resources.tickets import AttachmentStream
+from vpsbg_support.responses import RawResponse
 
 __all__ = [
     "MAY_HAVE_REACHED_VPSBG",
@@ -63,6 +65,7 @@ __all__ = [
     "AttachmentStream",
     "AuthenticationError",
     "BadRequestError",
+    "BodyNotKeptError",
     "Client",
     "ClientClosedError",
     "ConfigurationError",
@@ -82,6 +85,7 @@ __all__ = [
     "PermissionDeniedError",
     "Promo",
     "RateLimitError",
+    "RawResponse",
     "RateLimitedLocallyError",
     "RelatedService",
     "ResponseDecodeError",

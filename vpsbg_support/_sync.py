@@ -31,10 +31,22 @@ from vpsbg_support.models import (
     SupportPlan,
     Ticket,
 )
-from vpsbg_support.resources.plans import AsyncPlans
-from vpsbg_support.resources.tickets import AsyncTickets, AttachmentStream
+from vpsbg_support.resources.plans import AsyncPlans, AsyncPlansWithRawResponse
+from vpsbg_support.resources.tickets import (
+    AsyncTickets,
+    AsyncTicketsWithRawResponse,
+    AttachmentStream,
+)
+from vpsbg_support.responses import RawResponse
 
-__all__ = ["Client", "Plans", "SyncAttachmentStream", "Tickets"]
+__all__ = [
+    "Client",
+    "Plans",
+    "PlansWithRawResponse",
+    "SyncAttachmentStream",
+    "Tickets",
+    "TicketsWithRawResponse",
+]
 
 
 class Client(SyncClientBase):
@@ -303,6 +315,15 @@ class Tickets(SyncResource):
         """
         return self._runner.run(self._async.get(ticket_id))
 
+    @property
+    def with_raw_response(self) -> TicketsWithRawResponse:
+        """The same calls, each answering a :class:`~vpsbg_support.responses.RawResponse`
+        (status, headers, body, request id, retries) whose ``parse()`` is the usual result.
+
+        ``raw = client.tickets.with_raw_response.get(216)``
+        """
+        return TicketsWithRawResponse(self._runner)
+
     def create(
         self,
         *,
@@ -460,6 +481,15 @@ class Plans(SyncResource):
     def _async(self) -> AsyncPlans:
         return self._runner.resource().plans
 
+    @property
+    def with_raw_response(self) -> PlansWithRawResponse:
+        """The same calls, each answering a :class:`~vpsbg_support.responses.RawResponse`
+        (status, headers, body, request id, retries) whose ``parse()`` is the usual result.
+
+        ``raw = client.plans.with_raw_response.renew(billing_cycle=1)``
+        """
+        return PlansWithRawResponse(self._runner)
+
     def list(self) -> builtins.list[SupportPlan]:
         """List the support plans on offer (and the account's current one, when the API says).
 
@@ -590,3 +620,108 @@ class SyncAttachmentStream(SyncWrapper[AttachmentStream]):
                 or was already read.
         """
         return self._runner.iterate(self._async.iter_chunks(chunk_size))
+
+
+class TicketsWithRawResponse(SyncResource):
+    """``client.tickets.with_raw_response``: every ticket call, answering a RawResponse whose
+    ``parse()`` is what the plain call returns.
+    """
+
+    @property
+    def _async(self) -> AsyncTicketsWithRawResponse:
+        return self._runner.resource().tickets.with_raw_response
+
+    def list(
+        self, page: int | None = None, per_page: int | None = None
+    ) -> RawResponse[Page[Ticket]]:
+        """Like ``Tickets.list``, answering a RawResponse whose ``parse()`` is its result."""
+        return self._runner.run(self._async.list(page, per_page))
+
+    def departments(self) -> RawResponse[builtins.list[Department]]:
+        """Like ``Tickets.departments``, answering a RawResponse whose ``parse()`` is its result."""
+        return self._runner.run(self._async.departments())
+
+    def services(self) -> RawResponse[builtins.list[RelatedService]]:
+        """Like ``Tickets.services``, answering a RawResponse whose ``parse()`` is its result."""
+        return self._runner.run(self._async.services())
+
+    def get(self, ticket_id: int | str) -> RawResponse[Ticket]:
+        """Like ``Tickets.get``, answering a RawResponse whose ``parse()`` is its result."""
+        return self._runner.run(self._async.get(ticket_id))
+
+    def create(
+        self,
+        *,
+        department_id: int,
+        subject: str,
+        message: str,
+        attachments: Iterable[AttachmentInput] = (),
+        service_id: int | None = None,
+        service_type: str | None = None,
+    ) -> RawResponse[Ticket]:
+        """Like ``Tickets.create``, answering a RawResponse whose ``parse()`` is its result."""
+        return self._runner.run(
+            self._async.create(
+                department_id=department_id,
+                subject=subject,
+                message=message,
+                attachments=attachments,
+                service_id=service_id,
+                service_type=service_type,
+            )
+        )
+
+    def reply(
+        self, ticket_id: int | str, *, message: str, attachments: Iterable[AttachmentInput] = ()
+    ) -> RawResponse[Ticket]:
+        """Like ``Tickets.reply``, answering a RawResponse whose ``parse()`` is its result."""
+        return self._runner.run(
+            self._async.reply(ticket_id, message=message, attachments=attachments)
+        )
+
+    def resolve(self, ticket_id: int | str, *, refresh: bool = False) -> RawResponse[Ticket | None]:
+        """Like ``Tickets.resolve``, answering a RawResponse whose ``parse()`` is its result."""
+        return self._runner.run(self._async.resolve(ticket_id, refresh=refresh))
+
+    def download_attachment(
+        self,
+        ticket_id: int | str,
+        attachment_id: int | str | Attachment,
+        dest: DownloadTarget,
+        *,
+        overwrite: bool = False,
+    ) -> RawResponse[Path | None]:
+        """Like ``Tickets.download_attachment``, answering a RawResponse whose ``parse()`` is its result."""
+        return self._runner.run(
+            self._async.download_attachment(ticket_id, attachment_id, dest, overwrite=overwrite)
+        )
+
+
+class PlansWithRawResponse(SyncResource):
+    """``client.plans.with_raw_response``: every plan call, answering a RawResponse whose
+    ``parse()`` is what the plain call returns.
+    """
+
+    @property
+    def _async(self) -> AsyncPlansWithRawResponse:
+        return self._runner.resource().plans.with_raw_response
+
+    def list(self) -> RawResponse[builtins.list[SupportPlan]]:
+        """Like ``Plans.list``, answering a RawResponse whose ``parse()`` is its result."""
+        return self._runner.run(self._async.list())
+
+    def purchase(self, *, plan: str, billing_cycle: int) -> RawResponse[Order]:
+        """Like ``Plans.purchase``, answering a RawResponse whose ``parse()`` is its result."""
+        return self._runner.run(self._async.purchase(plan=plan, billing_cycle=billing_cycle))
+
+    def renew(self, *, billing_cycle: int) -> RawResponse[Order]:
+        """Like ``Plans.renew``, answering a RawResponse whose ``parse()`` is its result."""
+        return self._runner.run(self._async.renew(billing_cycle=billing_cycle))
+
+    def cancel(self, *, reason: str | None = None, now: bool = False) -> RawResponse[Order | None]:
+        """Like ``Plans.cancel``, answering a RawResponse whose ``parse()`` is its result."""
+        return self._runner.run(self._async.cancel(reason=reason, now=now))
+
+    def undo_cancel(self) -> RawResponse[Order | None]:
+        """Like ``Plans.undo_cancel``, answering a RawResponse whose ``parse()`` is its result."""
+        return self._runner.run(self._async.undo_cancel())

@@ -21,6 +21,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BodyNotKeptError",
     "ClientClosedError",
     "ConfigurationError",
     "DownloadError",
@@ -366,3 +367,8 @@ class WrongEventLoopError(VPSBGError, RuntimeError):
 class ClientClosedError(VPSBGError, RuntimeError):
     """A call was made on an ``AsyncClient`` after ``aclose()`` (or after its ``async with``
     block ended); nothing was sent. Create a new client."""
+
+
+class BodyNotKeptError(VPSBGError, RuntimeError):
+    """The body of a raw response is not available: the call streamed it to its destination
+    (a download). Its status, headers and request id are."""

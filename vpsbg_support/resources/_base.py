@@ -1,19 +1,35 @@
-"""What every resource shares: hand a call to the pipeline, turn the JSON into models."""
+"""What every resource shares: hand a call to the pipeline, turn the JSON into models, and the
+raw twin of every call (``with_raw_response``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+import functools
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from contextvars import ContextVar
+from typing import Any, ParamSpec, TypeVar
 
 from vpsbg_support._convert import ConversionError, structure, structure_list
 from vpsbg_support._http import MultipartBody
 from vpsbg_support._pipeline import Pipeline, Response
 from vpsbg_support._routes import Route
-from vpsbg_support.errors import ResponseDecodeError
+from vpsbg_support.errors import ResponseDecodeError, ResponseTooLargeError
 from vpsbg_support.models import Page
 from vpsbg_support.responses import RawResponse
 
 T = TypeVar("T")
+P = ParamSpec("P")
+
+#: While a raw twin runs: the responses its call received, last one last. A context variable,
+#: so concurrent calls (each its own task) never see each other's.
+_received: ContextVar[list[Response] | None] = ContextVar("vpsbg_support_raw", default=None)
+
+
+def received(response: Response) -> Response:
+    """Note ``response`` for the raw twin running this call, if any; return it."""
+    box = _received.get()
+    if box is not None:
+        box.append(response)
+    return response
 
 
 class AsyncResource:
@@ -34,12 +50,14 @@ class AsyncResource:
         json_body: Any = None,
         multipart: MultipartBody | None = None,
     ) -> Response:
-        return await self._transport.request(
-            route,
-            path_params=path_params,
-            params=params,
-            json_body=json_body,
-            multipart=multipart,
+        return received(
+            await self._transport.request(
+                route,
+                path_params=path_params,
+                params=params,
+                json_body=json_body,
+                multipart=multipart,
+            )
         )
 
     @staticmethod
@@ -66,18 +84,62 @@ class AsyncResource:
             raise _decode_error(response, cl, exc) from None
 
 
-def raw_response(response: Response, parse: Callable[[Response], T]) -> RawResponse[T]:
-    """The public raw view of ``response``; ``parse`` makes the plain call's result from it."""
+def raw_twin(
+    call: Callable[P, Awaitable[T]],
+) -> Callable[P, Coroutine[Any, Any, RawResponse[T]]]:
+    """The raw twin of a resource call: same arguments, answering a RawResponse of the last
+    response the call received, whose ``parse()`` is the call's result.
+
+    The call runs whole (retries, a ``refresh`` read, a download's restarts), so ``parse()``
+    returns exactly what the plain call returns. A body that cannot be read as the documented
+    shape (ResponseDecodeError) still gives the raw response; ``parse()`` raises the error.
+    """
+
+    @functools.wraps(call)
+    async def raw(*args: P.args, **kwargs: P.kwargs) -> RawResponse[T]:
+        box: list[Response] = []
+        token = _received.set(box)
+        try:
+            result = await call(*args, **kwargs)
+        except ResponseDecodeError as exc:
+            if not box or not _read_from(exc, box[-1]):
+                raise  # the pipeline's own (too large, corrupt): no response to show
+            return raw_response(box[-1], _raiser(exc))
+        finally:
+            _received.reset(token)
+        return raw_response(box[-1], lambda: result)
+
+    return raw
+
+
+def _read_from(error: ResponseDecodeError, response: Response) -> bool:
+    """Was ``error`` raised reading ``response``'s body (which then carries that very body)?"""
+    return (
+        error.body is response.body
+        and (error.method, error.url) == (response.method, response.url)
+        and not isinstance(error, ResponseTooLargeError)
+    )
+
+
+def _raiser(error: BaseException) -> Callable[[], Any]:
+    def parse() -> Any:
+        raise error
+
+    return parse
+
+
+def raw_response(response: Response, parse: Callable[[], T]) -> RawResponse[T]:
+    """The public raw view of ``response``; ``parse`` gives the plain call's result."""
     return RawResponse(
         status_code=response.status,
         headers=response.headers,
-        content=response.body,
+        content=None if response.stream is not None else response.body,
         method=response.method,
         url=response.url,
         request_id=response.request_id,
         elapsed=response.elapsed,
         retries_taken=response.retries_taken,
-        parse=lambda: parse(response),
+        parse=parse,
     )
 
 
