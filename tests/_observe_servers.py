@@ -106,9 +106,16 @@ class RecordingAPI:
     with its headers. ``fail_first`` answers that many requests 503 first; ``response_headers``
     are added to every answer."""
 
-    def __init__(self, *, fail_first: int = 0, response_headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        *,
+        fail_first: int = 0,
+        fail_status: int = 503,
+        response_headers: dict[str, str] | None = None,
+    ):
         self.seen: list[Seen] = []
         self.fail_first = fail_first
+        self.fail_status = fail_status
         self.response_headers = response_headers or {}
         self.url = ""
 
@@ -116,7 +123,11 @@ class RecordingAPI:
         self.seen.append(Seen(request.method, request.path_qs, dict(request.headers)))
         if self.fail_first > 0:
             self.fail_first -= 1
-            return web.json_response({"message": "busy"}, status=503, headers=self.response_headers)
+            return web.json_response(
+                {"message": "busy"}, status=self.fail_status, headers=self.response_headers
+            )
+        if "id" not in request.match_info:
+            return web.json_response([], headers=self.response_headers)
         return web.json_response(
             {**TICKET, "id": int(request.match_info["id"])}, headers=self.response_headers
         )
@@ -125,6 +136,7 @@ class RecordingAPI:
     async def serve(self, tls: ssl.SSLContext | None = None) -> AsyncIterator[RecordingAPI]:
         app = web.Application()
         app.router.add_get("/v1/support/tickets/{id}", self._handle)
+        app.router.add_get("/v1/support/tickets", self._handle)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)

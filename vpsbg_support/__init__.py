@@ -8,6 +8,7 @@ from vpsbg_support._client import AsyncClient
 from vpsbg_support._filenames import safe_filename
 from vpsbg_support._logs import configure_from_env as _configure_logging_from_env
 from vpsbg_support._loop_thread import DeadlockError, LoopClosedError
+from vpsbg_support._ratelimit import RateLimitSnapshot
 from vpsbg_support._retry import RetryPolicy
 from vpsbg_support._sync import Client, SyncAttachmentStream
 from vpsbg_support._version import __version__
@@ -37,6 +38,7 @@ from vpsbg_support.errors import (
     VPSBGError,
     WrongEventLoopError,
 )
+from vpsbg_support.hooks import RequestInfo, ResponseInfo
 from vpsbg_support.models import (
     Attachment,
     Department,
@@ -85,7 +87,10 @@ __all__ = [
     "PermissionDeniedError",
     "Promo",
     "RateLimitError",
+    "RateLimitSnapshot",
     "RawResponse",
+    "RequestInfo",
+    "ResponseInfo",
     "RateLimitedLocallyError",
     "RelatedService",
     "ResponseDecodeError",

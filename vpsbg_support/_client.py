@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -13,15 +14,18 @@ import attrs
 
 from vpsbg_support import _constants as C
 from vpsbg_support._pipeline import Pipeline
+from vpsbg_support._ratelimit import RateLimitSnapshot
 from vpsbg_support._retry import RetryPolicy
 from vpsbg_support._session_options import (
     SessionOptions,
     check_default_headers,
+    check_extra_query,
     is_local_host,
     resolve_session_options,
 )
 from vpsbg_support._validate import check_int
 from vpsbg_support.errors import ConfigurationError
+from vpsbg_support.hooks import EventHooks
 from vpsbg_support.resources import AsyncPlans, AsyncTickets
 
 
@@ -81,6 +85,7 @@ class AsyncClient:
         ssl_context: ssl.SSLContext | None = None,
         trace_configs: Sequence[aiohttp.TraceConfig] | None = None,
         default_headers: Mapping[str, str] | None = None,
+        event_hooks: Mapping[str, Sequence[Callable[[Any], Any]]] | None = None,
     ) -> None:
         """Create a client. No connection is made until the first call.
 
@@ -110,6 +115,10 @@ class AsyncClient:
                 ``create_trace_config()``: they see every HTTP attempt.
             default_headers: headers added to every request (``{"X-Team": "billing"}``); they
                 may replace ``User-Agent`` and ``Accept``, never ``Authorization``.
+            event_hooks: ``{"request": [...], "response": [...]}``: functions (or coroutine
+                functions) called with a :class:`~vpsbg_support.hooks.RequestInfo` before
+                each HTTP attempt and a :class:`~vpsbg_support.hooks.ResponseInfo` when its
+                headers arrive; token-free. They run on the client's event loop.
 
         Raises:
             ConfigurationError: no token given and ``VPSBG_API_TOKEN`` is not set, the token
@@ -119,8 +128,9 @@ class AsyncClient:
                 ``ssl_context`` or ``trace_configs`` (set those on your session).
             ValueError: ``max_retries`` is negative, ``timeout`` is not a finite number of
                 seconds above 0 (InvalidParameterError), ``retry_policy`` is given
-                together with one of the three settings it replaces, or ``default_headers``
-                holds a bad name or value (InvalidParameterError).
+                together with one of the three settings it replaces, ``default_headers``
+                holds a bad name or value, or ``event_hooks`` an unknown event or something
+                not callable (InvalidParameterError).
         """
         token = token if token is not None else os.environ.get(C.ENV_TOKEN)
         if not token or not token.strip():
@@ -180,6 +190,7 @@ class AsyncClient:
             session_options=options,
             default_headers=check_default_headers(default_headers),
             max_response_size=check_int("max_response_size", max_response_size),
+            event_hooks=EventHooks.of(event_hooks),
         )
         self._init_resources()
 
@@ -199,6 +210,12 @@ class AsyncClient:
         """True once :meth:`aclose` was called (or the ``async with`` block ended); a call on a
         closed client raises ClientClosedError."""
         return self._transport.closed
+
+    @property
+    def rate_limit(self) -> RateLimitSnapshot:
+        """What this client knows of its rate limit now: requests remaining, when a wait ends,
+        whether the server sends the headers at all (shared with ``with_options`` copies)."""
+        return self._transport.limiter.snapshot()
 
     @property
     def max_retries(self) -> int:
@@ -221,9 +238,11 @@ class AsyncClient:
         timeout: float | aiohttp.ClientTimeout | None = None,
         max_retries: int | None = None,
         retry_policy: RetryPolicy | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str | int] | None = None,
     ) -> AsyncClient:
-        """A client with other timeout or retry settings, sharing this one's connection pool
-        and rate limiter.
+        """A client with other timeout, retry, header or query settings, sharing this one's
+        connection pool, rate limiter and event hooks.
 
         ``await client.with_options(max_retries=0).plans.renew(billing_cycle=1)``
 
@@ -231,19 +250,29 @@ class AsyncClient:
             timeout: seconds for a whole request, or an ``aiohttp.ClientTimeout``.
             max_retries: retries after the first attempt (applied on top of ``retry_policy``).
             retry_policy: a whole retry policy to use instead of this client's.
+            extra_headers: headers added to every request of the new client (as
+                ``default_headers``: never ``Authorization``).
+            extra_query: query parameters added to every request of the new client; a call's
+                own parameters (``page``...) win over them.
 
         Returns:
             A new client; closing either one closes the shared pool.
 
         Raises:
-            ValueError: ``max_retries`` is negative, or ``timeout`` is not a finite number of
-                seconds above 0 (InvalidParameterError).
+            ValueError: ``max_retries`` is negative, ``timeout`` is not a finite number of
+                seconds above 0, or ``extra_headers``/``extra_query`` hold a bad name or value
+                (InvalidParameterError).
         """
         clone = object.__new__(AsyncClient)
         retry = retry_policy
         if max_retries is not None:
             retry = attrs.evolve(retry or self._transport.retry, max_retries=max_retries)
-        clone._transport = self._transport.with_options(timeout=timeout, retry=retry)
+        clone._transport = self._transport.with_options(
+            timeout=timeout,
+            retry=retry,
+            extra_headers=check_default_headers(extra_headers, "extra_headers"),
+            extra_query=check_extra_query(extra_query),
+        )
         clone._init_resources()
         return clone
 

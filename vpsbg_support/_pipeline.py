@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, NoReturn, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 import attrs
@@ -29,6 +29,7 @@ from vpsbg_support import _constants as C
 from vpsbg_support import _http as http
 from vpsbg_support._ratelimit import RateLimiter
 from vpsbg_support._redact import Redacted, Redactor
+from vpsbg_support._request_id import request_id_in
 from vpsbg_support._retry import FailureKind, RetryPolicy, decide, parse_retry_after, refuse_wait
 from vpsbg_support._routes import Route
 from vpsbg_support._session_options import SessionOptions
@@ -47,6 +48,7 @@ from vpsbg_support.errors import (
     TLSVerificationError,
     status_error_class,
 )
+from vpsbg_support.hooks import EventHooks, RequestInfo, ResponseInfo, fire
 from vpsbg_support.responses import json_body
 
 __all__ = ["Failure", "Pipeline", "Response"]
@@ -85,11 +87,7 @@ class Response:
     def request_id(self) -> str | None:
         """The server's id for this request, from the first of ``X-Request-Id`` (any case),
         ``Request-Id``, ``X-Correlation-Id`` or ``CF-Ray`` (``C.REQUEST_ID_HEADERS``)."""
-        for name in C.REQUEST_ID_HEADERS:
-            value = self.headers.get(name)
-            if value:
-                return value
-        return None
+        return request_id_in(self.headers)
 
     def json(self) -> Any:
         """The body decoded as JSON; ``None`` for an empty body.
@@ -134,6 +132,11 @@ class _Call:
     def replayable(self) -> bool:
         return self.multipart.replayable if self.multipart is not None else True
 
+    @property
+    def query(self) -> str:
+        """``?page=2&per_page=5`` (empty without parameters), for logs and hooks."""
+        return "?" + urlencode(self.params) if self.params else ""
+
 
 @attrs.define
 class _CallState:
@@ -159,8 +162,12 @@ class Pipeline:
         session_options: SessionOptions | None = None,
         default_headers: Mapping[str, str] | None = None,
         max_response_size: int = C.MAX_RESPONSE_SIZE,
+        event_hooks: EventHooks | None = None,
     ) -> None:
         self.redact = Redactor(token)
+        self.hooks = event_hooks or EventHooks()
+        #: Query parameters added to every request (``with_options(extra_query=...)``).
+        self.extra_query: Mapping[str, str | int] = {}
         self.base_url = base_url.rstrip("/")
         self._base_path = urlsplit(self.base_url).path
         self.timeout = http.as_timeout(timeout)
@@ -188,13 +195,29 @@ class Pipeline:
         *,
         timeout: float | aiohttp.ClientTimeout | None = None,
         retry: RetryPolicy | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str | int] | None = None,
     ) -> Pipeline:
-        """A pipeline with other timeout/retry settings sharing this one's session and limiter."""
+        """A pipeline with other settings sharing this one's session and limiter.
+
+        ``extra_headers`` (checked, spelt one way: see ``check_default_headers``) and
+        ``extra_query`` are added to those of this pipeline, for every request.
+        """
         clone = copy.copy(self)
         if timeout is not None:
             clone.timeout = http.as_timeout(timeout)
         if retry is not None:
             clone.retry = retry
+        if extra_headers:
+            token = self._headers["Authorization"]
+            clone._headers = {**self._headers, **extra_headers, "Authorization": token}
+            clone._stream_headers = {
+                **self._stream_headers,
+                **extra_headers,
+                "Authorization": token,
+            }
+        if extra_query:
+            clone.extra_query = {**self.extra_query, **extra_query}
         return clone
 
     @property
@@ -234,7 +257,9 @@ class Pipeline:
             route,
             self.base_url + route_path,
             self._base_path + route_path,
-            params,
+            {**self.extra_query, **params}
+            if params and self.extra_query
+            else params or self.extra_query,
             json_body if route.body == "json" else None,
             multipart,
             stream=False,
@@ -292,7 +317,7 @@ class Pipeline:
             route,
             self.base_url + route_path,
             self._base_path + route_path,
-            None,
+            self.extra_query or None,
             None,
             None,
             stream=True,
@@ -329,14 +354,16 @@ class Pipeline:
                 replayable=call.replayable,
                 slept=state.slept,
             )
-            if logger.isEnabledFor(logging.DEBUG):
-                logger.debug(
-                    "%s %s: %s",
+            if logger.isEnabledFor(logging.INFO):
+                logger.info(
+                    "%s %s%s: %s (%s)",
                     method,
                     call.path,
+                    call.query,
                     f"retrying in {decision.delay:.3f}s"
                     if decision.retry
                     else f"giving up: {decision.reason}",
+                    _why(outcome),
                 )
             if not decision.retry:
                 outcome.error.replayed = state.replayed
@@ -364,7 +391,26 @@ class Pipeline:
         route = call.route
         released = False
         started = time.monotonic()
+        headers_sent = self._stream_headers if call.stream else self._headers
         try:
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug(
+                    "%s %s%s: sending (attempt %d)",
+                    route.method,
+                    call.path,
+                    call.query,
+                    state.attempt + 1,
+                )
+            if self.hooks.request:
+                await fire(
+                    self.hooks.request,
+                    RequestInfo(
+                        method=route.method,
+                        url=call.url + call.query,
+                        headers={**headers_sent, "Authorization": "Bearer ***"},
+                        attempt=state.attempt + 1,
+                    ),
+                )
             resp = await http.send(
                 self._sessions.get(),
                 stack,
@@ -373,24 +419,40 @@ class Pipeline:
                 params=call.params,
                 json_body=call.json_body,
                 data=http.build_body(call.multipart, stack),
-                headers=self._stream_headers if call.stream else self._headers,
+                headers=headers_sent,
                 timeout=http.stream_timeout(self.timeout) if call.stream else self.timeout,
             )
             released = True
             status = resp.status
             self.limiter.release(status, resp.headers)
-            if logger.isEnabledFor(logging.DEBUG):
-                logger.debug(
-                    "%s %s -> %d (attempt %d, %.3fs)",
-                    route.method,
-                    call.path,
-                    status,
-                    state.attempt + 1,
-                    time.monotonic() - started,
-                )
             headers: Mapping[str, str] = resp.headers
             if self.redact.in_headers(headers):
                 headers = CIMultiDictProxy(CIMultiDict(self.redact.headers(headers.items())))
+            request_id = request_id_in(headers)
+            if logger.isEnabledFor(logging.INFO):
+                logger.info(
+                    "%s %s%s -> %d (attempt %d, %.3fs, request id %s)",
+                    route.method,
+                    call.path,
+                    call.query,
+                    status,
+                    state.attempt + 1,
+                    time.monotonic() - started,
+                    request_id or "-",
+                )
+            if self.hooks.response:
+                await fire(
+                    self.hooks.response,
+                    ResponseInfo(
+                        method=route.method,
+                        url=call.url + call.query,
+                        status_code=status,
+                        headers=headers,
+                        request_id=request_id,
+                        attempt=state.attempt + 1,
+                        elapsed=time.monotonic() - started,
+                    ),
+                )
             if status >= 300:
                 raw = await http.read_bounded(resp, C.MAX_ERROR_BODY, truncate=True)
                 return status_failure(
@@ -434,11 +496,12 @@ class Pipeline:
                 state.attempt,
             )
         except http.TRANSPORT_ERRORS as exc:
-            if logger.isEnabledFor(logging.DEBUG):
-                logger.debug(
-                    "%s %s failed: %s (attempt %d, %.3fs)",
+            if logger.isEnabledFor(logging.INFO):
+                logger.info(
+                    "%s %s%s failed: %s (attempt %d, %.3fs)",
                     route.method,
                     call.path,
+                    call.query,
                     exc.__class__.__name__,
                     state.attempt + 1,
                     time.monotonic() - started,
@@ -461,6 +524,13 @@ class Pipeline:
         finally:
             if not released:
                 self.limiter.release(None)
+
+
+def _why(failure: Failure) -> str:
+    """The reason an attempt failed, for the retry log line."""
+    if failure.status is not None:
+        return f"HTTP {failure.status}"
+    return failure.error.__class__.__name__
 
 
 def add_note(exc: BaseException, note: str) -> None:

@@ -32,6 +32,7 @@ __all__ = [
     "SessionOptions",
     "build_session",
     "check_default_headers",
+    "check_extra_query",
     "is_local_host",
     "resolve_session_options",
 ]
@@ -123,7 +124,9 @@ def build_session(options: SessionOptions) -> aiohttp.ClientSession:
     )
 
 
-def check_default_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+def check_default_headers(
+    headers: Mapping[str, str] | None, field: str = "default_headers"
+) -> dict[str, str]:
     """Validate ``default_headers`` and spell each name one way (``x-team`` -> ``X-Team``), so
     that one header can never be sent twice under two spellings.
 
@@ -134,16 +137,32 @@ def check_default_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, value in (headers or {}).items():
         if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
-            raise InvalidParameterError("default_headers", f"{name!r} is not a header name")
+            raise InvalidParameterError(field, f"{name!r} is not a header name")
         if name.lower() in _RESERVED_HEADERS:
             raise InvalidParameterError(
-                "default_headers", f"{name} is set by the client itself (from the token)"
+                field, f"{name} is set by the client itself (from the token)"
             )
         if not isinstance(value, str) or "\r" in value or "\n" in value:
-            raise InvalidParameterError(
-                "default_headers", f"the value of {name} must be a string on one line"
-            )
+            raise InvalidParameterError(field, f"the value of {name} must be a string on one line")
         out["-".join(part.capitalize() for part in name.split("-"))] = value
+    return out
+
+
+def check_extra_query(query: Mapping[str, str | int] | None) -> dict[str, str | int]:
+    """Validate ``extra_query``: string names, string or integer values.
+
+    Raises:
+        InvalidParameterError: a name that is not a non-empty string, or another value.
+    """
+    out: dict[str, str | int] = {}
+    for name, value in (query or {}).items():
+        if not isinstance(name, str) or not name:
+            raise InvalidParameterError("extra_query", f"{name!r} is not a parameter name")
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise InvalidParameterError(
+                "extra_query", f"the value of {name} must be a string or an integer"
+            )
+        out[name] = value
     return out
 
 

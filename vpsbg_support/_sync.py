@@ -8,16 +8,18 @@ from __future__ import annotations
 import builtins
 import os
 import ssl
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
 from vpsbg_support import _constants as C
 from vpsbg_support._client import AsyncClient
 from vpsbg_support._fs import DownloadTarget
+from vpsbg_support._ratelimit import RateLimitSnapshot
 from vpsbg_support._retry import RetryPolicy
 from vpsbg_support._sync_base import SyncClientBase, SyncResource, SyncWrapper
 from vpsbg_support._uploads import AttachmentInput
@@ -82,6 +84,7 @@ class Client(SyncClientBase):
         ssl_context: ssl.SSLContext | None = None,
         trace_configs: Sequence[aiohttp.TraceConfig] | None = None,
         default_headers: Mapping[str, str] | None = None,
+        event_hooks: Mapping[str, Sequence[Callable[[Any], Any]]] | None = None,
     ) -> None:
         """Create a client. No connection is made until the first call.
 
@@ -110,6 +113,10 @@ class Client(SyncClientBase):
                 ``create_trace_config()``: they see every HTTP attempt.
             default_headers: headers added to every request (``{"X-Team": "billing"}``); they
                 may replace ``User-Agent`` and ``Accept``, never ``Authorization``.
+            event_hooks: ``{"request": [...], "response": [...]}``: functions (or coroutine
+                functions) called with a :class:`~vpsbg_support.hooks.RequestInfo` before
+                each HTTP attempt and a :class:`~vpsbg_support.hooks.ResponseInfo` when its
+                headers arrive; token-free. They run on the client's event loop.
 
         Raises:
             ConfigurationError: no token given and ``VPSBG_API_TOKEN`` is not set, the token
@@ -119,8 +126,9 @@ class Client(SyncClientBase):
                 ``ssl_context`` or ``trace_configs`` (set those on your session).
             ValueError: ``max_retries`` is negative, ``timeout`` is not a finite number of
                 seconds above 0 (InvalidParameterError), ``retry_policy`` is given
-                together with one of the three settings it replaces, or ``default_headers``
-                holds a bad name or value (InvalidParameterError).
+                together with one of the three settings it replaces, ``default_headers``
+                holds a bad name or value, or ``event_hooks`` an unknown event or something
+                not callable (InvalidParameterError).
         """
         super().__init__(
             lambda: AsyncClient(
@@ -139,6 +147,7 @@ class Client(SyncClientBase):
                 ssl_context=ssl_context,
                 trace_configs=trace_configs,
                 default_headers=default_headers,
+                event_hooks=event_hooks,
             )
         )
         self._tickets = Tickets(self._runner)
@@ -158,6 +167,13 @@ class Client(SyncClientBase):
     def base_url(self) -> str:
         """The API root this client calls."""
         return self._async.base_url
+
+    @property
+    def rate_limit(self) -> RateLimitSnapshot:
+        """What this client knows of its rate limit now: requests remaining, when a wait ends,
+        whether the server sends the headers at all (shared with ``with_options`` copies).
+        """
+        return self._async.rate_limit
 
     @property
     def max_retries(self) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from vpsbg_support._request_id import request_id_in
 from vpsbg_support._routes import method_is_idempotent
 
 __all__ = [
@@ -206,6 +207,8 @@ class APIStatusError(APIError):
         message: the API's ``message`` when the body has one, else a generic text.
         body: the decoded JSON body, the text body, or None when empty.
         headers: the response headers.
+        request_id: the server's id for the request, to quote to VPSBG support: from
+            ``X-Request-Id``, else ``Request-Id``, ``X-Correlation-Id``, ``CF-Ray``; or None.
     """
 
     status: int
@@ -221,7 +224,10 @@ class APIStatusError(APIError):
         url: str | None = None,
         request_sent: bool = True,
     ) -> None:
+        request_id = request_id_in(headers or {})
         text = f"HTTP {status}: {message}"
+        if request_id:
+            text += f" [request id {request_id}]"
         if (
             request_sent
             and status >= 500
@@ -234,6 +240,7 @@ class APIStatusError(APIError):
         self.status = status
         self.body = body
         self.headers: Mapping[str, str] = dict(headers or {})
+        self.request_id = request_id
 
 
 class BadRequestError(APIStatusError):
