@@ -344,7 +344,7 @@ def test_a_file_appearing_after_the_check_is_kept_and_the_error_names_overwrite(
     mine.write_bytes(b"mine")
     # Another process creates the file between the CLI's check and the download: the
     # library refuses it, and the refusal must speak the CLI's language.
-    monkeypatch.setattr(cli, "_already_there", lambda path, attachment: None)
+    monkeypatch.setattr(cli.tickets, "_already_there", lambda path, attachment: None)
 
     run = in_process("tickets", "download", str(ticket.id), str(shot.id), "-o", str(tmp_path))
 

@@ -304,3 +304,17 @@ async def test_closed_and_a_call_on_a_closed_client() -> None:
         with Client(TOKEN, base_url=api.url) as blocking:
             assert not blocking.closed
         assert blocking.closed
+
+
+async def test_a_given_session_reading_an_outside_proxy_is_refused_for_plain_http(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import aiohttp
+
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
+    async with aiohttp.ClientSession(trust_env=True) as session:
+        with pytest.raises(ConfigurationError, match="clear text"):
+            AsyncClient(TOKEN, base_url="http://127.0.0.1:8080/v1", session=session)
+        AsyncClient(TOKEN, base_url="https://api.vpsbg.eu/v1", session=session)  # tunnelled
+    async with aiohttp.ClientSession() as session:  # trust_env off: the environment is not read
+        AsyncClient(TOKEN, base_url="http://127.0.0.1:8080/v1", session=session)

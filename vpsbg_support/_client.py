@@ -20,6 +20,7 @@ from vpsbg_support._session_options import (
     SessionOptions,
     check_default_headers,
     check_extra_query,
+    check_given_session,
     is_local_host,
     resolve_session_options,
 )
@@ -124,8 +125,8 @@ class AsyncClient:
             ConfigurationError: no token given and ``VPSBG_API_TOKEN`` is not set, the token
                 holds characters no token has (spaces, control or non-ASCII characters), a CA
                 bundle cannot be loaded, a plain-HTTP base URL would reach a proxy that is not
-                on this machine, or ``session`` is given with ``proxy``, ``ca_bundle``,
-                ``ssl_context`` or ``trace_configs`` (set those on your session).
+                on this machine, or (AsyncClient) ``session`` is given with ``proxy``,
+                ``ca_bundle``, ``ssl_context`` or ``trace_configs`` (set those on it instead).
             ValueError: ``max_retries`` is negative, ``timeout`` is not a finite number of
                 seconds above 0 (InvalidParameterError), ``retry_policy`` is given
                 together with one of the three settings it replaces, ``default_headers``
@@ -179,6 +180,7 @@ class AsyncClient:
                 " session: with session=..., set them on that session instead"
             )
         else:
+            check_given_session(url, session)
             options = SessionOptions()
         self._transport = Pipeline(
             token=token,

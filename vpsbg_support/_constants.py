@@ -62,6 +62,9 @@ MIN_TOKEN_SCRUBBED_FROM_BODIES = 16
 
 #: Chunk size for streamed downloads and uploads.
 CHUNK_SIZE = 64 * 1024
+#: Upload read size: each read is one hop to a worker thread, so fewer, larger reads; memory
+#: stays bounded by one read plus aiohttp's write buffer.
+UPLOAD_READ_SIZE = 4 * CHUNK_SIZE
 
 #: A download asks the OS to start writing its bytes to disk every this many bytes, so the
 #: fsync before the atomic rename only waits for the last stretch, not the whole file.
@@ -79,3 +82,12 @@ LOGGER_NAME = "vpsbg_support"
 LOOP_CANCEL_GRACE = 2.0
 #: Blocking facade: seconds allowed for close() to close the client and join the loop thread.
 LOOP_CLOSE_TIMEOUT = 10.0
+
+#: --demo: the seed of the demo data: every demo run shows the same account.
+DEMO_SEED = 7
+#: --demo: tickets served when the demo runs ``export``: enough to show the export's speed.
+DEMO_EXPORT_TICKETS = 300
+#: --demo: tickets served for every other command (``tickets list``, ``plans``...): quick to start.
+DEMO_TICKETS = 25
+#: --demo: generated attachments go up to 4 MiB; the demo caps them so an export stays quick.
+MAX_DEMO_ATTACHMENT = 256 * 1024

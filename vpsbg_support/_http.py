@@ -52,10 +52,6 @@ TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
 DEFAULT_USER_AGENT_SUFFIX = f"aiohttp/{aiohttp.__version__}"
 
-#: Upload read size: each read is one hop to a worker thread, so fewer, larger reads; memory
-#: stays bounded by one read plus aiohttp's write buffer.
-_READ_SIZE = 4 * C.CHUNK_SIZE
-
 
 class MultipartBody(Protocol):
     """A multipart body that can be (re)built for each attempt from its source."""
@@ -125,7 +121,7 @@ class FilePayload(aiohttp.payload.Payload):
         if content_length is not None:
             remaining = content_length if remaining is None else min(remaining, content_length)
         while remaining is None or remaining > 0:
-            want = _READ_SIZE if remaining is None else min(_READ_SIZE, remaining)
+            want = C.UPLOAD_READ_SIZE if remaining is None else min(C.UPLOAD_READ_SIZE, remaining)
             chunk = await loop.run_in_executor(None, self._reader.read, want)
             if not chunk:
                 break
@@ -302,7 +298,11 @@ async def read_bounded(resp: aiohttp.ClientResponse, limit: int, *, truncate: bo
     announced = resp.content_length
     if not truncate and announced is not None and announced > limit:
         raise BodyFailure(f"the body announces {announced} bytes", "too_large")
-    decoder = Decoder.for_encoding(_encoding_of(resp))
+    encoding = _encoding_of(resp)
+    if announced is not None and announced <= limit and encoding in ("", "identity"):
+        # The common case, in one read: aiohttp stops at Content-Length, already within bounds.
+        return await resp.read()
+    decoder = Decoder.for_encoding(encoding)
     out = bytearray()
     async for raw in resp.content.iter_chunked(C.CHUNK_SIZE):
         if decoder is None:

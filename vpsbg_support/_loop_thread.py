@@ -30,7 +30,7 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar, cast, overload
 
 from vpsbg_support import _constants as C
-from vpsbg_support.errors import VPSBGError
+from vpsbg_support.errors import VPSBGError, add_note
 
 __all__ = ["DeadlockError", "LoopClosedError", "LoopThread", "SyncContextManager"]
 
@@ -217,8 +217,8 @@ class LoopThread(Generic[R]):
                 if not state.accepting:
                     raise LoopClosedError(_CLOSED)
                 future = asyncio.run_coroutine_threadsafe(coro, state.loop)
-        except KeyboardInterrupt:
-            self._settle_interrupted(coro, state)
+        except KeyboardInterrupt as interrupt:
+            self._settle_interrupted(coro, state, interrupt)
             raise
         except BaseException:
             coro.close()
@@ -240,11 +240,16 @@ class LoopThread(Generic[R]):
                     request_sent=True,
                 ) from None
             raise
-        except KeyboardInterrupt:
-            self._settle_interrupted(coro, state)
+        except KeyboardInterrupt as interrupt:
+            self._settle_interrupted(coro, state, interrupt)
             raise
 
-    def _settle_interrupted(self, coro: Coroutine[Any, Any, Any], state: _LoopState | None) -> None:
+    def _settle_interrupted(
+        self,
+        coro: Coroutine[Any, Any, Any],
+        state: _LoopState | None,
+        interrupt: KeyboardInterrupt,
+    ) -> None:
         # Cancel the task itself, not just this thread's wait, and give its cleanup (closing a
         # response, removing a partial download) a bounded moment, so the loop is left usable.
         # The interrupt may land before the future is returned, so the task is found by its coro;
@@ -257,9 +262,12 @@ class LoopThread(Generic[R]):
                 return
             settle = asyncio.run_coroutine_threadsafe(_cancel_task_of(coro), state.loop)
         try:
-            settle.result(timeout=_CANCEL_GRACE)
+            notes = settle.result(timeout=_CANCEL_GRACE)
         except Exception:  # a task ignoring cancellation must not hide the interrupt
             settle.cancel()
+            return
+        for note in notes:  # e.g. "this request may have reached VPSBG"
+            add_note(interrupt, note)
 
     def iterate(self, aiterator: AsyncIterator[T]) -> Iterator[T]:
         """Turn an async iterator into a blocking one that pulls items one at a time on the loop.
@@ -451,15 +459,24 @@ async def _aexit(
     return await acm.__aexit__(exc_type, exc, tb)
 
 
-async def _cancel_task_of(coro: Coroutine[Any, Any, Any]) -> None:
+async def _cancel_task_of(coro: Coroutine[Any, Any, Any]) -> list[str]:
+    """Cancel the task running ``coro`` and wait for it; the notes its cancellation carries
+    (the pipeline's "may have reached VPSBG" for a POST), for the KeyboardInterrupt."""
     # Runs on the loop after the callback that created the task for ``coro`` (callbacks run in
     # FIFO order), so a missing task means the coroutine was never submitted.
     for task in asyncio.all_tasks():
         if task.get_coro() is coro:
             task.cancel()
             await asyncio.wait({task})
-            return
+            try:
+                task.result()
+            except asyncio.CancelledError as cancelled:  # the coroutine's own, notes and all
+                return list(getattr(cancelled, "__notes__", ()))
+            except BaseException:  # the outcome of a call already interrupted: not ours to raise
+                pass
+            return []
     coro.close()
+    return []
 
 
 def _serve(state: _LoopState, box: _Box, ready: threading.Event) -> None:

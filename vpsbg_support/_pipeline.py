@@ -46,6 +46,7 @@ from vpsbg_support.errors import (
     ResponseDecodeError,
     ResponseTooLargeError,
     TLSVerificationError,
+    add_note,
     status_error_class,
 )
 from vpsbg_support.hooks import EventHooks, RequestInfo, ResponseInfo, fire
@@ -531,13 +532,6 @@ def _why(failure: Failure) -> str:
     if failure.status is not None:
         return f"HTTP {failure.status}"
     return failure.error.__class__.__name__
-
-
-def add_note(exc: BaseException, note: str) -> None:
-    """``exc.add_note(note)``, also on Python 3.10 (which keeps ``__notes__`` unprinted)."""
-    notes = list(getattr(exc, "__notes__", ()))
-    if note not in notes:
-        setattr(exc, "__notes__", [*notes, note])  # noqa: B010 -- what add_note does
 
 
 # --- pure error builders --------------------------------------------------------------------

@@ -31,6 +31,7 @@ from vpsbg_support.errors import ConfigurationError, InvalidParameterError
 __all__ = [
     "SessionOptions",
     "build_session",
+    "check_given_session",
     "check_default_headers",
     "check_extra_query",
     "is_local_host",
@@ -109,6 +110,24 @@ def resolve_session_options(
         trust_env=trust_env,
         trace_configs=tuple(trace_configs or ()),
     )
+
+
+def check_given_session(base_url: str, session: aiohttp.ClientSession) -> None:
+    """A caller's session with ``trust_env`` must not send a plain-HTTP base URL's requests
+    (the token in clear) to a proxy off this machine from the environment.
+
+    Raises:
+        ConfigurationError: it would.
+    """
+    base = urlsplit(base_url)
+    if base.scheme == "http" and session.trust_env:
+        proxy = _env_proxy_for(base.hostname or "", os.environ)
+        if proxy is not None and not is_local_host(urlsplit(proxy).hostname or ""):
+            raise ConfigurationError(
+                f"base_url {base_url!r} is plain HTTP and the session given reads the proxy"
+                f" {_without_userinfo(proxy)!r} from the environment (trust_env=True): the API"
+                " token would travel in clear text. Use an https:// base URL."
+            )
 
 
 def build_session(options: SessionOptions) -> aiohttp.ClientSession:

@@ -122,8 +122,8 @@ class Client(SyncClientBase):
             ConfigurationError: no token given and ``VPSBG_API_TOKEN`` is not set, the token
                 holds characters no token has (spaces, control or non-ASCII characters), a CA
                 bundle cannot be loaded, a plain-HTTP base URL would reach a proxy that is not
-                on this machine, or ``session`` is given with ``proxy``, ``ca_bundle``,
-                ``ssl_context`` or ``trace_configs`` (set those on your session).
+                on this machine, or (Client) ``session`` is given with ``proxy``,
+                ``ca_bundle``, ``ssl_context`` or ``trace_configs`` (set those on it instead).
             ValueError: ``max_retries`` is negative, ``timeout`` is not a finite number of
                 seconds above 0 (InvalidParameterError), ``retry_policy`` is given
                 together with one of the three settings it replaces, ``default_headers``

@@ -51,6 +51,13 @@ MAY_HAVE_REACHED_VPSBG = (
 _CHECK_BEFORE_RETRY = " " + MAY_HAVE_REACHED_VPSBG
 
 
+def add_note(exc: BaseException, note: str) -> None:
+    """``exc.add_note(note)`` once, also on Python 3.10 (which keeps ``__notes__`` unprinted)."""
+    notes = list(getattr(exc, "__notes__", ()))
+    if note not in notes:
+        setattr(exc, "__notes__", [*notes, note])  # noqa: B010 -- typeshed lacks it before 3.11
+
+
 class VPSBGError(Exception):
     """Base class of every exception this library raises."""
 

@@ -1,0 +1,143 @@
+"""What the library costs per call: ``tickets.get`` vs raw aiohttp + ``json.loads``, and the
+blocking Client vs AsyncClient, on the same loopback server in the same run.
+
+Run: ``.venv/bin/python benchmarks/bench_call_overhead.py [--calls 2000] [--rounds 5]
+[--profile]``. The server is a bare aiohttp.web app in its own process answering one fixed
+ticket body, so the server's cost is the same for every client and small. Rounds interleave the
+three clients; printed are the best-of-rounds time per call and the median of the per-round ratios
+(library / raw, target <= 1.15; Client / AsyncClient, target <= 1.25). It never asserts.
+``--profile`` prints a cProfile of the library's calls instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import pstats
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+
+from vpsbg_support import AsyncClient, Client
+
+TOKEN = "bench-token-0123456789abcdef"
+BODY_PATH = Path(__file__).parent.parent / "tests" / "data" / "ticket_get_example_drifted.json"
+TARGET_RAW, TARGET_SYNC = 1.15, 1.25
+
+
+_SERVER = """
+import asyncio, sys
+from aiohttp import web
+
+BODY = open(sys.argv[1], "rb").read()
+
+async def ticket(request):
+    return web.Response(body=BODY, content_type="application/json")
+
+async def main():
+    app = web.Application()
+    app.router.add_get("/v1/support/tickets/{id}", ticket)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    print(runner.addresses[0][1], flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+asyncio.run(main())
+"""
+
+
+class Server:
+    """A loopback server in its own process (no GIL shared with the clients measured)
+    answering GET /v1/support/tickets/{id} with one fixed ticket body."""
+
+    def __enter__(self) -> Server:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", _SERVER, str(BODY_PATH)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._proc.stdout is not None
+        self.url = f"http://127.0.0.1:{int(self._proc.stdout.readline())}/v1"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._proc.stdin is not None
+        self._proc.stdin.close()
+        self._proc.wait(10)
+
+
+def time_raw(url: str, calls: int) -> float:
+    async def run() -> float:
+        headers = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json"}
+        async with aiohttp.ClientSession() as session:
+            target = f"{url}/support/tickets/216"
+            started = 0.0
+            for i in range(calls + 1):
+                if i == 1:
+                    started = time.perf_counter()  # the first call warms the connection
+                async with session.get(target, headers=headers) as resp:
+                    json.loads(await resp.read())
+            return time.perf_counter() - started
+
+    return asyncio.run(run())
+
+
+def time_async(url: str, calls: int) -> float:
+    async def run() -> float:
+        async with AsyncClient(TOKEN, base_url=url, max_retries=0) as client:
+            await client.tickets.get(216)
+            started = time.perf_counter()
+            for _ in range(calls):
+                await client.tickets.get(216)
+            return time.perf_counter() - started
+
+    return asyncio.run(run())
+
+
+def time_sync(url: str, calls: int) -> float:
+    with Client(token=TOKEN, base_url=url, max_retries=0) as client:
+        client.tickets.get(216)
+        started = time.perf_counter()
+        for _ in range(calls):
+            client.tickets.get(216)
+        return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    with Server() as server:
+        if args.profile:
+            profile = cProfile.Profile()
+            profile.runcall(time_async, server.url, args.calls)
+            pstats.Stats(profile).sort_stats("cumulative").print_stats(40)
+            return
+        raw, lib, sync = [], [], []
+        for _ in range(args.rounds):
+            raw.append(time_raw(server.url, args.calls))
+            lib.append(time_async(server.url, args.calls))
+            sync.append(time_sync(server.url, args.calls))
+    per_call = 1e6 / args.calls
+    lib_raw = statistics.median(a / b for a, b in zip(lib, raw, strict=True))
+    sync_lib = statistics.median(a / b for a, b in zip(sync, lib, strict=True))
+    print(f"{args.calls} sequential tickets.get, {args.rounds} interleaved rounds (best shown)")
+    print(f"  raw aiohttp + json.loads: {min(raw) * per_call:8.1f} us/call")
+    print(f"  AsyncClient:              {min(lib) * per_call:8.1f} us/call")
+    print(f"  Client (blocking):        {min(sync) * per_call:8.1f} us/call")
+    print(f"  AsyncClient / raw:   {lib_raw:.3f} (median of rounds; target <= {TARGET_RAW})")
+    print(f"  Client / AsyncClient: {sync_lib:.3f} (median of rounds; target <= {TARGET_SYNC})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""Text for people: dates, sizes and aligned tables, shared by the command groups."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+
+def when(moment: datetime | None) -> str:
+    """A date and time to the minute, or ``-``."""
+    return moment.strftime("%Y-%m-%d %H:%M") if moment is not None else "-"
+
+
+def size(count: int | None) -> str:
+    """A byte count in decimal units (``1.5 MB``), or ``?`` when unknown."""
+    if count is None:
+        return "?"
+    value = float(count)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def table(rows: Sequence[Sequence[str]]) -> str:
+    """Columns aligned on the widest cell; the last column is left ragged."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    lines = []
+    for row in rows:
+        cells = [f"{cell:<{width}}" for cell, width in zip(row[:-1], widths, strict=True)]
+        lines.append("  ".join([*cells, row[-1]]))
+    return "\n".join(lines)

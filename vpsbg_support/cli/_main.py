@@ -1,0 +1,158 @@
+"""The parser of ``vpsbg-support`` and running one command: client set-up, errors to exits."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from vpsbg_support import _constants as C
+from vpsbg_support._client import AsyncClient, token_is_plausible
+from vpsbg_support._version import __version__
+from vpsbg_support.cli import export, plans, tickets
+from vpsbg_support.cli._app import (
+    EXIT_AUTH,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    EXIT_VALIDATION,
+    PROG,
+    CLIExit,
+    Handler,
+    Output,
+    StdoutClosed,
+    describe,
+    exit_code_for,
+    fail,
+)
+from vpsbg_support.cli._options import Commands, common_options
+from vpsbg_support.errors import MAY_HAVE_REACHED_VPSBG, ConfigurationError, VPSBGError
+
+#: The command groups, in the order ``--help`` lists them; each module has ``register``.
+GROUPS = (export, tickets, plans)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``vpsbg-support``.
+
+    Returns:
+        The parser; each command sets ``handler`` on the parsed namespace.
+    """
+    common = common_options()
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        parents=[common],
+        description="VPSBG support from the command line: export, tickets and support plans.",
+        epilog="Exit status: 0 ok, 1 error (also: a question answered no, nothing was sent),"
+        " 2 usage, 3 auth, 4 invalid input, 5 not found, 6 network, 7 export incomplete,"
+        " 130 interrupted. Errors are one plain-text line on stderr, with --json too.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.set_defaults(demo_tickets=C.DEMO_TICKETS)
+    subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = Commands(subcommands, common)
+    for group in GROUPS:
+        group.register(commands)
+    return parser
+
+
+NO_TOKEN = (
+    f"no API token: pass --token TOKEN or set {C.ENV_TOKEN} (create one in the VPSBG client area"
+    " under your user name -> API tokens), or try --demo"
+)
+
+
+async def _run(args: argparse.Namespace) -> int:
+    async with contextlib.AsyncExitStack() as stack:
+        # An empty --token (``--token "$T"`` with T unset) falls back to VPSBG_API_TOKEN, as
+        # no --token does.
+        token: str | None = args.token or None
+        base_url: str | None = args.base_url
+        if args.demo:
+            from vpsbg_support.demo import demo_server
+
+            fake = await stack.enter_async_context(demo_server(args.demo_tickets))
+            token, base_url = fake.token, fake.url
+        options: dict[str, Any] = {}
+        if args.timeout is not None:
+            options["timeout"] = args.timeout
+        if args.max_retries is not None:
+            options["max_retries"] = args.max_retries
+        try:
+            client = AsyncClient(token, base_url=base_url, **options)
+        except ConfigurationError as exc:
+            given = (token or os.environ.get(C.ENV_TOKEN) or "").strip()
+            if not given:
+                # The library's message is for Python callers: say it the CLI's way.
+                raise CLIExit(NO_TOKEN, EXIT_AUTH) from None
+            # A mangled token is a wrong token (3), as exit_code_for says; else the URL (2).
+            code = EXIT_USAGE if token_is_plausible(given) else EXIT_AUTH
+            raise CLIExit(describe(exc), code) from None
+        client = await stack.enter_async_context(client)
+        handler: Handler = args.handler
+        return await handler(client, args, Output(args.json))
+    raise AssertionError("unreachable")  # pragma: no cover -- for mypy: the stack may swallow
+
+
+def interrupted(interrupt: BaseException) -> str:
+    """The Ctrl-C line: "interrupted", plus the advice when a call that may have reached VPSBG
+    (a purchase, renew, cancel, new ticket or reply) was cut by it."""
+    seen: set[int] = set()
+    current: BaseException | None = interrupt
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if MAY_HAVE_REACHED_VPSBG in getattr(current, "__notes__", ()):
+            return f"interrupted. {MAY_HAVE_REACHED_VPSBG}"
+        current = current.__cause__ or current.__context__
+    return "interrupted"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``vpsbg-support`` (the console script).
+
+    Args:
+        argv: the arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status (see :mod:`vpsbg_support.cli`).
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for name in ("token", "base_url", "timeout", "max_retries"):
+        if not hasattr(args, name):
+            setattr(args, name, None)
+    for flag in ("json", "yes", "demo", "verbose"):
+        if not hasattr(args, flag):
+            setattr(args, flag, False)
+    if args.demo and (args.token is not None or args.base_url is not None):
+        # Ignoring them would show the demo's data to someone who asked for their account.
+        parser.error("--demo runs against an embedded fake API: drop --token and --base-url")
+    if args.verbose:
+        logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+        logging.getLogger(C.LOGGER_NAME).setLevel(logging.DEBUG)
+    try:
+        return asyncio.run(_run(args))
+    except KeyboardInterrupt as interrupt:
+        return fail(interrupted(interrupt), EXIT_INTERRUPTED)
+    except StdoutClosed:
+        # What Python's docs advise: point stdout at devnull so the flush at exit cannot fail
+        # again, and leave without a word (the reader of a `| head` asked for no more).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_ERROR
+    except CLIExit as exc:
+        return fail(str(exc), exc.code)
+    except VPSBGError as exc:
+        return fail(describe(exc), exit_code_for(exc))
+    except ValueError as exc:  # a value the client refuses that the options did not catch
+        return fail(describe(exc), EXIT_VALIDATION)
+    except OSError as exc:  # e.g. the export folder cannot be written
+        return fail(describe(exc), EXIT_ERROR)
+    except Exception as exc:
+        return fail(f"unexpected {describe(exc)}", EXIT_ERROR)
