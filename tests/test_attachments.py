@@ -28,7 +28,7 @@ from vpsbg_support import (
     _fs,
     _uploads,
 )
-from vpsbg_support._http import BodyFailure, Decoder
+from vpsbg_support._decode import BodyFailure, Decoder
 from vpsbg_support._sync import Client
 from vpsbg_support._uploads import Multipart, Upload, normalize_uploads
 from vpsbg_support.testing import FakeVPSBG, FakeVPSBGThread

@@ -40,6 +40,7 @@ from vpsbg_support import (
     InternalServerError,
     RateLimitedLocallyError,
     ResponseDecodeError,
+    ResponseTooLargeError,
     RetryPolicy,
     UnprocessableEntityError,
 )
@@ -591,3 +592,65 @@ def test_ctrl_c_during_a_cli_renew_prints_the_advice() -> None:
     assert err.strip().splitlines() == [
         f"vpsbg-support: error: interrupted. {MAY_HAVE_REACHED_VPSBG}"
     ]
+
+
+# --- what a response tells about itself ----------------------------------------------------
+
+
+async def test_a_raw_ticket_has_its_bytes_headers_request_id_and_retries() -> None:
+    calls = [0]
+
+    async def flaky(request: web.Request) -> web.Response:
+        calls[0] += 1
+        if calls[0] == 1:
+            return web.Response(status=503)
+        return web.Response(
+            body=TICKET, content_type="application/json", headers={"X-Request-ID": "req-42"}
+        )
+
+    async with (
+        hostile({"/support/tickets/216": flaky}) as url,
+        client_for(url) as client,
+    ):
+        raw = await client.tickets.with_raw_response.get(216)
+    assert raw.status_code == 200 and raw.content == TICKET and raw.json()["id"] == 216
+    assert raw.request_id == "req-42" and raw.headers["x-request-id"] == "req-42"
+    assert raw.retries_taken == 1 and raw.elapsed > 0 and raw.method == "GET"
+    assert raw.url == f"{url}/support/tickets/216" and raw.text().startswith("{")
+    assert raw.parse().id == 216 and TICKET not in repr(raw).encode()
+
+
+async def test_an_endless_error_body_is_read_only_up_to_a_bound() -> None:
+    sent = [0]
+
+    async def endless_500(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(status=500)
+        await resp.prepare(request)
+        try:
+            for _ in range(4096):  # 256 MiB, streamed
+                await resp.write(b"e" * 65536)
+                sent[0] += 65536
+        except (ConnectionError, RuntimeError):
+            pass
+        return resp
+
+    async with (
+        hostile({"/support/tickets/1": endless_500}) as url,
+        client_for(url, RetryPolicy(max_retries=0)) as client,
+    ):
+        with pytest.raises(InternalServerError) as info:
+            await client.tickets.get(1)
+    assert isinstance(info.value.body, str) and len(info.value.body) <= 64 * 1024
+    assert sent[0] < 64 * MIB
+
+
+async def test_max_response_size_is_the_clients_to_tune() -> None:
+    async with (
+        hostile({"/support/tickets/216": ticket}) as url,
+        client_for(url, max_response_size=len(TICKET) - 1) as small,
+        client_for(url, max_response_size=len(TICKET)) as exact,
+    ):
+        with pytest.raises(ResponseTooLargeError) as info:
+            await small.tickets.get(216)
+        assert (await exact.tickets.get(216)).id == 216
+    assert info.value.limit == len(TICKET) - 1 and info.value.body == b""

@@ -7,13 +7,8 @@ import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from vpsbg_support import _routes as R
-from vpsbg_support._pipeline import (
-    Failure,
-    Response,
-    body_failure,
-    rate_limited_locally,
-    status_failure,
-)
+from vpsbg_support._failures import Failure, body_failure, rate_limited_locally, status_failure
+from vpsbg_support._pipeline import Response
 from vpsbg_support._ratelimit import RateBudget
 from vpsbg_support._redact import Redactor
 from vpsbg_support._retry import FailureKind, RetryPolicy, decide

@@ -159,3 +159,16 @@ async def test_concurrent_raw_calls_each_get_their_own_response(
     async with AsyncClient(vpsbg_fake.token, base_url=vpsbg_fake.url) as client:
         raws = await asyncio.gather(*(client.tickets.with_raw_response.get(i) for i in ids))
     assert [raw.json()["id"] for raw in raws] == ids == [raw.parse().id for raw in raws]
+
+
+async def test_undo_cancel_whose_answer_was_lost_shows_the_422_it_settled_on(
+    vpsbg_fake: FakeVPSBGThread,
+) -> None:
+    # As in test_resilience: the withdrawal's answer is lost twice, the retry is told 422, and
+    # the plain call returns None. Its raw twin shows that 422 rather than inventing a 2xx.
+    vpsbg_fake.faults.add("plans.undo_cancel", "reset", when="after_handler", times=2)
+    async with AsyncClient(vpsbg_fake.token, base_url=vpsbg_fake.url) as client:
+        await client.plans.cancel()
+        raw = await client.plans.with_raw_response.undo_cancel()
+    assert raw.status_code == 422 and raw.method == "DELETE"
+    assert raw.parse() is None and raw.json() is not None

@@ -1,16 +1,15 @@
 """The aiohttp side of a request: the session, one attempt, and bodies read within bounds.
 
-The only module that touches aiohttp's requests and responses. It undoes gzip/deflate itself (in
-bounded pieces, checking the stream ended), so no body, however it is compressed, takes more
-memory than the limit it is read under.
+The only module that touches aiohttp's requests and responses. It undoes gzip/deflate itself with
+``_decode.Decoder`` (in bounded pieces, checking the stream ended), so no body, however it is
+compressed, takes more memory than the limit it is read under.
 """
 
 from __future__ import annotations
 
 import asyncio
 import warnings
-import zlib
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
 from contextlib import AsyncExitStack
 from typing import IO, Any, Protocol
 
@@ -21,6 +20,7 @@ from aiohttp import FormData
 from aiohttp.abc import AbstractStreamWriter
 
 from vpsbg_support import _constants as C
+from vpsbg_support._decode import BodyFailure, Decoder
 from vpsbg_support._lifecycle import Lifecycle
 from vpsbg_support._session_options import SessionOptions, build_session
 from vpsbg_support._validate import check_timeout
@@ -28,9 +28,7 @@ from vpsbg_support.errors import ConfigurationError, DownloadError, InvalidParam
 
 __all__ = [
     "TRANSPORT_ERRORS",
-    "BodyFailure",
     "BodyStream",
-    "Decoder",
     "FilePayload",
     "FormData",
     "MultipartBody",
@@ -235,7 +233,7 @@ def stream_timeout(timeout: aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
     )
 
 
-async def send(
+def send(
     session: aiohttp.ClientSession,
     stack: AsyncExitStack,
     *,
@@ -246,13 +244,13 @@ async def send(
     data: aiohttp.FormData | None,
     headers: Mapping[str, str],
     timeout: aiohttp.ClientTimeout,
-) -> aiohttp.ClientResponse:
-    """One attempt up to the response headers; the response is closed by ``stack``.
+) -> Awaitable[aiohttp.ClientResponse]:
+    """One attempt up to the response headers (await it); the response is closed by ``stack``.
 
     Bodies are never decompressed by aiohttp: :func:`read_bounded` and :class:`BodyStream`
     do it within their bounds.
     """
-    return await stack.enter_async_context(
+    return stack.enter_async_context(
         session.request(
             method,
             url,
@@ -265,16 +263,6 @@ async def send(
             auto_decompress=False,
         )
     )
-
-
-class BodyFailure(Exception):
-    """A body could not be read as sent: ``too_large``, ``corrupt`` (compression), ``encoding``
-    (one this client cannot undo) or ``cut`` (it ended early)."""
-
-    def __init__(self, message: str, kind: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.kind = kind
 
 
 def _encoding_of(resp: aiohttp.ClientResponse) -> str:
@@ -403,107 +391,3 @@ class BodyStream:
 
     def _error(self, message: str, *, cut_short: bool = False) -> DownloadError:
         return DownloadError(message, method="GET", url=self.url, cut_short=cut_short)
-
-
-_GZIP_WBITS = 16 + zlib.MAX_WBITS
-
-
-class Decoder:
-    """Undo a gzip or deflate ``Content-Encoding``, in bounded pieces, checking it ends.
-
-    A compressed body's ``Content-Length`` is not the decoded size, so only the end of the
-    compressed stream tells a complete body from one cut short: aiohttp does not check it.
-    """
-
-    def __init__(self, wbits: int) -> None:
-        self._wbits = wbits
-        self._zlib: Any = None  # made on the first bytes: a deflate body's header decides it
-        self._head = b""
-        self._trailing = False
-        self._members = 0  # gzip members begun after the first
-
-    @classmethod
-    def for_encoding(cls, encoding: str) -> Decoder | None:
-        """A decoder for ``encoding``; None for a body as stored.
-
-        Raises:
-            BodyFailure: an encoding this client cannot undo.
-        """
-        if encoding in ("", "identity"):
-            return None
-        if encoding in ("gzip", "x-gzip"):
-            return cls(_GZIP_WBITS)
-        if encoding == "deflate":
-            return cls(zlib.MAX_WBITS)
-        raise BodyFailure(
-            f"the server sent Content-Encoding {encoding[:40]!r}, which this client cannot undo",
-            "encoding",
-        )
-
-    def feed(self, data: bytes, size: int) -> Iterator[bytes]:
-        """The decoded bytes of ``data``, in pieces of at most ``size`` (no zip bomb in RAM)."""
-        if self._zlib is None:
-            data = self._head + data
-            if self._wbits == zlib.MAX_WBITS and len(data) < 2:
-                self._head = data  # a zlib header is two bytes: wait for the second
-                return
-            self._zlib = zlib.decompressobj(self._wbits_for(data))
-        try:
-            yield from self._decode(data, max(1, size))
-        except zlib.error as exc:
-            raise BodyFailure(f"the compressed body is corrupt ({exc})", "corrupt") from None
-
-    def _wbits_for(self, head: bytes) -> int:
-        if self._wbits != zlib.MAX_WBITS:
-            return self._wbits
-        # "deflate" is meant to be zlib-wrapped (RFC 9110); some servers send it raw. A zlib
-        # header: method 8, a window of at most 32 KiB, and a check making it a multiple of 31.
-        cmf, flg = head[0], head[1]
-        wrapped = cmf & 0x0F == 8 and cmf >> 4 <= 7 and (cmf * 256 + flg) % 31 == 0
-        return zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS
-
-    def _decode(self, data: bytes, size: int) -> Iterator[bytes]:
-        while True:
-            if self._trailing:
-                if data.strip(b"\0"):
-                    raise zlib.error("data after the end of the compressed stream")
-                return  # zero padding after the stream, as gunzip allows
-            piece = self._zlib.decompress(data, size)
-            if piece:
-                yield piece
-            if self._zlib.eof:
-                data = self._zlib.unused_data
-                if not data:
-                    return
-                if not data.strip(b"\0"):
-                    self._trailing = True
-                    return
-                if self._wbits != _GZIP_WBITS:
-                    raise zlib.error("data after the end of the compressed stream")
-                # A gzip file may hold several members, one after the other.
-                self._zlib = zlib.decompressobj(self._wbits)
-                self._members += 1
-                continue
-            data = self._zlib.unconsumed_tail
-            # A full piece may leave decoded bytes inside zlib: ask again until one is short.
-            if not data and len(piece) < size:
-                return
-
-    def finish(self) -> None:
-        """Raise unless the compressed stream ended properly (an empty body is empty).
-
-        Raises:
-            BodyFailure: ``cut`` when the stream ended before its end marker.
-        """
-        if self._zlib is None and not self._head:
-            return
-        if self._zlib is None or not self._zlib.eof:
-            if self._members:
-                raise BodyFailure(
-                    "bytes after the end of the compressed body, or a further gzip member cut"
-                    " short",
-                    "corrupt",
-                )
-            raise BodyFailure(
-                "download cut short: the compressed body ended before its end marker", "cut"
-            )

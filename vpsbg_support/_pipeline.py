@@ -3,8 +3,9 @@
 Every call goes through :meth:`Pipeline._attempts`, the one retry loop: failures before the
 headers, error statuses and a download cut mid-body (restarted inside it) share one attempt count
 and one sleep budget. Its steps are small: an attempt gives an outcome (a response or a
-:class:`Failure` holding an already-built, scrubbed error), :func:`~vpsbg_support._retry.decide`
-says whether to go again, and the errors come from pure builders. The pipeline knows routes and
+:class:`~vpsbg_support._failures.Failure` holding an already-built, scrubbed error),
+:func:`~vpsbg_support._retry.decide` says whether to go again, and the errors come from the pure
+builders of ``_failures``. The pipeline knows routes and
 bytes, never what a ticket is. No frame an error leaves through holds the token, an aiohttp
 response, or a body or headers the server sent unscrubbed.
 """
@@ -13,12 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NamedTuple, NoReturn, TypeVar
 from urllib.parse import urlencode, urlsplit
 
 import aiohttp
@@ -27,32 +27,26 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from vpsbg_support import _constants as C
 from vpsbg_support import _http as http
+from vpsbg_support._decode import BodyFailure
+from vpsbg_support._failures import (
+    Failure,
+    body_failure,
+    rate_limited_locally,
+    status_failure,
+    transport_failure,
+)
 from vpsbg_support._ratelimit import RateLimiter
 from vpsbg_support._redact import Redacted, Redactor
 from vpsbg_support._request_id import request_id_in
-from vpsbg_support._retry import FailureKind, RetryPolicy, decide, parse_retry_after, refuse_wait
+from vpsbg_support._retry import FailureKind, RetryPolicy, decide, refuse_wait
 from vpsbg_support._routes import Route
 from vpsbg_support._session_options import SessionOptions
 from vpsbg_support._version import __version__
-from vpsbg_support.errors import (
-    MAY_HAVE_REACHED_VPSBG,
-    APIConnectionError,
-    APIError,
-    APIStatusError,
-    APITimeoutError,
-    DownloadError,
-    RateLimitedLocallyError,
-    RateLimitError,
-    ResponseDecodeError,
-    ResponseTooLargeError,
-    TLSVerificationError,
-    add_note,
-    status_error_class,
-)
+from vpsbg_support.errors import MAY_HAVE_REACHED_VPSBG, DownloadError, add_note
 from vpsbg_support.hooks import EventHooks, RequestInfo, ResponseInfo, fire
 from vpsbg_support.responses import json_body
 
-__all__ = ["Failure", "Pipeline", "Response"]
+__all__ = ["Pipeline", "Response"]
 
 logger = logging.getLogger(C.LOGGER_NAME)
 T = TypeVar("T")
@@ -99,25 +93,9 @@ class Response:
         return json_body(self.body, self.status, self.method, self.url)
 
 
-@attrs.frozen
-class Failure:
-    """How one attempt failed: the kind that decides a retry, and the error to raise if not."""
+class _Call(NamedTuple):
+    """What one call sends (a tuple: built on every call, so cheap to make)."""
 
-    kind: FailureKind
-    error: APIError
-    status: int | None = None
-    retry_after: float | None = None
-
-    @property
-    def may_have_acted(self) -> bool:
-        """Could the server have acted on the request? (408 and 429 say it did not.)"""
-        if self.kind is FailureKind.STATUS:
-            return self.status not in (408, 429)
-        return self.kind is not FailureKind.NOT_SENT
-
-
-@attrs.frozen
-class _Call:
     route: Route
     url: str
     #: The URL's path, for logs.
@@ -139,13 +117,17 @@ class _Call:
         return "?" + urlencode(self.params) if self.params else ""
 
 
-@attrs.define
 class _CallState:
-    started: float
-    attempt: int = 0
-    slept: float = 0.0
-    #: Set once an attempt that may have reached the server is followed by another one.
-    replayed: bool = False
+    """One call's counters, shared by all its attempts: one attempt count, one sleep budget."""
+
+    __slots__ = ("attempt", "replayed", "slept", "started")
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.attempt = 0
+        self.slept = 0.0
+        #: Set once an attempt that may have reached the server is followed by another one.
+        self.replayed = False
 
 
 class Pipeline:
@@ -263,8 +245,8 @@ class Pipeline:
             else params or self.extra_query,
             json_body if route.body == "json" else None,
             multipart,
-            stream=False,
-            restartable=False,
+            False,
+            False,
         )
         attempts = self._attempts(call)
         try:
@@ -321,8 +303,8 @@ class Pipeline:
             self.extra_query or None,
             None,
             None,
-            stream=True,
-            restartable=restartable,
+            True,
+            restartable,
         )
 
     # --- the retry loop --------------------------------------------------------------------
@@ -334,17 +316,23 @@ class Pipeline:
         method = call.route.method
         state = _CallState(started=time.monotonic())
         while True:
-            await self.limiter.acquire(lambda delay: self._allow_shared_wait(call, state, delay))
+            if not self.limiter.try_acquire():
+                await self.limiter.acquire(
+                    lambda delay: self._allow_shared_wait(call, state, delay)
+                )
             async with AsyncExitStack() as stack:
                 outcome = await self._attempt(call, stack, state)
-                if isinstance(outcome, Response):
+                if call.stream and isinstance(outcome, Response):
                     try:
-                        yield outcome
+                        yield outcome  # the body is read while the response stays open
                         return
                     except DownloadError as exc:
                         if not (call.restartable and exc.cut_short):
                             raise
                         outcome = Failure(FailureKind.AMBIGUOUS, exc)
+            if isinstance(outcome, Response):
+                yield outcome  # read whole, its connection already back in the pool
+                return
             decision = decide(
                 method=method,
                 attempt=state.attempt,
@@ -478,7 +466,7 @@ class Pipeline:
                 )
             try:
                 raw = await http.read_bounded(resp, self.max_response_size, truncate=False)
-            except http.BodyFailure as exc:
+            except BodyFailure as exc:
                 return body_failure(
                     exc.kind,
                     exc.message,
@@ -516,7 +504,7 @@ class Pipeline:
                 timed_out=http.is_timeout(exc),
                 certificate=http.is_certificate_error(exc),
             )
-        except http.BodyFailure as exc:  # an error body's compression
+        except BodyFailure as exc:  # an error body's compression
             return body_failure(exc.kind, exc.message, 502, route.method, call.url)
         except (asyncio.CancelledError, KeyboardInterrupt) as exc:
             if not route.idempotent:
@@ -532,140 +520,6 @@ def _why(failure: Failure) -> str:
     if failure.status is not None:
         return f"HTTP {failure.status}"
     return failure.error.__class__.__name__
-
-
-# --- pure error builders --------------------------------------------------------------------
-
-
-def rate_limited_locally(wait: float, why: str, method: str, url: str) -> RateLimitedLocallyError:
-    """The error of a call this client refuses to send because of another call's Retry-After."""
-    return RateLimitedLocallyError(
-        f"rate limited locally: another call was told to wait (Retry-After), {wait:.2f}s are"
-        f" left, and {why}; this request was not sent",
-        retry_after=wait,
-        method=method,
-        url=url,
-    )
-
-
-def transport_failure(
-    exc: BaseException,
-    method: str,
-    url: str,
-    redact: Redactor,
-    *,
-    sent: bool,
-    timed_out: bool,
-    certificate: bool = False,
-) -> Failure:
-    """A connection failure or timeout; ``sent``: the request may have reached the server."""
-    kind = FailureKind.AMBIGUOUS if sent else FailureKind.NOT_SENT
-    name = exc.__class__.__name__
-    if certificate:
-        # Asking again would meet the same certificate: final, and nothing was sent.
-        return Failure(
-            FailureKind.FINAL,
-            TLSVerificationError(
-                f"{method} {url} failed: the server's TLS certificate could not be verified"
-                f" ({redact.text(str(exc)) or name}). With a private CA or a TLS-inspecting"
-                f" proxy, pass ca_bundle= or set {C.ENV_CA_BUNDLE}.",
-                method=method,
-                url=url,
-                request_sent=False,
-            ),
-        )
-    if timed_out:
-        error: APIError = APITimeoutError(
-            f"{method} {url} timed out ({name}).", method=method, url=url, request_sent=sent
-        )
-    else:
-        # aiohttp's text may quote what the server sent: dropped when it holds the token.
-        detail = name if redact.mentioned_in(exc) else (redact.text(str(exc)) or name)
-        error = APIConnectionError(
-            f"{method} {url} failed: {detail}.", method=method, url=url, request_sent=sent
-        )
-    return Failure(kind, error)
-
-
-def body_failure(
-    kind: str, message: str, status: int, method: str, url: str, *, limit: int = 0
-) -> Failure:
-    """A 2xx body that could not be read: too large and corrupt are final, cut may be retried."""
-    if kind == "too_large":
-        error: APIError = ResponseTooLargeError(
-            f"The response to {method} {url} is too large: {message}"
-            " (raise AsyncClient(max_response_size=...) if it is expected).",
-            status=status,
-            limit=limit,
-            method=method,
-            url=url,
-        )
-        return Failure(FailureKind.FINAL, error)
-    error = ResponseDecodeError(
-        f"Could not read the response to {method} {url}: {message}.",
-        status=status,
-        body=b"",
-        method=method,
-        url=url,
-    )
-    return Failure(FailureKind.AMBIGUOUS if kind == "cut" else FailureKind.FINAL, error)
-
-
-def status_failure(
-    status: int,
-    reason: str | None,
-    raw: bytes,
-    headers: Mapping[str, str],
-    method: str,
-    url: str,
-    redact: Redactor,
-) -> Failure:
-    """A non-2xx answer; ``raw`` and ``headers`` are already scrubbed."""
-    retry_after = parse_retry_after(headers.get("Retry-After"))
-    return Failure(
-        FailureKind.STATUS,
-        status_error(status, reason, raw, headers, retry_after, method, url, redact),
-        status=status,
-        retry_after=retry_after,
-    )
-
-
-def status_error(
-    status: int,
-    reason: str | None,
-    raw: bytes,
-    headers: Mapping[str, str],
-    retry_after: float | None,
-    method: str,
-    url: str,
-    redact: Redactor,
-) -> APIStatusError:
-    """The exception for a non-2xx answer: the class for its status, the API's message."""
-    body: Any = None
-    message = ""
-    if raw.strip():
-        try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            body = redact.text(raw.decode("utf-8", "replace"))
-            message = body[:200].strip()
-    if isinstance(body, Mapping):
-        msg = body.get("message") or body.get("error")
-        if isinstance(msg, str):
-            message = msg
-    message = redact.text(message or reason or "request failed")
-    cls = status_error_class(status)
-    kwargs: dict[str, Any] = {
-        "status": status,
-        "body": body,
-        "headers": redact.headers(headers.items()),
-        "method": method,
-        "url": url,
-        "request_sent": True,
-    }
-    if cls is RateLimitError:
-        return RateLimitError(message, retry_after=retry_after, **kwargs)
-    return cls(message, **kwargs)
 
 
 def _raise_unchained(error: BaseException) -> NoReturn:

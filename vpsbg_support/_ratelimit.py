@@ -175,6 +175,14 @@ class RateLimiter:
             in_flight=budget.in_flight,
         )
 
+    def try_acquire(self) -> bool:
+        """Reserve a request slot now if one is free (no waiting); pair with :meth:`release`.
+
+        Returns:
+            True when reserved; False when the caller must :meth:`acquire` (and wait).
+        """
+        return self._budget.ask(self._clock()) == 0.0
+
     async def acquire(self, before_sleep: Callable[[float], None] | None = None) -> float:
         """Wait until a request may be sent and reserve it; pair with :meth:`release`.
 

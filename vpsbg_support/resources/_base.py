@@ -4,6 +4,7 @@ raw twin of every call (``with_raw_response``)."""
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from contextvars import ContextVar
 from typing import Any, ParamSpec, TypeVar
@@ -12,7 +13,7 @@ from vpsbg_support._convert import ConversionError, structure, structure_list
 from vpsbg_support._http import MultipartBody
 from vpsbg_support._pipeline import Pipeline, Response
 from vpsbg_support._routes import Route
-from vpsbg_support.errors import ResponseDecodeError, ResponseTooLargeError
+from vpsbg_support.errors import APIStatusError, ResponseDecodeError, ResponseTooLargeError
 from vpsbg_support.models import Page
 from vpsbg_support.responses import RawResponse
 
@@ -27,9 +28,22 @@ _received: ContextVar[list[Response] | None] = ContextVar("vpsbg_support_raw", d
 def received(response: Response) -> Response:
     """Note ``response`` for the raw twin running this call, if any; return it."""
     box = _received.get()
-    if box is not None:
+    if box is not None and (not box or box[-1] is not response):
         box.append(response)
     return response
+
+
+def received_error(error: APIStatusError) -> None:
+    """Note an error answer a call turned into a result (``undo_cancel``'s 422 after a retry),
+    so its raw twin shows that answer: status, headers and body as the error kept them."""
+    body = error.body
+    if body is None:
+        content = b""
+    elif isinstance(body, str):
+        content = body.encode()
+    else:
+        content = json.dumps(body).encode()
+    received(Response(error.status, error.headers, content, error.method or "", error.url or ""))
 
 
 class AsyncResource:
@@ -41,7 +55,7 @@ class AsyncResource:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} base_url={self._transport.base_url!r}>"
 
-    async def _request(
+    def _request(
         self,
         route: Route,
         *,
@@ -49,20 +63,23 @@ class AsyncResource:
         params: Mapping[str, str | int] | None = None,
         json_body: Any = None,
         multipart: MultipartBody | None = None,
-    ) -> Response:
-        return received(
-            await self._transport.request(
-                route,
-                path_params=path_params,
-                params=params,
-                json_body=json_body,
-                multipart=multipart,
-            )
+    ) -> Awaitable[Response]:
+        """Hand the call to the pipeline: ``response = await self._request(route, ...)``."""
+        # Not a coroutine itself: one frame less for every resumption of every call.
+        return self._transport.request(
+            route,
+            path_params=path_params,
+            params=params,
+            json_body=json_body,
+            multipart=multipart,
         )
+
+    # Every answer a call reads goes through one of the three _structure helpers (a download
+    # through ``received``): that is where a running raw twin is told of it.
 
     @staticmethod
     def _structure(response: Response, cl: type[T]) -> T:
-        data = response.json()
+        data = received(response).json()
         try:
             return structure(data, cl)
         except ConversionError as exc:
@@ -71,13 +88,13 @@ class AsyncResource:
     @staticmethod
     def _structure_optional(response: Response, cl: type[T]) -> T | None:
         """For endpoints that answer an object or 204/empty: None when there is no body."""
-        if response.status == 204 or not response.body.strip():
+        if received(response).status == 204 or not response.body.strip():
             return None
         return AsyncResource._structure(response, cl)
 
     @staticmethod
     def _structure_page(response: Response, cl: type[T]) -> Page[T]:
-        data = response.json()
+        data = received(response).json()
         try:
             return structure_list(data, cl)
         except ConversionError as exc:
@@ -107,6 +124,8 @@ def raw_twin(
             return raw_response(box[-1], _raiser(exc))
         finally:
             _received.reset(token)
+        if not box:  # pragma: no cover - every call reads an answer or raises
+            raise AssertionError(f"{call.__qualname__} returned without reading an answer")
         return raw_response(box[-1], lambda: result)
 
     return raw

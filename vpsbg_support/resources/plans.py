@@ -15,7 +15,7 @@ from vpsbg_support._validate import (
 )
 from vpsbg_support.errors import InvalidParameterError, UnprocessableEntityError
 from vpsbg_support.models import Order, SupportPlan
-from vpsbg_support.resources._base import AsyncResource, raw_twin
+from vpsbg_support.resources._base import AsyncResource, raw_twin, received_error
 
 logger = logging.getLogger(C.LOGGER_NAME)
 
@@ -138,6 +138,7 @@ class AsyncPlans(AsyncResource):
         except UnprocessableEntityError as exc:
             if not exc.replayed:
                 raise
+            received_error(exc)  # with_raw_response.undo_cancel shows this answer
             logger.warning(
                 "undo_cancel: a retry was told %r: no cancellation is pending, as asked; the"
                 " earlier attempt, whose answer was lost, most likely withdrew it",
