@@ -81,6 +81,7 @@ SPECS: tuple[ClassSpec, ...] = (
     ClassSpec("vpsbg_support._client", "AsyncClient", "Client", "root"),
     ClassSpec("vpsbg_support.resources.tickets", "AsyncTickets", "Tickets", "resource"),
     ClassSpec("vpsbg_support.resources.plans", "AsyncPlans", "Plans", "resource"),
+    ClassSpec("vpsbg_support.resources.orders", "AsyncOrders", "Orders", "resource"),
     ClassSpec(
         "vpsbg_support.resources.tickets", "AttachmentStream", "SyncAttachmentStream", "value"
     ),
@@ -97,6 +98,13 @@ SPECS: tuple[ClassSpec, ...] = (
         "PlansWithRawResponse",
         "raw",
         mirrors="AsyncPlans",
+    ),
+    ClassSpec(
+        "vpsbg_support.resources.orders",
+        "AsyncOrdersWithRawResponse",
+        "OrdersWithRawResponse",
+        "raw",
+        mirrors="AsyncOrders",
     ),
 )
 #: The property of a resource that holds its raw twin.

@@ -172,3 +172,25 @@ async def test_undo_cancel_whose_answer_was_lost_shows_the_422_it_settled_on(
         raw = await client.plans.with_raw_response.undo_cancel()
     assert raw.status_code == 422 and raw.method == "DELETE"
     assert raw.parse() is None and raw.json() is not None
+
+
+@both_clients
+async def test_orders_have_raw_twins_too(vpsbg_fake: FakeVPSBGThread, blocking: bool) -> None:
+    if blocking:
+
+        def use(client: Any) -> Any:
+            order = client.plans.renew(billing_cycle=1)
+            return order, client.orders.with_raw_response.get(order.id)
+
+    else:
+
+        def use(client: Any) -> Any:
+            async def run() -> Any:
+                order = await client.plans.renew(billing_cycle=1)
+                return order, await client.orders.with_raw_response.get(order.id)
+
+            return run()
+
+    order, raw = await on_client(vpsbg_fake, blocking, use)
+    assert raw.status_code == 200 and raw.url.endswith(f"/{order.id}")
+    assert isinstance(raw.parse(), Order) and raw.parse().id == order.id

@@ -18,7 +18,13 @@ from vpsbg_support import (
     AsyncClient,
     Client,
     InvalidParameterError,
+    OrderCancelledError,
+    StatusChanged,
+    SupportReplied,
     SyncAttachmentStream,
+    TicketEvent,
+    TicketMessage,
+    WaitTimeoutError,
 )
 from vpsbg_support.export import ExportSummary
 from vpsbg_support.models import Order, Page, SupportPlan, Ticket
@@ -112,3 +118,26 @@ async def raw_responses_async(token: str) -> Page[Ticket]:
         assert_type(listed.parse(), Page[Ticket])
         assert_type((await client.plans.with_raw_response.renew(billing_cycle=1)).parse(), Order)
         return listed.parse()
+
+
+def live(token: str) -> str | None:
+    """What the README's live section writes: watch with pattern matching, wait for orders."""
+    with Client(token=token) as client:
+        assert_type(client.tickets.watch(interval=30), Iterator[TicketEvent])
+        for event in client.tickets.watch(cursor=client.tickets.watch_cursor()):
+            match event:
+                case SupportReplied(ticket=t, message=m):
+                    assert_type(m, TicketMessage)
+                    return f"{t.id}: {m.content}"
+                case StatusChanged(old=old, new=new):
+                    assert_type(old, str)
+                    return new
+            assert_type(event.cursor, str)
+        assert_type(client.tickets.wait_for_reply(1, timeout=60), TicketMessage)
+        assert_type(client.orders.list(status="paid"), Page[Order])
+        try:
+            order = client.orders.wait(7801, until={"paid"}, timeout=600)
+        except (OrderCancelledError, WaitTimeoutError):
+            return None
+        assert_type(order, Order)
+        return order.status

@@ -27,7 +27,7 @@ from vpsbg_support._session_options import (
 from vpsbg_support._validate import check_int
 from vpsbg_support.errors import ConfigurationError
 from vpsbg_support.hooks import EventHooks
-from vpsbg_support.resources import AsyncPlans, AsyncTickets
+from vpsbg_support.resources import AsyncOrders, AsyncPlans, AsyncTickets
 
 
 def token_is_plausible(token: str) -> bool:
@@ -201,6 +201,8 @@ class AsyncClient:
         """Tickets: list, get, create, reply, resolve, attachments."""
         self.plans = AsyncPlans(self._transport)
         """Support plans: list, purchase, renew, cancel, undo_cancel."""
+        self.orders = AsyncOrders(self._transport)
+        """Orders: list, get, wait until paid."""
 
     @property
     def base_url(self) -> str:

@@ -91,3 +91,28 @@ DEMO_EXPORT_TICKETS = 300
 DEMO_TICKETS = 25
 #: --demo: generated attachments go up to 4 MiB; the demo caps them so an export stays quick.
 MAX_DEMO_ATTACHMENT = 256 * 1024
+#: --demo: seconds the demo's support agent takes to answer a new customer message.
+DEMO_REPLY_DELAY = 3.0
+#: --demo: seconds between the tickets the demo's customer opens, and before the first one.
+DEMO_CUSTOMER_EVERY = 20.0
+DEMO_FIRST_CUSTOMER_TICKET = 4.0
+
+#: Polling (``tickets.watch``, ``tickets.wait_for_reply``, ``orders.wait``): while nothing
+#: changes the pause between polls grows by this factor, from the ``interval`` asked for (a
+#: floor) up to ``interval * POLL_MAX_BACKOFF`` (or the ``max_interval`` given).
+POLL_BACKOFF_FACTOR = 1.5
+POLL_MAX_BACKOFF = 4.0
+#: The smallest ``interval`` a poll accepts, in seconds: a floor against a busy loop.
+POLL_MIN_INTERVAL = 0.01
+#: Default seconds between polls of ``tickets.watch``, ``wait_for_reply`` and ``orders.wait``.
+WATCH_INTERVAL = 30.0
+WAIT_REPLY_INTERVAL = 30.0
+ORDER_WAIT_INTERVAL = 5.0
+#: ``tickets.watch`` lists tickets this many per page, so that most accounts cost one request.
+WATCH_PER_PAGE = 100
+#: A ticket read is "settled" (a later change in the same second of its ``updated_at`` cannot
+#: hide) when that second ended at least this long before the server may have read it: for the
+#: clock stamping ``updated_at`` and the one stamping ``Date`` to differ by.
+SETTLE_MARGIN = 1.0
+#: Without a usable ``Date`` header, this machine's clock stands in for the server's, less this.
+CLOCK_MARGIN = 5.0

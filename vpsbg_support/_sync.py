@@ -32,7 +32,10 @@ from vpsbg_support.models import (
     RelatedService,
     SupportPlan,
     Ticket,
+    TicketEvent,
+    TicketMessage,
 )
+from vpsbg_support.resources.orders import AsyncOrders, AsyncOrdersWithRawResponse
 from vpsbg_support.resources.plans import AsyncPlans, AsyncPlansWithRawResponse
 from vpsbg_support.resources.tickets import (
     AsyncTickets,
@@ -43,6 +46,8 @@ from vpsbg_support.responses import RawResponse
 
 __all__ = [
     "Client",
+    "Orders",
+    "OrdersWithRawResponse",
     "Plans",
     "PlansWithRawResponse",
     "SyncAttachmentStream",
@@ -152,6 +157,7 @@ class Client(SyncClientBase):
         )
         self._tickets = Tickets(self._runner)
         self._plans = Plans(self._runner)
+        self._orders = Orders(self._runner)
 
     @property
     def tickets(self) -> Tickets:
@@ -162,6 +168,11 @@ class Client(SyncClientBase):
     def plans(self) -> Plans:
         """Support plans: list, purchase, renew, cancel, undo_cancel."""
         return self._plans
+
+    @property
+    def orders(self) -> Orders:
+        """Orders: list, get, wait until paid."""
+        return self._orders
 
     @property
     def base_url(self) -> str:
@@ -292,6 +303,106 @@ class Tickets(SyncResource):
             APIStatusError / APIConnectionError / ResponseDecodeError: a page request failed.
         """
         return self._runner.iterate(self._async.iter_all(per_page))
+
+    def watch(
+        self,
+        interval: float = C.WATCH_INTERVAL,
+        cursor: str | None = None,
+        *,
+        max_interval: float | None = None,
+        per_page: int | None = C.WATCH_PER_PAGE,
+    ) -> Iterator[TicketEvent]:
+        """Yield ticket events as they happen, forever: tickets opened, replies, status changes.
+
+        ``for event in client.tickets.watch(cursor=saved): ...; saved = event.cursor``
+
+        Without ``cursor`` it starts from now: what exists is recorded, not reported (take a
+        cursor for now with :meth:`watch_cursor` to report what happens before the first
+        event, even across a restart). With the ``cursor`` of an event it resumes right after
+        that event: every change since is reported once, even several in the same second
+        (``updated_at`` has one-second resolution) and while tickets move between pages. A
+        ticket opened and answered while stopped gives TicketOpened, then the reply; replies
+        come before the status change they caused. Each poll lists the tickets (one request
+        for up to ``per_page`` tickets) and reads in full only those whose list entry changed
+        (or changed within the second of the last read). While nothing changes the pause
+        grows from ``interval`` (a floor) to ``max_interval`` (default four times
+        ``interval``); a rate limit waits for its ``Retry-After``, and every request goes
+        through the client's rate limiter, shared with the client's other calls. Connection
+        failures and 5xx answers the client's retries did not overcome are logged and polled
+        again; any other error ends the iteration (resume with the last cursor).
+
+        Args:
+            interval: the shortest pause between polls, in seconds.
+            cursor: an event's ``cursor``, to resume after it; None starts from now.
+            max_interval: the longest pause the backoff grows to, in seconds.
+            per_page: tickets per list request (None: the API's default page size).
+
+        Yields:
+            TicketOpened, SupportReplied, CustomerReplied and StatusChanged events, each with
+            the ticket as read and the cursor to resume after it.
+
+        Raises:
+            InvalidParameterError: a bad ``interval``, ``max_interval``, ``per_page`` or
+                ``cursor``.
+            AuthenticationError / PermissionDeniedError / APIStatusError / ResponseDecodeError:
+                a failure a poll cannot ride out.
+        """
+        return self._runner.iterate(
+            self._async.watch(interval, cursor, max_interval=max_interval, per_page=per_page)
+        )
+
+    def watch_cursor(self, per_page: int | None = C.WATCH_PER_PAGE) -> str:
+        """A cursor for now: ``watch(cursor=...)`` from it reports every change made after
+        this call, however late the watch starts. Persist it before the first event arrives.
+
+        Args:
+            per_page: tickets per list request (None: the API's default page size).
+
+        Returns:
+            The cursor (an opaque string).
+
+        Raises:
+            InvalidParameterError: ``per_page`` is not a positive integer.
+            APIStatusError / APIConnectionError / ResponseDecodeError: a read failed.
+        """
+        return self._runner.run(self._async.watch_cursor(per_page))
+
+    def wait_for_reply(
+        self,
+        ticket_id: int | str,
+        *,
+        timeout: float | None = None,
+        interval: float = C.WAIT_REPLY_INTERVAL,
+        max_interval: float | None = None,
+    ) -> TicketMessage:
+        """Wait for support to answer a ticket: the first staff message added after the call.
+
+        ``message = client.tickets.wait_for_reply(ticket.id, timeout=3600)``
+
+        Reads the ticket now, then every ``interval`` seconds or more (growing up to
+        ``max_interval`` while nothing changes), counting messages, so two messages in the same
+        second are told apart. A message whose ``is_customer`` is not True counts as support's.
+
+        Args:
+            ticket_id: the ticket's id.
+            timeout: seconds to wait in all; None waits for as long as it takes.
+            interval: the shortest pause between reads, in seconds.
+            max_interval: the longest pause the backoff grows to, in seconds.
+
+        Returns:
+            The support message.
+
+        Raises:
+            WaitTimeoutError: ``timeout`` passed first; ``.last`` holds the Ticket last read.
+            InvalidParameterError: a bad id or number of seconds.
+            NotFoundError: no such ticket.
+            APIStatusError / ResponseDecodeError: a failure that polling cannot ride out.
+        """
+        return self._runner.run(
+            self._async.wait_for_reply(
+                ticket_id, timeout=timeout, interval=interval, max_interval=max_interval
+            )
+        )
 
     def departments(self) -> builtins.list[Department]:
         """The support departments; their ids are what :meth:`create` takes as ``department_id``.
@@ -591,6 +702,110 @@ class Plans(SyncResource):
         return self._runner.run(self._async.undo_cancel())
 
 
+class Orders(SyncResource):
+    """Orders of the account: what purchasing or renewing a support plan created.
+
+    Reads are retried on transient failures like every GET.
+    """
+
+    @property
+    def _async(self) -> AsyncOrders:
+        return self._runner.resource().orders
+
+    @property
+    def with_raw_response(self) -> OrdersWithRawResponse:
+        """The same calls, each answering a :class:`~vpsbg_support.responses.RawResponse`
+        (status, headers, body, request id, retries) whose ``parse()`` is the usual result.
+
+        ``raw = client.orders.with_raw_response.get(7801)``
+        """
+        return OrdersWithRawResponse(self._runner)
+
+    def list(
+        self,
+        page: int | None = None,
+        per_page: int | None = None,
+        *,
+        status: str | Iterable[str] | None = None,
+    ) -> Page[Order]:
+        """One page of orders.
+
+        Args:
+            page: the page number, from 1 (the API's default when None).
+            per_page: orders per page (the API's default when None).
+            status: only orders in these statuses (sent as ``filter[status]``, comma-separated);
+                None leaves the filter to the API, whose documented default is
+                ``pending_payment,paid``.
+
+        Returns:
+            A Page of Orders (list items may lack ``invoices``, ``services``, ``payment_method``).
+
+        Raises:
+            InvalidParameterError: ``page``/``per_page`` is not a positive integer, or a status
+                is empty or holds a comma.
+            APIStatusError / APIConnectionError / ResponseDecodeError: the call failed.
+        """
+        return self._runner.run(self._async.list(page, per_page, status=status))
+
+    def get(self, order_id: int | str) -> Order:
+        """One order, with its invoices and service lines.
+
+        Args:
+            order_id: the order's id.
+
+        Returns:
+            The Order.
+
+        Raises:
+            InvalidParameterError: ``order_id`` is not a positive integer.
+            NotFoundError: no such order.
+            APIStatusError / APIConnectionError / ResponseDecodeError: the call failed.
+        """
+        return self._runner.run(self._async.get(order_id))
+
+    def wait(
+        self,
+        order_id: int | str,
+        *,
+        until: Iterable[str] = ("paid",),
+        timeout: float | None = 600.0,
+        interval: float = C.ORDER_WAIT_INTERVAL,
+        max_interval: float | None = None,
+    ) -> Order:
+        """Poll an order until its status is one of ``until``.
+
+        ``order = client.orders.wait(order.id, until={"paid"}, timeout=600)``
+
+        The first read is immediate; then the pause starts at ``interval`` and grows (up to
+        ``max_interval``, by default four times ``interval``) while the status stays the same.
+        A rate limit waits for its ``Retry-After``; connection failures and 5xx answers are
+        logged and polled again. Every read goes through the client's rate limiter.
+
+        Args:
+            order_id: the order's id.
+            until: the statuses to wait for (e.g. ``{"paid"}``, or ``{"paid", "processing"}``).
+            timeout: seconds to wait in all; None waits for as long as it takes.
+            interval: the shortest pause between reads, in seconds.
+            max_interval: the longest pause the backoff grows to, in seconds.
+
+        Returns:
+            The Order, in one of the ``until`` statuses.
+
+        Raises:
+            OrderCancelledError: the order was cancelled (unless ``"cancelled"`` is in
+                ``until``); ``.order`` holds it.
+            WaitTimeoutError: ``timeout`` passed first; ``.last`` holds the Order last read.
+            InvalidParameterError: a bad id, status set, or number of seconds.
+            NotFoundError: no such order.
+            APIStatusError / ResponseDecodeError: another failure that polling cannot ride out.
+        """
+        return self._runner.run(
+            self._async.wait(
+                order_id, until=until, timeout=timeout, interval=interval, max_interval=max_interval
+            )
+        )
+
+
 class SyncAttachmentStream(SyncWrapper[AttachmentStream]):
     """An attachment being downloaded: its metadata, and its bytes as they arrive.
 
@@ -652,6 +867,25 @@ class TicketsWithRawResponse(SyncResource):
     ) -> RawResponse[Page[Ticket]]:
         """Like ``Tickets.list``, answering a RawResponse whose ``parse()`` is its result."""
         return self._runner.run(self._async.list(page, per_page))
+
+    def watch_cursor(self, per_page: int | None = C.WATCH_PER_PAGE) -> RawResponse[str]:
+        """Like ``Tickets.watch_cursor``, answering a RawResponse whose ``parse()`` is its result."""
+        return self._runner.run(self._async.watch_cursor(per_page))
+
+    def wait_for_reply(
+        self,
+        ticket_id: int | str,
+        *,
+        timeout: float | None = None,
+        interval: float = C.WAIT_REPLY_INTERVAL,
+        max_interval: float | None = None,
+    ) -> RawResponse[TicketMessage]:
+        """Like ``Tickets.wait_for_reply``, answering a RawResponse whose ``parse()`` is its result."""
+        return self._runner.run(
+            self._async.wait_for_reply(
+                ticket_id, timeout=timeout, interval=interval, max_interval=max_interval
+            )
+        )
 
     def departments(self) -> RawResponse[builtins.list[Department]]:
         """Like ``Tickets.departments``, answering a RawResponse whose ``parse()`` is its result."""
@@ -741,3 +975,43 @@ class PlansWithRawResponse(SyncResource):
     def undo_cancel(self) -> RawResponse[Order | None]:
         """Like ``Plans.undo_cancel``, answering a RawResponse whose ``parse()`` is its result."""
         return self._runner.run(self._async.undo_cancel())
+
+
+class OrdersWithRawResponse(SyncResource):
+    """``client.orders.with_raw_response``: every order call, answering a RawResponse whose
+    ``parse()`` is what the plain call returns (for ``wait``: the last read).
+    """
+
+    @property
+    def _async(self) -> AsyncOrdersWithRawResponse:
+        return self._runner.resource().orders.with_raw_response
+
+    def list(
+        self,
+        page: int | None = None,
+        per_page: int | None = None,
+        *,
+        status: str | Iterable[str] | None = None,
+    ) -> RawResponse[Page[Order]]:
+        """Like ``Orders.list``, answering a RawResponse whose ``parse()`` is its result."""
+        return self._runner.run(self._async.list(page, per_page, status=status))
+
+    def get(self, order_id: int | str) -> RawResponse[Order]:
+        """Like ``Orders.get``, answering a RawResponse whose ``parse()`` is its result."""
+        return self._runner.run(self._async.get(order_id))
+
+    def wait(
+        self,
+        order_id: int | str,
+        *,
+        until: Iterable[str] = ("paid",),
+        timeout: float | None = 600.0,
+        interval: float = C.ORDER_WAIT_INTERVAL,
+        max_interval: float | None = None,
+    ) -> RawResponse[Order]:
+        """Like ``Orders.wait``, answering a RawResponse whose ``parse()`` is its result."""
+        return self._runner.run(
+            self._async.wait(
+                order_id, until=until, timeout=timeout, interval=interval, max_interval=max_interval
+            )
+        )

@@ -30,6 +30,7 @@ __all__ = [
     "InvalidParameterError",
     "LockedError",
     "NotFoundError",
+    "OrderCancelledError",
     "PermissionDeniedError",
     "RateLimitError",
     "RateLimitedLocallyError",
@@ -38,6 +39,7 @@ __all__ = [
     "ResponseTooLargeError",
     "UnprocessableEntityError",
     "VPSBGError",
+    "WaitTimeoutError",
     "WrongEventLoopError",
     "status_error_class",
 ]
@@ -77,6 +79,34 @@ class InvalidParameterError(VPSBGError, ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+class WaitTimeoutError(VPSBGError, TimeoutError):
+    """A wait (``orders.wait``, ``tickets.wait_for_reply``) ran out of time; nothing failed.
+
+    Attributes:
+        timeout: the seconds that were allowed.
+        last: what the last poll saw (the Order, or the Ticket), or None if none succeeded.
+    """
+
+    def __init__(self, message: str, *, timeout: float, last: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.timeout = timeout
+        self.last = last
+
+
+class OrderCancelledError(VPSBGError):
+    """``orders.wait`` saw the order ``cancelled``: it will never reach the awaited status.
+
+    Attributes:
+        order: the cancelled Order, as last read.
+    """
+
+    def __init__(self, message: str, *, order: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.order = order
 
 
 class APIError(VPSBGError):

@@ -15,8 +15,11 @@ an array of tickets (without ``messages`` when the list answer did not carry the
 without one), ``tickets departments|services`` an array of them, ``tickets download`` an array
 of ``{"attachment_id", "path", "skipped"}``, ``plans list`` an array of plans, ``plans
 purchase|renew|cancel|undo-cancel`` an order (``null`` when the API answers without one),
-``export`` the summary (the keys of ``_summary_json``). Errors are never JSON, with ``--json``
-too: one plain-text line on stderr, ``vpsbg-support: error: ...``, and the exit status above.
+``export`` the summary (the keys of ``_summary_json``), ``orders list`` an array of orders,
+``orders show|wait`` an order. ``tickets watch --json`` prints JSON Lines instead, one event a
+line: ``{"event", "ticket_id", "subject", "status", "message"|"old","new", "cursor"}``. Errors
+are never JSON, with ``--json`` too: one plain-text line on stderr, ``vpsbg-support: error:
+...``, and the exit status above.
 
 One module per command group (``tickets``, ``plans``, ``export``...), each with a ``register``
 function; ``_main`` builds the parser from them and runs the chosen command.

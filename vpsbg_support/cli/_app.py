@@ -110,6 +110,18 @@ class Output:
         # Looked up now, not at import: whoever redirected sys.stdout meanwhile gets the output.
         self._out = out if out is not None else sys.stdout
 
+    def line(self, data: Any, text: Callable[[], str]) -> None:
+        """Write one item of a stream: ``data`` as one JSON line with ``--json`` (JSON Lines),
+        else ``text()``, flushed at once for whoever reads the pipe."""
+        try:
+            if self.as_json:
+                self._out.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+            else:
+                self._out.write(text().rstrip("\n") + "\n")
+            self._out.flush()
+        except BrokenPipeError:
+            raise StdoutClosed from None
+
     def emit(self, data: Any, text: Callable[[], str]) -> None:
         """Write one result: ``data`` as JSON with ``--json``, else ``text()``."""
         try:

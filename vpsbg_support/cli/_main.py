@@ -14,7 +14,7 @@ from typing import Any
 from vpsbg_support import _constants as C
 from vpsbg_support._client import AsyncClient, token_is_plausible
 from vpsbg_support._version import __version__
-from vpsbg_support.cli import export, plans, tickets
+from vpsbg_support.cli import export, orders, plans, tickets
 from vpsbg_support.cli._app import (
     EXIT_AUTH,
     EXIT_ERROR,
@@ -34,7 +34,7 @@ from vpsbg_support.cli._options import Commands, common_options
 from vpsbg_support.errors import MAY_HAVE_REACHED_VPSBG, ConfigurationError, VPSBGError
 
 #: The command groups, in the order ``--help`` lists them; each module has ``register``.
-GROUPS = (export, tickets, plans)
+GROUPS = (export, tickets, plans, orders)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,13 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         parents=[common],
-        description="VPSBG support from the command line: export, tickets and support plans.",
+        description="VPSBG support from the command line: export, tickets, support plans, orders.",
         epilog="Exit status: 0 ok, 1 error (also: a question answered no, nothing was sent),"
         " 2 usage, 3 auth, 4 invalid input, 5 not found, 6 network, 7 export incomplete,"
         " 130 interrupted. Errors are one plain-text line on stderr, with --json too.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.set_defaults(demo_tickets=C.DEMO_TICKETS)
+    parser.set_defaults(demo_tickets=C.DEMO_TICKETS, demo_live=True)
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands = Commands(subcommands, common)
     for group in GROUPS:
@@ -76,7 +76,9 @@ async def _run(args: argparse.Namespace) -> int:
         if args.demo:
             from vpsbg_support.demo import demo_server
 
-            fake = await stack.enter_async_context(demo_server(args.demo_tickets))
+            fake = await stack.enter_async_context(
+                demo_server(args.demo_tickets, live=args.demo_live)
+            )
             token, base_url = fake.token, fake.url
         options: dict[str, Any] = {}
         if args.timeout is not None:

@@ -128,7 +128,7 @@ def register(commands: Commands) -> None:
     """Add the ``export`` command."""
     export = commands.add("export", _export, "archive every ticket and attachment")
     # --demo serves more tickets here than for other commands: enough to show the speed.
-    export.set_defaults(demo_tickets=C.DEMO_EXPORT_TICKETS)
+    export.set_defaults(demo_tickets=C.DEMO_EXPORT_TICKETS, demo_live=False)
     export.add_argument("dest", help="export folder (re-run on it to resume or update)")
     export.add_argument("--concurrency", type=positive_int, default=8, help="requests at once")
     export.add_argument("--since", type=moment, help="only tickets updated since DATE")

@@ -1,9 +1,10 @@
-"""``vpsbg-support tickets ...``: list, show, open, reply, resolve, download; departments,
-services."""
+"""``vpsbg-support tickets ...``: list, show, open, reply, resolve, download, watch;
+departments, services."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import stat
 import sys
@@ -11,14 +12,24 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from vpsbg_support import _constants as C
 from vpsbg_support._client import AsyncClient
 from vpsbg_support._convert import unstructure
 from vpsbg_support.cli._app import EXIT_OK, EXIT_VALIDATION, CLIExit, Output
 from vpsbg_support.cli._format import size, table, when
-from vpsbg_support.cli._options import Commands, positive_int
+from vpsbg_support.cli._options import Commands, positive_int, seconds
 from vpsbg_support.errors import InvalidParameterError, NotFoundError
 from vpsbg_support.export import attachment_path
-from vpsbg_support.models import Attachment, Department, RelatedService, Ticket
+from vpsbg_support.models import (
+    Attachment,
+    CustomerReplied,
+    Department,
+    RelatedService,
+    StatusChanged,
+    SupportReplied,
+    Ticket,
+    TicketEvent,
+)
 
 
 def _ticket_rows(tickets: Sequence[Ticket]) -> str:
@@ -214,11 +225,53 @@ def _download_text(ticket: Ticket, results: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _event_json(event: TicketEvent) -> dict[str, Any]:
+    """One ``--json`` line of ``tickets watch``: the kind, the ticket in brief, what changed."""
+    ticket = event.ticket
+    data: dict[str, Any] = {
+        "event": event.kind,
+        "ticket_id": ticket.id,
+        "subject": ticket.subject,
+        "status": ticket.status,
+    }
+    if isinstance(event, SupportReplied | CustomerReplied):
+        data["message"] = unstructure(event.message)
+    elif isinstance(event, StatusChanged):
+        data["old"], data["new"] = event.old, event.new
+    data["cursor"] = event.cursor
+    return data
+
+
+def _event_text(event: TicketEvent) -> str:
+    ticket = event.ticket
+    head = f"#{ticket.id} {ticket.subject}"
+    if isinstance(event, SupportReplied | CustomerReplied):
+        who = "support" if isinstance(event, SupportReplied) else "customer"
+        content = " ".join((event.message.content or "").split())
+        return f"{head}: {who} replied: {content[:200]}"
+    if isinstance(event, StatusChanged):
+        return f"{head}: status {event.old} -> {event.new}"
+    return f"{head}: opened ({ticket.status})"
+
+
+async def _watch(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:
+    cursor: str | None = args.cursor
+    try:
+        async for event in client.tickets.watch(interval=args.interval, cursor=cursor):
+            out.line(_event_json(event), lambda e=event: _event_text(e))  # type: ignore[misc]
+            cursor = event.cursor
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        if cursor is not None and not args.json:  # with --json every line has its cursor
+            sys.stderr.write(f"resume with: --cursor {cursor}\n")
+        raise
+    raise AssertionError("unreachable")  # pragma: no cover -- watch never ends by itself
+
+
 def register(commands: Commands) -> None:
     """Add the ``tickets`` group and its actions."""
     tickets = commands.group(
         "tickets",
-        "list, show, open, reply, resolve, download; departments, services",
+        "list, show, open, reply, resolve, download, watch; departments, services",
         dest="tickets_command",
     )
     listing = tickets.add("list", _list, "list tickets (one page, or --all)")
@@ -253,6 +306,18 @@ def register(commands: Commands) -> None:
     reply.add_argument("ticket_id", type=positive_int)
     reply.add_argument("--message", required=True, help="the message ('-': read stdin)")
     reply.add_argument("--attach", action="append", default=[], metavar="FILE")
+    watch = tickets.add(
+        "watch",
+        _watch,
+        "print ticket events as they happen (new tickets, replies, status changes) until Ctrl-C",
+    )
+    watch.add_argument(
+        "--interval",
+        type=seconds,
+        default=C.WATCH_INTERVAL,
+        help=f"seconds between polls, at least ({C.WATCH_INTERVAL:g}; grows while quiet)",
+    )
+    watch.add_argument("--cursor", help="resume after the event that carried this cursor")
     resolve = tickets.add("resolve", _resolve, "mark a ticket resolved")
     resolve.add_argument("ticket_id", type=positive_int)
     download = tickets.add("download", _download, "download a ticket's attachments")
