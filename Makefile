@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck check-generated generate pytest bench test-all clean
+.PHONY: demo test docs lint typecheck check-generated generate pytest bench test-all clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,12 @@ COVERAGE_FLOOR ?= 93
 
 test: lint typecheck check-generated pytest
 
+# The documentation site into site/: the reference pages are generated at build time from the
+# parser and from each public module's __all__ (scripts/docs_reference.py); --strict fails on any
+# broken link, reference or docstring warning.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
@@ -56,4 +62,4 @@ test-all: $(STAMP)
 	PATH="$(PYENV_BINS)$$PATH" $(BIN)/nox
 
 clean:
-	rm -rf $(VENV) .nox .mypy_cache .ruff_cache .pytest_cache dist build .coverage
+	rm -rf $(VENV) .nox .mypy_cache .ruff_cache .pytest_cache dist build .coverage site

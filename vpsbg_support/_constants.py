@@ -75,6 +75,12 @@ SUBJECT_MIN, SUBJECT_MAX = 3, 255
 MESSAGE_MIN = 5
 RENEW_BILLING_CYCLES = (1, 3, 6, 12, 24)
 PURCHASE_BILLING_CYCLE_RANGE = (1, 24)
+#: The largest ``per_page`` the CLI sends. VPSBG documents neither a default nor a maximum; 100
+#: is Laravel's usual cap (and FakeVPSBG's): a larger value is refused locally, not by a 422.
+MAX_PER_PAGE = 100
+#: The currency amounts are shown in when the API names none (its docs state none; VPSBG bills
+#: in euros): a plan's or an order's ``extra["currency"]`` wins when the API sends one.
+DEFAULT_CURRENCY = "EUR"
 
 LOGGER_NAME = "vpsbg_support"
 
@@ -82,6 +88,10 @@ LOGGER_NAME = "vpsbg_support"
 LOOP_CANCEL_GRACE = 2.0
 #: Blocking facade: seconds allowed for close() to close the client and join the loop thread.
 LOOP_CLOSE_TIMEOUT = 10.0
+
+#: ``vpsbg-support export --concurrency``'s default: requests in flight at once (the same as
+#: ``export_tickets(concurrency=8)``).
+EXPORT_CONCURRENCY = 8
 
 #: --demo: the seed of the demo data: every demo run shows the same account.
 DEMO_SEED = 7

@@ -46,6 +46,9 @@ def demo_server(tickets: int = C.DEMO_TICKETS, *, live: bool = True) -> FakeVPSB
                 for attachment in message.attachments:
                     # Generated content follows the recorded size, so capping it is enough.
                     attachment.size = min(attachment.size, C.MAX_DEMO_ATTACHMENT)
+        if fake.state.active_plan is not None:
+            # One paid renewal, so ``orders list|show|wait`` have an order to show (200001).
+            fake.state.settle_order(fake.state.renew(1).id)
     return fake
 
 

@@ -101,17 +101,18 @@ async def _run(args: argparse.Namespace) -> int:
     raise AssertionError("unreachable")  # pragma: no cover -- for mypy: the stack may swallow
 
 
-def interrupted(interrupt: BaseException) -> str:
-    """The Ctrl-C line: "interrupted", plus the advice when a call that may have reached VPSBG
-    (a purchase, renew, cancel, new ticket or reply) was cut by it."""
+def interrupted(interrupt: BaseException, said: str | None = None) -> str:
+    """The Ctrl-C line: "interrupted" (or what the command says instead, ``said``), plus the
+    advice when a call that may have reached VPSBG (a purchase, renew, cancel, new ticket or
+    reply) was cut by it."""
     seen: set[int] = set()
     current: BaseException | None = interrupt
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if MAY_HAVE_REACHED_VPSBG in getattr(current, "__notes__", ()):
-            return f"interrupted. {MAY_HAVE_REACHED_VPSBG}"
+            return f"{said or 'interrupted'}. {MAY_HAVE_REACHED_VPSBG}"
         current = current.__cause__ or current.__context__
-    return "interrupted"
+    return said or "interrupted"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -140,7 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return asyncio.run(_run(args))
     except KeyboardInterrupt as interrupt:
-        return fail(interrupted(interrupt), EXIT_INTERRUPTED)
+        # A command may say more (export: how to finish what was interrupted).
+        return fail(interrupted(interrupt, getattr(args, "interrupted", None)), EXIT_INTERRUPTED)
     except StdoutClosed:
         # What Python's docs advise: point stdout at devnull so the flush at exit cannot fail
         # again, and leave without a word (the reader of a `| head` asked for no more).

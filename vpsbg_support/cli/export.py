@@ -11,7 +11,7 @@ from vpsbg_support import _constants as C
 from vpsbg_support._client import AsyncClient
 from vpsbg_support.cli._app import EXIT_OK, EXIT_PARTIAL, Output
 from vpsbg_support.cli._format import size
-from vpsbg_support.cli._options import Commands, moment, positive_int
+from vpsbg_support.cli._options import MOMENT_FORMAT, Commands, moment, page_size, positive_int
 from vpsbg_support.export import ExportProgress, ExportSummary, export_tickets
 
 
@@ -76,8 +76,10 @@ def _summary_json(summary: ExportSummary) -> dict[str, Any]:
 
 
 def _summary_text(summary: ExportSummary) -> str:
+    # An incomplete export says so first: "Exported 40 tickets" would read as done.
+    status = "Exported" if summary.complete else "INCOMPLETE export: so far"
     lines = [
-        f"Exported {summary.tickets} tickets ({summary.messages} messages) and"
+        f"{status} {summary.tickets} tickets ({summary.messages} messages) and"
         f" {summary.attachments} attachments ({size(summary.attachment_bytes)}) to"
         f" {summary.dest} in {summary.seconds:.1f} s.",
         f"  this run: {summary.tickets_fetched} tickets fetched,"
@@ -93,8 +95,8 @@ def _summary_text(summary: ExportSummary) -> str:
         lines.append(f"  manifest: {summary.manifest}")
     else:
         lines.append(
-            f"INCOMPLETE: {len(summary.failures)} failure(s); run the same command again to"
-            " finish (no manifest.json until then):"
+            f"  {len(summary.failures)} failure(s); run the same command again to finish"
+            " (no manifest.json until then):"
         )
         for failure in summary.failures[:10]:
             where = f"ticket {failure.ticket_id}"
@@ -130,7 +132,25 @@ def register(commands: Commands) -> None:
     # --demo serves more tickets here than for other commands: enough to show the speed.
     export.set_defaults(demo_tickets=C.DEMO_EXPORT_TICKETS, demo_live=False)
     export.add_argument("dest", help="export folder (re-run on it to resume or update)")
-    export.add_argument("--concurrency", type=positive_int, default=8, help="requests at once")
-    export.add_argument("--since", type=moment, help="only tickets updated since DATE")
+    # Ctrl-C leaves the export resumable: the one thing to say is how to finish it.
+    export.set_defaults(interrupted="interrupted; run the same command again to finish the export")
+    export.add_argument(
+        "--concurrency",
+        type=positive_int,
+        default=C.EXPORT_CONCURRENCY,
+        metavar="N",
+        help="requests at once (default: %(default)s)",
+    )
+    export.add_argument(
+        "--since",
+        type=moment,
+        metavar="WHEN",
+        help=f"only tickets updated since WHEN: {MOMENT_FORMAT}; a time without a zone is UTC",
+    )
     export.add_argument("--no-attachments", action="store_true", help="tickets only")
-    export.add_argument("--per-page", type=positive_int, help="tickets per list request")
+    export.add_argument(
+        "--per-page",
+        type=page_size,
+        metavar="N",
+        help=f"tickets per list request, 1-{C.MAX_PER_PAGE} (default: the API's)",
+    )

@@ -391,8 +391,9 @@ class AsyncTickets(AsyncResource):
             department_id: the department's id (see :meth:`departments`).
             subject: 3 to 255 characters.
             message: at least 5 characters; HTML is accepted.
-            attachments: files to attach: paths, ``(name, bytes)``, ``(name, content, type)``,
-                binary file objects or ``(name, async iterable of bytes)``; streamed from disk.
+            attachments: files to attach: paths, ``(name, bytes)``, ``(name, str)`` (text,
+                sent UTF-8 encoded), ``(name, content, type)``, binary file objects or
+                ``(name, async iterable of bytes)``; streamed from disk.
             service_id: the related service's id (see :meth:`services`).
             service_type: the related service's type, e.g. ``"server"`` or ``"hosting"``.
 
