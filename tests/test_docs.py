@@ -133,13 +133,13 @@ def test_a_command_group_added_later_is_in_the_cli_reference(
     from vpsbg_support.cli import _main
 
     def register(commands: Any) -> None:
-        group = commands.group("orders", "the account's orders", dest="orders_command")
+        group = commands.group("invoices", "the account's invoices", dest="invoices_command")
         watch = group.add("watch", _main._run, "wait for an order to be paid")
         watch.add_argument("--every", help="seconds between looks")
 
     monkeypatch.setattr(_main, "GROUPS", (*_main.GROUPS, types.SimpleNamespace(register=register)))
     page = gen.cli_page()
-    assert "## `vpsbg-support orders watch`" in page and "seconds between looks" in page
+    assert "## `vpsbg-support invoices watch`" in page and "seconds between looks" in page
 
 
 def test_walk_commands_is_depth_first() -> None:

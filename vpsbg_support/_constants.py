@@ -95,6 +95,8 @@ EXPORT_CONCURRENCY = 8
 
 #: --demo: the seed of the demo data: every demo run shows the same account.
 DEMO_SEED = 7
+#: --demo: the source an archive written from the demo records (its URL changes every run).
+DEMO_SOURCE = f"vpsbg-support --demo (seed {DEMO_SEED})"
 #: --demo: tickets served when the demo runs ``export``: enough to show the export's speed.
 DEMO_EXPORT_TICKETS = 300
 #: --demo: tickets served for every other command (``tickets list``, ``plans``...): quick to start.
@@ -126,3 +128,13 @@ WATCH_PER_PAGE = 100
 SETTLE_MARGIN = 1.0
 #: Without a usable ``Date`` header, this machine's clock stands in for the server's, less this.
 CLOCK_MARGIN = 5.0
+
+#: The archive: attachments go under this folder, one sub-folder per ticket.
+ARCHIVE_ATTACHMENTS_DIR = "attachments"
+#: The archive reads files to hash them in chunks of this size.
+ARCHIVE_HASH_CHUNK = 1024 * 1024
+#: The export commits its work to ``archive.sqlite`` at most this often (seconds): a crash of
+#: the process loses nothing committed, a power cut loses at most this much work, redone.
+ARCHIVE_COMMIT_INTERVAL = 0.25
+#: Hits returned by an archive search unless a limit is given.
+ARCHIVE_SEARCH_LIMIT = 20

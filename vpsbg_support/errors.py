@@ -26,11 +26,13 @@ __all__ = [
     "ClientClosedError",
     "ConfigurationError",
     "DownloadError",
+    "ExportError",
     "InternalServerError",
     "InvalidParameterError",
     "LockedError",
     "NotFoundError",
     "OrderCancelledError",
+    "OtherSourceError",
     "PermissionDeniedError",
     "RateLimitError",
     "RateLimitedLocallyError",
@@ -79,6 +81,40 @@ class InvalidParameterError(VPSBGError, ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+class ExportError(VPSBGError):
+    """The archive folder could not be written or read: a full disk, a file where a folder is
+    expected, a symbolic link where the archive would write, a damaged ``archive.sqlite``.
+
+    What was done before it is kept: run the export again once the cause is fixed.
+
+    Attributes:
+        path: the file or folder concerned.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+
+
+class OtherSourceError(VPSBGError):
+    """The archive holds another server's (or another account's) tickets; nothing was changed.
+
+    Export into another folder, or pass ``allow_other_source=True`` (``--allow-other-source``)
+    to mix them on purpose.
+
+    Attributes:
+        recorded: the source the archive was written from.
+        given: the source of this run.
+    """
+
+    def __init__(self, message: str, *, recorded: str, given: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.recorded = recorded
+        self.given = given
 
 
 class WaitTimeoutError(VPSBGError, TimeoutError):

@@ -14,7 +14,7 @@ from typing import Any
 from vpsbg_support import _constants as C
 from vpsbg_support._client import AsyncClient, token_is_plausible
 from vpsbg_support._version import __version__
-from vpsbg_support.cli import export, orders, plans, tickets
+from vpsbg_support.cli import archive, export, orders, plans, tickets
 from vpsbg_support.cli._app import (
     EXIT_AUTH,
     EXIT_ERROR,
@@ -24,6 +24,7 @@ from vpsbg_support.cli._app import (
     PROG,
     CLIExit,
     Handler,
+    OfflineHandler,
     Output,
     StdoutClosed,
     describe,
@@ -34,7 +35,7 @@ from vpsbg_support.cli._options import Commands, common_options
 from vpsbg_support.errors import MAY_HAVE_REACHED_VPSBG, ConfigurationError, VPSBGError
 
 #: The command groups, in the order ``--help`` lists them; each module has ``register``.
-GROUPS = (export, tickets, plans, orders)
+GROUPS = (export, archive, tickets, plans, orders)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,7 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verbose:
         logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
         logging.getLogger(C.LOGGER_NAME).setLevel(logging.DEBUG)
+    offline: OfflineHandler | None = getattr(args, "offline", None)
     try:
+        if offline is not None:  # reads local files only: no client, no token
+            return offline(args, Output(args.json))
         return asyncio.run(_run(args))
     except KeyboardInterrupt as interrupt:
         # A command may say more (export: how to finish what was interrupted).

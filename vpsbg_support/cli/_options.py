@@ -10,7 +10,7 @@ from typing import Any
 
 from vpsbg_support import _constants as C
 from vpsbg_support._convert import ConversionError, structure
-from vpsbg_support.cli._app import Handler
+from vpsbg_support.cli._app import Handler, OfflineHandler
 
 
 def whole_number(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
@@ -101,6 +101,17 @@ class Commands:
             name, parents=[self._common], help=help_text, description=help_text
         )
         sub.set_defaults(handler=handler)
+        return sub
+
+    def add_offline(
+        self, name: str, handler: OfflineHandler, help_text: str
+    ) -> argparse.ArgumentParser:
+        """A command ``name`` that needs no client (no token, no network): ``handler`` runs
+        with the arguments and the output only."""
+        sub: argparse.ArgumentParser = self._group.add_parser(
+            name, parents=[self._common], help=help_text, description=help_text
+        )
+        sub.set_defaults(handler=None, offline=handler)
         return sub
 
     def group(self, name: str, help_text: str, dest: str) -> Commands:

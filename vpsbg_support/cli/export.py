@@ -9,10 +9,10 @@ from typing import IO, Any
 
 from vpsbg_support import _constants as C
 from vpsbg_support._client import AsyncClient
+from vpsbg_support.archive import ExportProgress, ExportSummary, export_tickets
 from vpsbg_support.cli._app import EXIT_OK, EXIT_PARTIAL, Output
 from vpsbg_support.cli._format import size
 from vpsbg_support.cli._options import MOMENT_FORMAT, Commands, moment, page_size, positive_int
-from vpsbg_support.export import ExportProgress, ExportSummary, export_tickets
 
 
 class _ProgressBar:
@@ -119,6 +119,9 @@ async def _export(client: AsyncClient, args: argparse.Namespace, out: Output) ->
             since=args.since,
             progress=bar,
             per_page=args.per_page,
+            allow_other_source=args.allow_other_source,
+            # The demo's fake listens on a new port each run; its account is always the same.
+            source=C.DEMO_SOURCE if args.demo else None,
         )
     finally:
         bar.close()
@@ -153,4 +156,9 @@ def register(commands: Commands) -> None:
         type=page_size,
         metavar="N",
         help=f"tickets per list request, 1-{C.MAX_PER_PAGE} (default: the API's)",
+    )
+    export.add_argument(
+        "--allow-other-source",
+        action="store_true",
+        help="export into an archive written from another --base-url (refused otherwise)",
     )
