@@ -1,10 +1,10 @@
-# The front door: `make demo`, `make test`, `make bench`, `make generate`.
+# The front door: `make demo`, `make test`, `make docs`, `make bench`, `make mutate`, `make generate`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test docs lint typecheck check-generated generate pytest bench test-all clean
+.PHONY: demo test docs lint typecheck check-generated generate pytest bench mutate test-all clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,12 @@ test: lint typecheck check-generated pytest
 # broken link, reference or docstring warning.
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+# Break the retry, rate-limit and pipeline code on purpose (scripts/mutate.py) and check the tests
+# notice: prints the score per module, fails below 95%. MUTATE_JOBS=1 on a busy machine.
+MUTATE_JOBS ?= 2
+mutate: $(STAMP)
+	$(BIN)/python scripts/mutate.py --jobs $(MUTATE_JOBS)
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
