@@ -43,7 +43,7 @@ HEADER = (
     "# ruff: noqa: E501, RUF100 (whether or not a docstring line is that long today)\n"
 )
 
-Kind = Literal["root", "resource", "value"]
+Kind = Literal["root", "resource", "value", "raw"]
 
 
 @dataclass(frozen=True)
@@ -52,13 +52,16 @@ class ClassSpec:
 
     ``root`` is the client (mirrored ``__init__``, owns the loop); a ``resource`` is reached as an
     attribute of the root (``client.tickets``); a ``value`` wraps an object an API call hands out
-    (the stream of ``stream_attachment``).
+    (the stream of ``stream_attachment``); a ``raw`` class is a resource's ``with_raw_response``:
+    its blocking methods mirror every coroutine of the resource named by ``mirrors``, each
+    answering ``RawResponse[<the coroutine's result>]``.
     """
 
     module: str
     async_name: str
     sync_name: str
     kind: Kind
+    mirrors: str = ""
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,32 @@ SPECS: tuple[ClassSpec, ...] = (
     ClassSpec(
         "vpsbg_support.resources.tickets", "AttachmentStream", "SyncAttachmentStream", "value"
     ),
+    ClassSpec(
+        "vpsbg_support.resources.tickets",
+        "AsyncTicketsWithRawResponse",
+        "TicketsWithRawResponse",
+        "raw",
+        mirrors="AsyncTickets",
+    ),
+    ClassSpec(
+        "vpsbg_support.resources.plans",
+        "AsyncPlansWithRawResponse",
+        "PlansWithRawResponse",
+        "raw",
+        mirrors="AsyncPlans",
+    ),
+    ClassSpec(
+        "vpsbg_support.resources.orders",
+        "AsyncOrdersWithRawResponse",
+        "OrdersWithRawResponse",
+        "raw",
+        mirrors="AsyncOrders",
+    ),
 )
+#: The property of a resource that holds its raw twin.
+RAW_ATTRIBUTE = "with_raw_response"
+#: Where RawResponse comes from, for the raw classes' annotations.
+RAW_RESPONSE_IMPORT = "from vpsbg_support.responses import RawResponse"
 
 #: Module functions bound to Client as methods.
 BOUND_FUNCTIONS: tuple[BoundFunction, ...] = (
@@ -95,15 +123,11 @@ ROOT_BY_BASE = {
     "__aenter__": "__enter__",
     "__aexit__": "__exit__",
     "with_options": "with_options",
+    "closed": "closed",
 }
 
 #: Public members deliberately without a blocking twin, with the reason.
-SKIPPED: dict[tuple[str, str], str] = {
-    ("AsyncTickets", "with_raw_response"): (
-        "async only for now (the export reads raw tickets through it); the blocking twin comes"
-        " with raw responses on every resource (issue 13)"
-    ),
-}
+SKIPPED: dict[tuple[str, str], str] = {}
 
 #: Constructor parameters the blocking Client does not offer, with the reason (need a default).
 EXCLUDED_PARAMS: dict[tuple[str, str], dict[str, str]] = {
@@ -300,6 +324,10 @@ def read_class(spec: ClassSpec, module: SourceModule) -> AsyncClass:
     if not isinstance(node, ast.ClassDef):
         raise GenerationError(f"{spec.async_name} is not a class")
     result = AsyncClass(spec, ast.get_docstring(node) or "")
+    if spec.kind == "raw":
+        mirrored = read_class(ClassSpec(spec.module, spec.mirrors, "", "resource"), module)
+        result.methods = [m for m in mirrored.methods if m.kind == "coroutine"]
+        return result
     wrapped = class_names()
     for item in node.body:
         if (
@@ -502,7 +530,13 @@ def render_method(
     doc = docstring(sync_docstring(method.doc), " " * 8)
     if method.kind == "property":
         returns = returns_of(node, module, imports)
-        if wrapped_name(returns):
+        wrapper = wrapped_name(returns)
+        if wrapper and method.name == RAW_ATTRIBUTE and wrapper in raw_class_names():
+            return (
+                f"    @property\n    def {method.name}(self) -> {wrapper}:\n"
+                f"{doc}        return {wrapper}(self._runner)\n"
+            )
+        if wrapper:
             raise GenerationError(f"{method.name}: a property returning a generated class")
         return (
             f"    @property\n    def {method.name}(self) -> {map_names(ast.unparse(returns))}:\n"
@@ -586,8 +620,40 @@ def bound_doc(bound: BoundFunction, node: ast.FunctionDef | ast.AsyncFunctionDef
     return re.sub(rf"\b{bound.name}\({first}, ", f"{first}.{name}(", doc)
 
 
+def raw_class_names() -> set[str]:
+    """The blocking names of the raw classes."""
+    return {spec.sync_name for spec in SPECS if spec.kind == "raw"}
+
+
+def render_raw_method(method: Method, module: SourceModule, imports: Imports, owner: str) -> str:
+    """The raw twin of one resource coroutine: same parameters, a RawResponse of its result."""
+    params, call_args = render_params(method.node, module, imports, drop=set(), drop_first=True)
+    result = map_names(ast.unparse(returns_of(method.node, module, imports)))
+    imports.need(RAW_RESPONSE_IMPORT)
+    doc = docstring(
+        f"Like ``{owner}.{method.name}``, answering a RawResponse whose ``parse()`` is its result.",
+        " " * 8,
+    )
+    return (
+        f"    def {method.name}({params}) -> RawResponse[{result}]:\n{doc}"
+        f"        return self._runner.run(self._async.{method.name}({call_args}))\n"
+    )
+
+
 def render_class(cls: AsyncClass, module: SourceModule, imports: Imports, accessor: str) -> str:
     spec = cls.spec
+    if spec.kind == "raw":
+        imports.need(f"from {spec.module} import {spec.async_name}")
+        owner = class_names()[spec.mirrors]
+        out = [
+            f"class {spec.sync_name}(SyncResource):\n",
+            docstring(sync_docstring(cls.doc), "    "),
+            f"\n    @property\n    def _async(self) -> {spec.async_name}:\n"
+            f"        return self._runner.resource().{accessor}.{RAW_ATTRIBUTE}\n",
+        ]
+        for method in cls.methods:
+            out.append("\n" + render_raw_method(method, module, imports, owner))
+        return "".join(out)
     if spec.kind == "resource":
         base = "SyncResource"
         head = (
@@ -624,10 +690,11 @@ def generate() -> str:
     for cls, module in classes:
         if cls.spec.kind == "root":
             bodies.append(render_root(cls, module, imports))
-        elif cls.spec.kind == "resource":
-            if cls.spec.async_name not in accessors:
-                raise GenerationError(f"no attribute of the client holds {cls.spec.async_name}")
-            bodies.append(render_class(cls, module, imports, accessors[cls.spec.async_name]))
+        elif cls.spec.kind in ("resource", "raw"):
+            owner = cls.spec.mirrors or cls.spec.async_name
+            if owner not in accessors:
+                raise GenerationError(f"no attribute of the client holds {owner}")
+            bodies.append(render_class(cls, module, imports, accessors[owner]))
         else:
             bodies.append(render_class(cls, module, imports, ""))
     names = ", ".join(f'"{spec.sync_name}"' for spec in sorted(SPECS, key=lambda s: s.sync_name))
@@ -705,6 +772,9 @@ def parity_problems(sync_module: ModuleType) -> list[str]:
             problems.append(f"{spec.sync_name} is missing")
             continue
         expected = set()
+        if spec.kind == "raw":
+            problems += raw_parity_problems(spec, async_cls, sync_cls, base_members)
+            continue
         for name, member in public_callables(async_cls).items():
             if (spec.async_name, name) in SKIPPED:
                 continue
@@ -727,6 +797,33 @@ def parity_problems(sync_module: ModuleType) -> list[str]:
             f"{spec.sync_name}.{n}: extra, not in {spec.async_name}"
             for n in sorted(actual - expected)
         ]
+    return problems
+
+
+def raw_parity_problems(
+    spec: ClassSpec, async_cls: type, sync_cls: type, base_members: set[str]
+) -> list[str]:
+    """A raw class has one twin per coroutine of its resource, on both sides."""
+    resource = getattr(importlib.import_module(spec.module), spec.mirrors)
+    expected = {
+        name
+        for name, member in public_callables(resource).items()
+        if inspect.iscoroutinefunction(getattr(member, "__func__", member))
+    }
+    client = _sample_client()
+    holder = next(v for v in vars(client).values() if isinstance(v, resource))
+    twins = getattr(holder, RAW_ATTRIBUTE)
+    problems = []
+    if not isinstance(twins, async_cls):
+        problems.append(f"{spec.mirrors}.{RAW_ATTRIBUTE} is not a {spec.async_name}")
+    on_async = {name for name in vars(twins) if is_public(name)}
+    problems += [f"{spec.async_name}.{n}: no raw twin" for n in sorted(expected - on_async)]
+    problems += [
+        f"{spec.async_name}.{n}: not a call of {spec.mirrors}" for n in sorted(on_async - expected)
+    ]
+    actual = set(public_callables(sync_cls)) - base_members
+    problems += [f"{spec.sync_name}.{n}: no blocking twin" for n in sorted(expected - actual)]
+    problems += [f"{spec.sync_name}.{n}: extra" for n in sorted(actual - expected)]
     return problems
 
 

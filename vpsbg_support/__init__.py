@@ -6,7 +6,9 @@
 from vpsbg_support import errors
 from vpsbg_support._client import AsyncClient
 from vpsbg_support._filenames import safe_filename
+from vpsbg_support._logs import configure_from_env as _configure_logging_from_env
 from vpsbg_support._loop_thread import DeadlockError, LoopClosedError
+from vpsbg_support._ratelimit import RateLimitSnapshot
 from vpsbg_support._retry import RetryPolicy
 from vpsbg_support._sync import Client, SyncAttachmentStream
 from vpsbg_support._version import __version__
@@ -18,6 +20,8 @@ from vpsbg_support.errors import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    BodyNotKeptError,
+    ClientClosedError,
     ConfigurationError,
     DownloadError,
     ExportError,
@@ -32,10 +36,13 @@ from vpsbg_support.errors import (
     RateLimitError,
     ResponseDecodeError,
     ResponseTooLargeError,
+    TLSVerificationError,
     UnprocessableEntityError,
     VPSBGError,
     WaitTimeoutError,
+    WrongEventLoopError,
 )
+from vpsbg_support.hooks import RequestInfo, ResponseInfo
 from vpsbg_support.models import (
     Attachment,
     CustomerReplied,
@@ -56,6 +63,7 @@ from vpsbg_support.models import (
     TicketOpened,
 )
 from vpsbg_support.resources.tickets import AttachmentStream
+from vpsbg_support.responses import RawResponse
 
 __all__ = [
     "MAY_HAVE_REACHED_VPSBG",
@@ -68,7 +76,9 @@ __all__ = [
     "AttachmentStream",
     "AuthenticationError",
     "BadRequestError",
+    "BodyNotKeptError",
     "Client",
+    "ClientClosedError",
     "ConfigurationError",
     "CustomerReplied",
     "DeadlockError",
@@ -90,6 +100,10 @@ __all__ = [
     "PermissionDeniedError",
     "Promo",
     "RateLimitError",
+    "RateLimitSnapshot",
+    "RawResponse",
+    "RequestInfo",
+    "ResponseInfo",
     "RateLimitedLocallyError",
     "RelatedService",
     "ResponseDecodeError",
@@ -101,12 +115,16 @@ __all__ = [
     "SyncAttachmentStream",
     "Ticket",
     "TicketEvent",
+    "TLSVerificationError",
     "TicketMessage",
     "TicketOpened",
     "UnprocessableEntityError",
     "VPSBGError",
     "WaitTimeoutError",
+    "WrongEventLoopError",
     "__version__",
     "errors",
     "safe_filename",
 ]
+
+_configure_logging_from_env()

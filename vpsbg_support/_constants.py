@@ -5,6 +5,11 @@ from __future__ import annotations
 DEFAULT_BASE_URL = "https://api.vpsbg.eu/v1"
 ENV_TOKEN = "VPSBG_API_TOKEN"
 ENV_BASE_URL = "VPSBG_BASE_URL"
+#: A PEM file (or a directory of them) of the CAs to trust, when the client gets no ca_bundle=;
+#: then ``SSL_CERT_FILE`` is tried.
+ENV_CA_BUNDLE = "VPSBG_CA_BUNDLE"
+#: ``debug`` or ``info``: send the library's log to stderr (see ``vpsbg_support._logs``).
+ENV_LOG = "VPSBG_LOG"
 #: Hosts that may be reached over plain HTTP besides loopback addresses: RFC 6761 names that
 #: never resolve to a third party (the embedded fake, test proxies).
 PLAIN_HTTP_SUFFIXES = (".localhost", ".test", ".invalid")

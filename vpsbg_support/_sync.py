@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import builtins
 import os
-from collections.abc import Iterable, Iterator
+import ssl
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
 from vpsbg_support import _constants as C
 from vpsbg_support._client import AsyncClient
 from vpsbg_support._fs import DownloadTarget
+from vpsbg_support._ratelimit import RateLimitSnapshot
 from vpsbg_support._retry import RetryPolicy
 from vpsbg_support._sync_base import SyncClientBase, SyncResource, SyncWrapper
 from vpsbg_support._uploads import AttachmentInput
@@ -33,11 +36,25 @@ from vpsbg_support.models import (
     TicketEvent,
     TicketMessage,
 )
-from vpsbg_support.resources.orders import AsyncOrders
-from vpsbg_support.resources.plans import AsyncPlans
-from vpsbg_support.resources.tickets import AsyncTickets, AttachmentStream
+from vpsbg_support.resources.orders import AsyncOrders, AsyncOrdersWithRawResponse
+from vpsbg_support.resources.plans import AsyncPlans, AsyncPlansWithRawResponse
+from vpsbg_support.resources.tickets import (
+    AsyncTickets,
+    AsyncTicketsWithRawResponse,
+    AttachmentStream,
+)
+from vpsbg_support.responses import RawResponse
 
-__all__ = ["Client", "Orders", "Plans", "SyncAttachmentStream", "Tickets"]
+__all__ = [
+    "Client",
+    "Orders",
+    "OrdersWithRawResponse",
+    "Plans",
+    "PlansWithRawResponse",
+    "SyncAttachmentStream",
+    "Tickets",
+    "TicketsWithRawResponse",
+]
 
 
 class Client(SyncClientBase):
@@ -68,6 +85,12 @@ class Client(SyncClientBase):
         raise_on_rate_limit: bool = False,
         retry_policy: RetryPolicy | None = None,
         max_response_size: int = C.MAX_RESPONSE_SIZE,
+        proxy: str | None = None,
+        ca_bundle: str | os.PathLike[str] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        trace_configs: Sequence[aiohttp.TraceConfig] | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        event_hooks: Mapping[str, Sequence[Callable[[Any], Any]]] | None = None,
     ) -> None:
         """Create a client. No connection is made until the first call.
 
@@ -78,7 +101,8 @@ class Client(SyncClientBase):
                 ``aiohttp.ClientTimeout``. Downloads apply it between chunks, not to the whole file.
             max_retries: retries after the first attempt, for what is safe to retry.
             user_agent: replaces the default ``vpsbg-support-python/<version> ...`` User-Agent.
-            trust_env: let our own session read proxy settings (``HTTPS_PROXY``...) and .netrc.
+            trust_env: let our own session read proxy settings (``HTTPS_PROXY``, ``NO_PROXY``...)
+                and .netrc.
             sleep_budget: total seconds one call may sleep between retries (None: no cap).
             raise_on_rate_limit: raise RateLimitError on 429 instead of sleeping and retrying.
             retry_policy: the whole retry policy (backoff delays, Retry-After cap...), instead of
@@ -86,13 +110,31 @@ class Client(SyncClientBase):
             max_response_size: the largest JSON body accepted, in bytes once decompressed
                 (32 MiB by default); a larger one raises ResponseTooLargeError, read no further.
                 Downloads are bounded by their announced size instead.
+            proxy: an ``http://`` (or ``https://``) proxy for every request. An ``https``
+                base URL is tunnelled through it (CONNECT), so the proxy never sees the token.
+            ca_bundle: a PEM file (or directory) of the CAs to trust instead of the system's;
+                else ``VPSBG_CA_BUNDLE``, else ``SSL_CERT_FILE``, when set.
+            ssl_context: the whole TLS configuration, instead of ``ca_bundle``.
+            trace_configs: aiohttp ``TraceConfig``s for our session, e.g. OpenTelemetry's
+                ``create_trace_config()``: they see every HTTP attempt.
+            default_headers: headers added to every request (``{"X-Team": "billing"}``); they
+                may replace ``User-Agent`` and ``Accept``, never ``Authorization``.
+            event_hooks: ``{"request": [...], "response": [...]}``: functions (or coroutine
+                functions) called with a :class:`~vpsbg_support.hooks.RequestInfo` before
+                each HTTP attempt and a :class:`~vpsbg_support.hooks.ResponseInfo` when its
+                headers arrive; token-free. They run on the client's event loop.
 
         Raises:
-            ConfigurationError: no token given and ``VPSBG_API_TOKEN`` is not set, or the token
-                holds characters no token has (spaces, control or non-ASCII characters).
+            ConfigurationError: no token given and ``VPSBG_API_TOKEN`` is not set, the token
+                holds characters no token has (spaces, control or non-ASCII characters), a CA
+                bundle cannot be loaded, a plain-HTTP base URL would reach a proxy that is not
+                on this machine, or (Client) ``session`` is given with ``proxy``,
+                ``ca_bundle``, ``ssl_context`` or ``trace_configs`` (set those on it instead).
             ValueError: ``max_retries`` is negative, ``timeout`` is not a finite number of
-                seconds above 0 (InvalidParameterError), or ``retry_policy`` is given
-                together with one of the three settings it replaces.
+                seconds above 0 (InvalidParameterError), ``retry_policy`` is given
+                together with one of the three settings it replaces, ``default_headers``
+                holds a bad name or value, or ``event_hooks`` an unknown event or something
+                not callable (InvalidParameterError).
         """
         super().__init__(
             lambda: AsyncClient(
@@ -106,6 +148,12 @@ class Client(SyncClientBase):
                 raise_on_rate_limit=raise_on_rate_limit,
                 retry_policy=retry_policy,
                 max_response_size=max_response_size,
+                proxy=proxy,
+                ca_bundle=ca_bundle,
+                ssl_context=ssl_context,
+                trace_configs=trace_configs,
+                default_headers=default_headers,
+                event_hooks=event_hooks,
             )
         )
         self._tickets = Tickets(self._runner)
@@ -131,6 +179,13 @@ class Client(SyncClientBase):
     def base_url(self) -> str:
         """The API root this client calls."""
         return self._async.base_url
+
+    @property
+    def rate_limit(self) -> RateLimitSnapshot:
+        """What this client knows of its rate limit now: requests remaining, when a wait ends,
+        whether the server sends the headers at all (shared with ``with_options`` copies).
+        """
+        return self._async.rate_limit
 
     @property
     def max_retries(self) -> int:
@@ -402,6 +457,15 @@ class Tickets(SyncResource):
         """
         return self._runner.run(self._async.get(ticket_id))
 
+    @property
+    def with_raw_response(self) -> TicketsWithRawResponse:
+        """The same calls, each answering a :class:`~vpsbg_support.responses.RawResponse`
+        (status, headers, body, request id, retries) whose ``parse()`` is the usual result.
+
+        ``raw = client.tickets.with_raw_response.get(216)``
+        """
+        return TicketsWithRawResponse(self._runner)
+
     def create(
         self,
         *,
@@ -560,6 +624,15 @@ class Plans(SyncResource):
     def _async(self) -> AsyncPlans:
         return self._runner.resource().plans
 
+    @property
+    def with_raw_response(self) -> PlansWithRawResponse:
+        """The same calls, each answering a :class:`~vpsbg_support.responses.RawResponse`
+        (status, headers, body, request id, retries) whose ``parse()`` is the usual result.
+
+        ``raw = client.plans.with_raw_response.renew(billing_cycle=1)``
+        """
+        return PlansWithRawResponse(self._runner)
+
     def list(self) -> builtins.list[SupportPlan]:
         """List the support plans on offer (and the account's current one, when the API says).
 
@@ -654,6 +727,15 @@ class Orders(SyncResource):
     @property
     def _async(self) -> AsyncOrders:
         return self._runner.resource().orders
+
+    @property
+    def with_raw_response(self) -> OrdersWithRawResponse:
+        """The same calls, each answering a :class:`~vpsbg_support.responses.RawResponse`
+        (status, headers, body, request id, retries) whose ``parse()`` is the usual result.
+
+        ``raw = client.orders.with_raw_response.get(7801)``
+        """
+        return OrdersWithRawResponse(self._runner)
 
     def list(
         self,
@@ -785,3 +867,167 @@ class SyncAttachmentStream(SyncWrapper[AttachmentStream]):
                 or was already read.
         """
         return self._runner.iterate(self._async.iter_chunks(chunk_size))
+
+
+class TicketsWithRawResponse(SyncResource):
+    """``client.tickets.with_raw_response``: every ticket call, answering a RawResponse whose
+    ``parse()`` is what the plain call returns.
+    """
+
+    @property
+    def _async(self) -> AsyncTicketsWithRawResponse:
+        return self._runner.resource().tickets.with_raw_response
+
+    def list(
+        self, page: int | None = None, per_page: int | None = None
+    ) -> RawResponse[Page[Ticket]]:
+        """Like ``Tickets.list``, answering a RawResponse whose ``parse()`` is its result."""
+        return self._runner.run(self._async.list(page, per_page))
+
+    def watch_cursor(self, per_page: int | None = C.WATCH_PER_PAGE) -> RawResponse[str]:
+        """Like ``Tickets.watch_cursor``, answering a RawResponse whose ``parse()`` is its result."""
+        return self._runner.run(self._async.watch_cursor(per_page))
+
+    def wait_for_reply(
+        self,
+        ticket_id: int | str,
+        *,
+        timeout: float | None = None,
+        interval: float = C.WAIT_REPLY_INTERVAL,
+        max_interval: float | None = None,
+    ) -> RawResponse[TicketMessage]:
+        """Like ``Tickets.wait_for_reply``, answering a RawResponse whose ``parse()`` is its result."""
+        return self._runner.run(
+            self._async.wait_for_reply(
+                ticket_id, timeout=timeout, interval=interval, max_interval=max_interval
+            )
+        )
+
+    def departments(self) -> RawResponse[builtins.list[Department]]:
+        """Like ``Tickets.departments``, answering a RawResponse whose ``parse()`` is its result."""
+        return self._runner.run(self._async.departments())
+
+    def services(self) -> RawResponse[builtins.list[RelatedService]]:
+        """Like ``Tickets.services``, answering a RawResponse whose ``parse()`` is its result."""
+        return self._runner.run(self._async.services())
+
+    def get(self, ticket_id: int | str) -> RawResponse[Ticket]:
+        """Like ``Tickets.get``, answering a RawResponse whose ``parse()`` is its result."""
+        return self._runner.run(self._async.get(ticket_id))
+
+    def create(
+        self,
+        *,
+        department_id: int,
+        subject: str,
+        message: str,
+        attachments: Iterable[AttachmentInput] = (),
+        service_id: int | None = None,
+        service_type: str | None = None,
+    ) -> RawResponse[Ticket]:
+        """Like ``Tickets.create``, answering a RawResponse whose ``parse()`` is its result."""
+        return self._runner.run(
+            self._async.create(
+                department_id=department_id,
+                subject=subject,
+                message=message,
+                attachments=attachments,
+                service_id=service_id,
+                service_type=service_type,
+            )
+        )
+
+    def reply(
+        self, ticket_id: int | str, *, message: str, attachments: Iterable[AttachmentInput] = ()
+    ) -> RawResponse[Ticket]:
+        """Like ``Tickets.reply``, answering a RawResponse whose ``parse()`` is its result."""
+        return self._runner.run(
+            self._async.reply(ticket_id, message=message, attachments=attachments)
+        )
+
+    def resolve(self, ticket_id: int | str, *, refresh: bool = False) -> RawResponse[Ticket | None]:
+        """Like ``Tickets.resolve``, answering a RawResponse whose ``parse()`` is its result."""
+        return self._runner.run(self._async.resolve(ticket_id, refresh=refresh))
+
+    def download_attachment(
+        self,
+        ticket_id: int | str,
+        attachment_id: int | str | Attachment,
+        dest: DownloadTarget,
+        *,
+        overwrite: bool = False,
+    ) -> RawResponse[Path | None]:
+        """Like ``Tickets.download_attachment``, answering a RawResponse whose ``parse()`` is its result."""
+        return self._runner.run(
+            self._async.download_attachment(ticket_id, attachment_id, dest, overwrite=overwrite)
+        )
+
+
+class PlansWithRawResponse(SyncResource):
+    """``client.plans.with_raw_response``: every plan call, answering a RawResponse whose
+    ``parse()`` is what the plain call returns.
+    """
+
+    @property
+    def _async(self) -> AsyncPlansWithRawResponse:
+        return self._runner.resource().plans.with_raw_response
+
+    def list(self) -> RawResponse[builtins.list[SupportPlan]]:
+        """Like ``Plans.list``, answering a RawResponse whose ``parse()`` is its result."""
+        return self._runner.run(self._async.list())
+
+    def purchase(self, *, plan: str, billing_cycle: int) -> RawResponse[Order]:
+        """Like ``Plans.purchase``, answering a RawResponse whose ``parse()`` is its result."""
+        return self._runner.run(self._async.purchase(plan=plan, billing_cycle=billing_cycle))
+
+    def renew(self, *, billing_cycle: int) -> RawResponse[Order]:
+        """Like ``Plans.renew``, answering a RawResponse whose ``parse()`` is its result."""
+        return self._runner.run(self._async.renew(billing_cycle=billing_cycle))
+
+    def cancel(self, *, reason: str | None = None, now: bool = False) -> RawResponse[Order | None]:
+        """Like ``Plans.cancel``, answering a RawResponse whose ``parse()`` is its result."""
+        return self._runner.run(self._async.cancel(reason=reason, now=now))
+
+    def undo_cancel(self) -> RawResponse[Order | None]:
+        """Like ``Plans.undo_cancel``, answering a RawResponse whose ``parse()`` is its result."""
+        return self._runner.run(self._async.undo_cancel())
+
+
+class OrdersWithRawResponse(SyncResource):
+    """``client.orders.with_raw_response``: every order call, answering a RawResponse whose
+    ``parse()`` is what the plain call returns (for ``wait``: the last read).
+    """
+
+    @property
+    def _async(self) -> AsyncOrdersWithRawResponse:
+        return self._runner.resource().orders.with_raw_response
+
+    def list(
+        self,
+        page: int | None = None,
+        per_page: int | None = None,
+        *,
+        status: str | Iterable[str] | None = None,
+    ) -> RawResponse[Page[Order]]:
+        """Like ``Orders.list``, answering a RawResponse whose ``parse()`` is its result."""
+        return self._runner.run(self._async.list(page, per_page, status=status))
+
+    def get(self, order_id: int | str) -> RawResponse[Order]:
+        """Like ``Orders.get``, answering a RawResponse whose ``parse()`` is its result."""
+        return self._runner.run(self._async.get(order_id))
+
+    def wait(
+        self,
+        order_id: int | str,
+        *,
+        until: Iterable[str] = ("paid",),
+        timeout: float | None = 600.0,
+        interval: float = C.ORDER_WAIT_INTERVAL,
+        max_interval: float | None = None,
+    ) -> RawResponse[Order]:
+        """Like ``Orders.wait``, answering a RawResponse whose ``parse()`` is its result."""
+        return self._runner.run(
+            self._async.wait(
+                order_id, until=until, timeout=timeout, interval=interval, max_interval=max_interval
+            )
+        )

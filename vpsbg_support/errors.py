@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from vpsbg_support._request_id import request_id_in
 from vpsbg_support._routes import method_is_idempotent
 
 __all__ = [
@@ -21,6 +22,8 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BodyNotKeptError",
+    "ClientClosedError",
     "ConfigurationError",
     "DownloadError",
     "ExportError",
@@ -34,10 +37,12 @@ __all__ = [
     "RateLimitError",
     "RateLimitedLocallyError",
     "ResponseDecodeError",
+    "TLSVerificationError",
     "ResponseTooLargeError",
     "UnprocessableEntityError",
     "VPSBGError",
     "WaitTimeoutError",
+    "WrongEventLoopError",
     "status_error_class",
 ]
 
@@ -275,6 +280,8 @@ class APIStatusError(APIError):
         message: the API's ``message`` when the body has one, else a generic text.
         body: the decoded JSON body, the text body, or None when empty.
         headers: the response headers.
+        request_id: the server's id for the request, to quote to VPSBG support: from
+            ``X-Request-Id``, else ``Request-Id``, ``X-Correlation-Id``, ``CF-Ray``; or None.
     """
 
     status: int
@@ -290,7 +297,10 @@ class APIStatusError(APIError):
         url: str | None = None,
         request_sent: bool = True,
     ) -> None:
+        request_id = request_id_in(headers or {})
         text = f"HTTP {status}: {message}"
+        if request_id:
+            text += f" [request id {request_id}]"
         if (
             request_sent
             and status >= 500
@@ -303,6 +313,7 @@ class APIStatusError(APIError):
         self.status = status
         self.body = body
         self.headers: Mapping[str, str] = dict(headers or {})
+        self.request_id = request_id
 
 
 class BadRequestError(APIStatusError):
@@ -414,3 +425,30 @@ def _field_errors(body: Any) -> dict[str, list[str]]:
         else:
             out[str(field)] = [str(msgs)]
     return out
+
+
+class TLSVerificationError(APIConnectionError):
+    """The server's TLS certificate could not be verified; nothing was sent.
+
+    Behind a TLS-inspecting proxy, or with a private CA, pass ``ca_bundle=`` (a PEM file) or
+    ``ssl_context=`` to the client, or set ``VPSBG_CA_BUNDLE``.
+    """
+
+
+class WrongEventLoopError(VPSBGError, RuntimeError):
+    """An ``AsyncClient`` was used under an event loop other than the one it was first used on.
+
+    Its connections belong to that first loop. Create one ``AsyncClient`` per event loop (for
+    example inside the coroutine given to ``asyncio.run``), or use the blocking ``Client``, which
+    runs its own loop and may be called from any thread.
+    """
+
+
+class ClientClosedError(VPSBGError, RuntimeError):
+    """A call was made on an ``AsyncClient`` after ``aclose()`` (or after its ``async with``
+    block ended); nothing was sent. Create a new client."""
+
+
+class BodyNotKeptError(VPSBGError, RuntimeError):
+    """The body of a raw response is not available: the call streamed it to its destination
+    (a download). Its status, headers and request id are."""

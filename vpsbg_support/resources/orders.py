@@ -10,7 +10,7 @@ from vpsbg_support._polling import Backoff, check_seconds, poll
 from vpsbg_support._validate import check_id, check_int, check_text
 from vpsbg_support.errors import InvalidParameterError, OrderCancelledError
 from vpsbg_support.models import Order, Page
-from vpsbg_support.resources._base import AsyncResource
+from vpsbg_support.resources._base import AsyncResource, raw_twin
 
 #: The status that ends every wait: a cancelled order is never paid.
 CANCELLED = "cancelled"
@@ -21,6 +21,15 @@ class AsyncOrders(AsyncResource):
 
     Reads are retried on transient failures like every GET.
     """
+
+    @property
+    def with_raw_response(self) -> AsyncOrdersWithRawResponse:
+        """The same calls, each answering a :class:`~vpsbg_support.responses.RawResponse`
+        (status, headers, body, request id, retries) whose ``parse()`` is the usual result.
+
+        ``raw = await client.orders.with_raw_response.get(7801)``
+        """
+        return AsyncOrdersWithRawResponse(self)
 
     async def list(
         self,
@@ -136,6 +145,16 @@ class AsyncOrders(AsyncResource):
             timeout=timeout,
             what=f"waiting for order {oid} to be {'/'.join(sorted(wanted))}",
         )
+
+
+class AsyncOrdersWithRawResponse:
+    """``client.orders.with_raw_response``: every order call, answering a RawResponse whose
+    ``parse()`` is what the plain call returns (for ``wait``: the last read)."""
+
+    def __init__(self, orders: AsyncOrders) -> None:
+        self.list = raw_twin(orders.list)
+        self.get = raw_twin(orders.get)
+        self.wait = raw_twin(orders.wait)
 
 
 def _status_filter(status: str | Iterable[str]) -> str:

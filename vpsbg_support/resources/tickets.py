@@ -39,8 +39,7 @@ from vpsbg_support.models import (
     TicketMessage,
 )
 from vpsbg_support.resources import _watch
-from vpsbg_support.resources._base import AsyncResource, raw_response
-from vpsbg_support.responses import RawResponse
+from vpsbg_support.resources._base import AsyncResource, raw_twin, received
 
 T = TypeVar("T")
 
@@ -370,9 +369,12 @@ class AsyncTickets(AsyncResource):
 
     @property
     def with_raw_response(self) -> AsyncTicketsWithRawResponse:
-        """The same calls, answering a :class:`~vpsbg_support.responses.RawResponse` (status,
-        headers, body bytes, request id) whose ``parse()`` gives the usual result."""
-        return AsyncTicketsWithRawResponse(self._transport)
+        """The same calls, each answering a :class:`~vpsbg_support.responses.RawResponse`
+        (status, headers, body, request id, retries) whose ``parse()`` is the usual result.
+
+        ``raw = await client.tickets.with_raw_response.get(216)``
+        """
+        return AsyncTicketsWithRawResponse(self)
 
     async def create(
         self,
@@ -500,7 +502,7 @@ class AsyncTickets(AsyncResource):
         async with self._transport.stream(
             R.TICKETS_ATTACHMENT, path_params={"ticket_id": tid, "attachment_id": aid}
         ) as response:
-            yield _attachment_stream(response, known)
+            yield _attachment_stream(received(response), known)
 
     async def download_attachment(
         self,
@@ -553,7 +555,7 @@ class AsyncTickets(AsyncResource):
 
         async def write(response: Response) -> Path:
             # Called again after a body cut short: nothing of the failed try is left on disk.
-            stream = _attachment_stream(response, known)
+            stream = _attachment_stream(received(response), known)
             target = final_path(path, stream.name, fallback, overwrite=overwrite)
             await write_atomically(stream.iter_chunks(), target, overwrite=overwrite)
             return target
@@ -563,26 +565,21 @@ class AsyncTickets(AsyncResource):
         )
 
 
-class AsyncTicketsWithRawResponse(AsyncResource):
-    """``client.tickets.with_raw_response``: ticket calls answering raw responses."""
+class AsyncTicketsWithRawResponse:
+    """``client.tickets.with_raw_response``: every ticket call, answering a RawResponse whose
+    ``parse()`` is what the plain call returns."""
 
-    async def get(self, ticket_id: int | str) -> RawResponse[Ticket]:
-        """One ticket as the server sent it; ``.parse()`` gives what ``tickets.get`` returns.
-
-        Args:
-            ticket_id: the ticket's id.
-
-        Returns:
-            A RawResponse whose ``parse()`` is the Ticket.
-
-        Raises:
-            InvalidParameterError: ``ticket_id`` is not a positive integer.
-            NotFoundError: no such ticket.
-            APIStatusError / APIConnectionError: the call failed.
-        """
-        tid = check_id("ticket_id", ticket_id)
-        response = await self._request(R.TICKETS_GET, path_params={"ticket_id": tid})
-        return raw_response(response, lambda r: self._structure(r, Ticket))
+    def __init__(self, tickets: AsyncTickets) -> None:
+        self.list = raw_twin(tickets.list)
+        self.departments = raw_twin(tickets.departments)
+        self.services = raw_twin(tickets.services)
+        self.get = raw_twin(tickets.get)
+        self.watch_cursor = raw_twin(tickets.watch_cursor)
+        self.wait_for_reply = raw_twin(tickets.wait_for_reply)
+        self.create = raw_twin(tickets.create)
+        self.reply = raw_twin(tickets.reply)
+        self.resolve = raw_twin(tickets.resolve)
+        self.download_attachment = raw_twin(tickets.download_attachment)
 
 
 def _attachment_ids(
