@@ -29,6 +29,7 @@ from vpsbg_support import (
     AuthenticationError,
     InvalidParameterError,
     RetryPolicy,
+    Ticket,
     _settle,
 )
 from vpsbg_support.archive import _job
@@ -468,12 +469,14 @@ def files_recorded(dest: Path) -> int:
 
 
 def forbid_full_parse(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make parsing a ticket body fail the test."""
+    """Make parsing a ticket body fail the test: a stored one (the archive reads them back with
+    ``Ticket.from_dict``) or a fetched one (the client structures what it reads)."""
 
     def refuse(*args: Any) -> Any:
         raise AssertionError("a ticket body was parsed on resume")
 
-    monkeypatch.setattr(_job, "parse_ticket", refuse)
+    monkeypatch.setattr(Ticket, "from_dict", classmethod(refuse))
+    monkeypatch.setattr(_job, "get_raw_ticket", refuse)
 
 
 async def test_resume_parses_no_ticket_body(

@@ -1,22 +1,22 @@
 """What the archive needs from the client beyond its plain calls, in one place.
 
-A ticket's body exactly as the server sent it (bytes and ``Date`` header) comes from the
-public ``client.tickets.with_raw_response.get``. A parsed body becomes a :class:`Ticket`
-through the client's converter, which is private until ``Ticket.from_dict`` exists: then
-:func:`parse_ticket` becomes a one-line call of it.
+A ticket's body exactly as the server sent it (bytes and ``Date`` header) and the Ticket read
+from it come from the public ``client.tickets.with_raw_response.get``; a stored body becomes a
+:class:`Ticket` again through the public ``Ticket.from_dict``.
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from vpsbg_support._client import AsyncClient
-from vpsbg_support._convert import structure
 from vpsbg_support.errors import ResponseDecodeError
 from vpsbg_support.models import Ticket
+
+if TYPE_CHECKING:
+    from vpsbg_support import AsyncClient
 
 
 @attrs.frozen(kw_only=True)
@@ -28,6 +28,7 @@ class RawTicket:
         date: its ``Date`` header, if any.
         elapsed: seconds the call took, retries included.
         method, url, status: for errors.
+        parse: the Ticket the body holds (raises ResponseDecodeError when it holds none).
     """
 
     body: bytes
@@ -36,6 +37,7 @@ class RawTicket:
     method: str
     url: str
     status: int
+    parse: Callable[[], Ticket]
 
     def decode_error(self, problem: str) -> ResponseDecodeError:
         """The error for a body that is not a ticket."""
@@ -46,17 +48,6 @@ class RawTicket:
             method=self.method,
             url=self.url,
         )
-
-    def data(self) -> Any:
-        """The body parsed as JSON.
-
-        Raises:
-            ResponseDecodeError: it is not JSON.
-        """
-        try:
-            return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            raise self.decode_error(f"not JSON ({exc.__class__.__name__})") from None
 
 
 async def get_raw_ticket(client: AsyncClient, ticket_id: int) -> RawTicket:
@@ -73,6 +64,7 @@ async def get_raw_ticket(client: AsyncClient, ticket_id: int) -> RawTicket:
         method=response.method,
         url=response.url,
         status=response.status_code,
+        parse=response.parse,
     )
 
 
@@ -82,4 +74,4 @@ def parse_ticket(data: Any) -> Ticket:
     Raises:
         ValueError: (ConversionError) it does not have a ticket's shape.
     """
-    return structure(data, Ticket)
+    return Ticket.from_dict(data)

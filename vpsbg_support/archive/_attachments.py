@@ -10,16 +10,19 @@ recorded.
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import attrs
 
 from vpsbg_support import _settle
-from vpsbg_support._client import AsyncClient
 from vpsbg_support.archive._folder import ArchiveFolder, identity, same_file
 from vpsbg_support.archive._store import FileRow, Store, WantedFile
 from vpsbg_support.archive._times import stamp
 from vpsbg_support.errors import DownloadError, ExportError
 from vpsbg_support.models import Attachment
+
+if TYPE_CHECKING:
+    from vpsbg_support import AsyncClient
 
 
 class FileKeeper:

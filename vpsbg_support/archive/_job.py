@@ -15,12 +15,11 @@ import os
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from vpsbg_support import _constants as C
 from vpsbg_support import _settle
-from vpsbg_support._client import AsyncClient
-from vpsbg_support.archive._api import get_raw_ticket, parse_ticket
+from vpsbg_support.archive._api import get_raw_ticket
 from vpsbg_support.archive._attachments import FileKeeper
 from vpsbg_support.archive._folder import ArchiveFolder, FolderLock
 from vpsbg_support.archive._migrate import migrate_journal
@@ -45,6 +44,9 @@ from vpsbg_support.errors import (
     VPSBGError,
 )
 from vpsbg_support.models import Ticket
+
+if TYPE_CHECKING:
+    from vpsbg_support import AsyncClient
 
 _T = TypeVar("_T")
 
@@ -373,11 +375,7 @@ class _ExportJob:
         requested_at = _settle.now()
         response = await get_raw_ticket(self.client, ticket_id)
         # The server may have read the ticket any time during the call, retries included.
-        data = response.data()
-        try:
-            ticket = parse_ticket(data)
-        except ValueError as exc:
-            raise response.decode_error(str(exc)) from None
+        ticket = response.parse()
         if not _storable(ticket.id, *(a.id for a in ticket.attachments)):
             raise response.decode_error("an id out of the range an archive can store (64 bits)")
         served = _settle.served_at(response.date, requested_at, response.elapsed)

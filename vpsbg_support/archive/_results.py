@@ -9,7 +9,6 @@ from pathlib import Path
 import attrs
 
 from vpsbg_support._constants import ARCHIVE_ATTACHMENTS_DIR
-from vpsbg_support._filenames import safe_filename
 from vpsbg_support.models import Attachment
 
 TICKETS_FILE = "tickets.jsonl"
@@ -32,6 +31,8 @@ def attachment_path(ticket_id: int, attachment: Attachment) -> str:
     Returns:
         ``attachments/<ticket_id>/<attachment_id>-<safe name>``.
     """
+    from vpsbg_support import safe_filename  # at call time: the package imports this module
+
     name = safe_filename(f"{attachment.id}-{attachment.name}", f"{attachment.id}-attachment")
     return f"{ATTACHMENTS_DIR}/{ticket_id}/{name}"
 
