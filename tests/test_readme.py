@@ -3,6 +3,7 @@ real argument parser. A stale example (a renamed method, a removed flag) fails `
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,3 +49,19 @@ def test_a_stale_example_fails(
 def test_cli_example_parses(line_no: int, line: str) -> None:
     args = build_parser().parse_args(cli_argv(line))
     assert args is not None
+
+
+def test_the_readme_is_the_front_door_and_its_links_into_the_site_resolve() -> None:
+    """The README stays short (the detail lives in `docs/`), and every link it gives into the
+    site is relative and names a page (and heading) that exists."""
+    text = README.read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 320
+    links = re.findall(r"\]\((docs/[^)#\s]+)(?:#([^)\s]+))?\)", text)
+    assert len(links) >= 14
+    for page, anchor in links:
+        target = ROOT / page
+        assert target.is_file(), page
+        if anchor:
+            headings = re.findall(r"^#+ (.+)$", target.read_text(encoding="utf-8"), re.MULTILINE)
+            slugs = {re.sub(r"[^\w\- ]", "", h).strip().lower().replace(" ", "-") for h in headings}
+            assert anchor in slugs, f"{page}#{anchor}"
