@@ -8,6 +8,7 @@ import argparse
 import importlib.util
 import inspect
 import logging
+import re
 import sys
 import types
 from collections.abc import Callable
@@ -149,3 +150,12 @@ def test_walk_commands_is_depth_first() -> None:
     group.add_parser("a")
     sub.add_parser("h")
     assert [words for words, _ in gen.walk_commands(parser)] == [(), ("g",), ("g", "a"), ("h",)]
+
+
+def test_the_testing_guide_lists_every_route_name() -> None:
+    """The route names a fault or a count takes, as the guide lists them: every one, no other."""
+    from vpsbg_support.testing import ROUTE_NAMES
+
+    page = (ROOT / "docs" / "testing.md").read_text()
+    listed = page.split("Route names (`vpsbg_support.testing.ROUTE_NAMES`", 1)[1].split("\n\n")[0]
+    assert set(re.findall(r"`([a-z_]+\.[a-z_]+)`", listed)) == set(ROUTE_NAMES)
