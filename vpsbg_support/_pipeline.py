@@ -16,9 +16,9 @@ import asyncio
 import copy
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any, NamedTuple, NoReturn, TypeVar
+from typing import Any, NamedTuple, NoReturn, TypeVar, cast
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -214,11 +214,7 @@ class Pipeline:
             False,
             False,
         )
-        attempts = self._attempts(call)
-        try:
-            return await attempts.__anext__()
-        finally:
-            await attempts.aclose()
+        return cast(Response, await self._attempts(call))
 
     @asynccontextmanager
     async def stream(
@@ -229,11 +225,9 @@ class Pipeline:
         The total timeout does not apply to a stream (a large file may take long); the read
         timeout between chunks does. A body cut while the caller reads is not asked again.
         """
-        attempts = self._attempts(self._stream_call(route, path_params, restartable=False))
-        try:
-            yield await attempts.__anext__()
-        finally:
-            await attempts.aclose()
+        async with AsyncExitStack() as keep:  # closes the response when the caller is done
+            call = self._stream_call(route, path_params, restartable=False)
+            yield cast(Response, await self._attempts(call, keep))
 
     async def download(
         self,
@@ -247,16 +241,8 @@ class Pipeline:
 
         ``consume`` must leave nothing behind when it raises (it is called again).
         """
-        attempts = self._attempts(self._stream_call(route, path_params, restartable=True))
-        try:
-            response = await attempts.__anext__()
-            while True:
-                try:
-                    return await consume(response)
-                except DownloadError as exc:
-                    response = await attempts.athrow(exc)
-        finally:
-            await attempts.aclose()
+        call = self._stream_call(route, path_params, restartable=True)
+        return cast(T, await self._attempts(call, consume))
 
     def _stream_call(
         self, route: Route, path_params: Mapping[str, int | str] | None, *, restartable: bool
@@ -275,9 +261,19 @@ class Pipeline:
 
     # --- the retry loop --------------------------------------------------------------------
 
-    async def _attempts(self, call: _Call) -> AsyncGenerator[Response, None]:
-        """Yield the 2xx response of the first attempt that gets one; a ``DownloadError``
-        thrown back in (a cut body) counts as that attempt's failure."""
+    async def _attempts(
+        self,
+        call: _Call,
+        take: AsyncExitStack | Callable[[Response], Awaitable[Any]] | None = None,
+    ) -> Any:
+        """Send ``call`` until an attempt gets a 2xx response, and return it, its body read and
+        its connection already back in the pool. For a stream, ``take`` says what to do with
+        the open response: an ``AsyncExitStack`` keeps it open (and closes it when the stack
+        closes), and it is returned; a function consumes it, and what that returns is returned.
+        A ``DownloadError`` the function raises for a cut body counts as the attempt's failure.
+
+        A coroutine, not an async generator: no generator to finalize on every call.
+        """
         policy = self.retry
         method = call.route.method
         state = _CallState(started=time.monotonic())
@@ -289,16 +285,17 @@ class Pipeline:
             async with AsyncExitStack() as stack:
                 outcome = await self._attempt(call, stack, state)
                 if call.stream and isinstance(outcome, Response):
+                    if isinstance(take, AsyncExitStack):  # the caller reads the body
+                        take.push_async_exit(stack.pop_all())
+                        return outcome
                     try:
-                        yield outcome  # the body is read while the response stays open
-                        return
+                        return await cast(Callable[[Response], Awaitable[Any]], take)(outcome)
                     except DownloadError as exc:
                         if not (call.restartable and exc.cut_short):
                             raise
                         outcome = Failure(FailureKind.AMBIGUOUS, exc)
             if isinstance(outcome, Response):
-                yield outcome  # read whole, its connection already back in the pool
-                return
+                return outcome
             decision = decide(
                 method=method,
                 attempt=state.attempt,
