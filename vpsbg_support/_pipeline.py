@@ -214,7 +214,8 @@ class Pipeline:
             False,
             False,
         )
-        return cast(Response, await self._attempts(call))
+        response: Response = await self._attempts(call)  # no cast(): a call per request
+        return response
 
     @asynccontextmanager
     async def stream(
