@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
@@ -229,6 +229,31 @@ def test_interrupt_between_submit_and_wait_still_cancels_the_task(
 
     assert cancelled.is_set()
     assert runner.run(echo(6)) == 6
+
+
+def test_a_coroutine_cancelling_itself_raises_cancelled_error(runner: LoopThread[None]) -> None:
+    async def gives_up() -> None:
+        raise asyncio.CancelledError
+
+    with pytest.raises(CancelledError):
+        runner.run(gives_up())
+    assert runner.run(echo(3)) == 3  # not taken for a close(): the client stays usable
+
+
+def test_a_task_that_cannot_be_created_fails_the_call_instead_of_hanging(
+    runner: LoopThread[None],
+) -> None:
+    def refuse(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> Any:
+        raise RuntimeError("no tasks today")
+
+    runner.run(echo(0))
+    runner.loop.set_task_factory(refuse)  # type: ignore[arg-type]
+    try:
+        with pytest.raises(RuntimeError, match="no tasks today"):
+            runner.run(echo(1))
+    finally:
+        runner.loop.set_task_factory(None)
+    assert runner.run(echo(2)) == 2
 
 
 def test_call_from_the_loop_thread_raises_instead_of_deadlocking(

@@ -463,10 +463,13 @@ class _Waiter(Generic[T]):
         """On the loop: run ``coro`` as a task (in the caller's context, copied at submit)."""
         try:
             self._task = loop.create_task(coro)
-        except BaseException as exc:  # never leave the caller waiting for a task that is not
+        except BaseException as exc:  # the caller gets the error instead of waiting for ever
+            coro.close()
             self._error = exc
             self._done.release()
-            raise
+            if not isinstance(exc, Exception):
+                raise
+            return
         self._task.add_done_callback(self._finished)
 
     def _finished(self, _task: asyncio.Task[T]) -> None:
