@@ -1,10 +1,10 @@
-# The front door: `make demo`, `make test`, `make bench`, `make generate`.
+# The front door: `make demo`, `make test`, `make docs`, `make bench`, `make mutate`, `make generate`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck check-generated generate pytest bench test-all clean
+.PHONY: demo test docs lint typecheck check-generated generate pytest bench mutate test-all clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/vpsbg-support --demo export ./demo-export
+	$(BIN)/vpsbg-support --demo export ./demo-export --html
 
 lint: $(STAMP)
 	$(BIN)/ruff check vpsbg_support tests benchmarks scripts
@@ -46,6 +46,18 @@ COVERAGE_FLOOR ?= 93
 
 test: lint typecheck check-generated pytest
 
+# The documentation site into site/: the reference pages are generated at build time from the
+# parser and from each public module's __all__ (scripts/docs_reference.py); --strict fails on any
+# broken link, reference or docstring warning.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+# Break the retry, rate-limit and pipeline code on purpose (scripts/mutate.py) and check the tests
+# notice: prints the score per module, fails below 95%. MUTATE_JOBS=1 on a busy machine.
+MUTATE_JOBS ?= 2
+mutate: $(STAMP)
+	$(BIN)/python scripts/mutate.py --jobs $(MUTATE_JOBS)
+
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
@@ -56,4 +68,4 @@ test-all: $(STAMP)
 	PATH="$(PYENV_BINS)$$PATH" $(BIN)/nox
 
 clean:
-	rm -rf $(VENV) .nox .mypy_cache .ruff_cache .pytest_cache dist build .coverage
+	rm -rf $(VENV) .nox .mypy_cache .ruff_cache .pytest_cache dist build .coverage site

@@ -289,6 +289,7 @@ BAD_INPUTS: dict[str, Callable[[Path], Any]] = {
     "fifo (would block)": _fifo,
     "empty file": _empty,
     "empty bytes": lambda tmp: ("e.txt", b""),
+    "empty text": lambda tmp: ("e.txt", ""),
     "bytes without a name": lambda tmp: b"data",
     "nameless file object": lambda tmp: io.BytesIO(b"data"),
     "file object at its end": lambda tmp: ("x.bin", io.BytesIO(b"")),
@@ -299,6 +300,23 @@ BAD_INPUTS: dict[str, Callable[[Path], Any]] = {
     "int": lambda tmp: 42,
     "async iterable without a name": lambda tmp: _chunks(),
 }
+
+
+async def test_text_content_is_sent_utf8_never_read_as_a_path(
+    fake: FakeVPSBG, api: AsyncClient, ticket_id: int, tmp_path: Path, monkeypatch: Any
+) -> None:
+    # A file named like the text sits in the working folder: it must not be what is sent.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "hello text").write_bytes(b"the file, not the text")
+    await api.tickets.reply(
+        ticket_id,
+        message="Notes attached.",
+        attachments=[("hello.txt", "hello text"), ("naïve.md", "café ☕", "text/markdown")],
+    )
+    assert received(fake, ticket_id) == [
+        ("hello.txt", "text/plain", b"hello text"),
+        ("naïve.md", "text/markdown", "café ☕".encode()),
+    ]
 
 
 @pytest.mark.parametrize("make", BAD_INPUTS.values(), ids=BAD_INPUTS.keys())

@@ -10,6 +10,7 @@ import pty
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -112,14 +113,14 @@ def test_tickets_list_json_and_text(vpsbg_fake: FakeVPSBGThread) -> None:
     text = vpsbg("tickets", "list", fake=vpsbg_fake)
 
     assert listed.code == 0 and text.code == 0
-    assert [t["id"] for t in listed.json()] == [t.id for t in vpsbg_fake.state.tickets]
+    assert [t["id"] for t in listed.json()["items"]] == [t.id for t in vpsbg_fake.state.tickets]
     newest = vpsbg_fake.state.tickets[0]
     assert text.out.splitlines()[0].split() == ["ID", "STATUS", "UPDATED", "SUBJECT"]
     assert f"{newest.id}  {newest.status}" in text.out and newest.subject in text.out
     # One page holds them all: no hint about more.
     assert listed.err == "" and text.err == ""
     # The list answer carries no messages: no "messages": [] that would read as "none".
-    assert all("messages" not in t for t in listed.json())
+    assert all("messages" not in t for t in listed.json()["items"])
 
 
 def test_tickets_list_says_when_more_pages_follow(in_process: Callable[..., Run]) -> None:
@@ -129,8 +130,20 @@ def test_tickets_list_says_when_more_pages_follow(in_process: Callable[..., Run]
 
     assert first.code == 0 and len(first.out.splitlines()) == 1 + 4
     assert first.err == "page 1 of 2 (use --page / --all)\n"
-    assert last.code == 0 and len(last.json()) == 2 and last.err == ""
-    assert every.code == 0 and len(every.json()) == 6 and every.err == ""
+    assert last.code == 0 and last.err == ""
+    assert last.json() | {"items": None} == {
+        **{"items": None, "page": 2, "last_page": 2, "per_page": 4, "total": 6},
+        "has_next": False,
+    }
+    assert len(last.json()["items"]) == 2
+    assert every.code == 0 and every.err == ""
+    assert every.json() | {"items": None} == {
+        **{"items": None, "page": None, "last_page": None, "per_page": None, "total": 6},
+        "has_next": False,
+    }
+    assert len(every.json()["items"]) == 6
+    on_first = in_process("--json", "tickets", "list", "--per-page", "4").json()
+    assert on_first["has_next"] and on_first["page"] == 1 and len(on_first["items"]) == 4
 
 
 def test_tickets_departments_and_services(
@@ -285,14 +298,14 @@ def test_tickets_download_refuses_a_different_file_unless_overwrite(
     note = vpsbg_fake.state.add_attachment(ticket.id, name="note.txt", content=b"from support")
     mine = tmp_path / f"{note.id}-note.txt"
     mine.write_bytes(b"my own notes, longer than the attachment")
-    download = ("tickets", "download", str(ticket.id), "-o", str(tmp_path))
+    download = ("tickets", "download", str(ticket.id), str(note.id), "-o", str(tmp_path))
 
     refused = vpsbg(*download, fake=vpsbg_fake)
 
     assert_one_line_error(refused, 4, str(mine), "--overwrite")
     assert "overwrite=True" not in refused.err
     assert mine.read_bytes() == b"my own notes, longer than the attachment"
-    assert vpsbg_fake.count("tickets.download_attachment") == 0  # refused before any download
+    assert vpsbg_fake.count("tickets.download_attachment") == 0
 
     replaced = vpsbg("--json", *download, "--overwrite", fake=vpsbg_fake)
 
@@ -391,17 +404,30 @@ def test_money_actions_ask_on_a_terminal(vpsbg_fake: FakeVPSBGThread) -> None:
     )
     assert declined.code == 1 and declined.out == ""
     assert declined.err.endswith("vpsbg-support: error: aborted, nothing was sent\n")
+    # The price of the account's plan (basic: 10 a month, 20 % VAT), looked up before asking.
     assert declined.err.startswith(
-        "Renew the support plan for 1 month(s). This creates an order that costs money."
+        "Renew the support plan for 1 month(s). Price: 10.00 EUR (12.00 EUR with VAT): Basic,"
+        " 1 x 10.00 EUR a month, before any promo. This creates an order that costs money."
         " Proceed? [y/N] "
     )
-    assert vpsbg_fake.count("plans.renew") == 0
+    assert vpsbg_fake.count("plans.renew") == 0 and vpsbg_fake.count("plans.list") == 1
 
     accepted = vpsbg(
         "plans", "renew", "--billing-cycle", "1", fake=vpsbg_fake, terminal_input=b"y\n"
     )
     assert accepted.code == 0, accepted
     assert [o.billing_cycle for o in vpsbg_fake.state.orders] == [1]
+    assert " 10.00 EUR (12.00 EUR with VAT), status " in accepted.out
+
+    bought = vpsbg(
+        *("plans", "purchase", "professional", "--billing-cycle", "3"),
+        fake=vpsbg_fake,
+        terminal_input=b"n\n",
+    )
+    assert bought.code == 1
+    assert "Price: 75.00 EUR (90.00 EUR with VAT): Professional, 3 x 25.00 EUR a month" in (
+        bought.err
+    )
 
 
 def test_cancel_and_undo_with_yes(
@@ -544,6 +570,9 @@ def test_usage_error_is_exit_2() -> None:
         (["--timeout", "soon", "plans", "list"], "expected a number of seconds, got 'soon'"),
         (["--max-retries", "two", "plans", "list"], "expected a whole number, got 'two'"),
         (["export", "out", "--concurrency", "0"], "--concurrency: must be at least 1, got 0"),
+        (["tickets", "list", "--per-page", "0"], "--per-page: must be at least 1, got 0"),
+        (["tickets", "list", "--per-page", "1000"], "--per-page: must be at most 100, got 1000"),
+        (["export", "out", "--per-page", "101"], "--per-page: must be at most 100, got 101"),
         (["--demo", "--token", "t0ken", "plans", "list"], "--demo runs against an embedded"),
         (["plans", "list", "--demo", "--base-url", "https://x/v1"], "drop --token and --base-url"),
     ],
@@ -571,7 +600,7 @@ def test_a_path_that_cannot_be_written_is_one_line_naming_it(tmp_path: Path) -> 
     (tmp_path / "a-file").write_text("not a folder")
     dest = tmp_path / "a-file" / "export"
     run = vpsbg("--demo", "export", str(dest), "--no-attachments")
-    assert_one_line_error(run, 1, f"{dest}: Not a directory")
+    assert_one_line_error(run, 7, f"{dest}: a file is in the way where a folder is expected")
     assert "NotADirectoryError" not in run.err and "Errno" not in run.err
 
 
@@ -601,7 +630,9 @@ def test_export_and_partial_export(vpsbg_fake: FakeVPSBGThread, tmp_path: Path) 
 
     assert partial.code == 7, partial
     assert broken.fired == 1
-    assert "INCOMPLETE: 1 failure(s)" in partial.out and "HTTP 500" in partial.out
+    # What a glance at the first line must tell: it is not done.
+    assert partial.out.startswith("INCOMPLETE export: so far ")
+    assert "1 failure(s); run the same command again" in partial.out and "HTTP 500" in partial.out
     assert not (tmp_path / "manifest.json").exists()
     assert partial.err == ""  # no progress bar when stderr is not a terminal
 
@@ -628,6 +659,17 @@ def test_demo_export_needs_no_token(tmp_path: Path) -> None:
     assert len(lines) == 300
 
 
+def tickets_archived(dest: Path) -> int:
+    """Tickets committed to ``dest/archive.sqlite`` so far."""
+    if not (dest / "archive.sqlite").exists():
+        return 0
+    try:
+        with sqlite3.connect(f"{(dest / 'archive.sqlite').as_uri()}?mode=ro", uri=True) as db:
+            return int(db.execute("SELECT COUNT(*) FROM tickets").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
 def test_ctrl_c_is_exit_130_and_the_export_resumes(
     vpsbg_fake: FakeVPSBGThread, tmp_path: Path
 ) -> None:
@@ -642,9 +684,8 @@ def test_ctrl_c_is_exit_130_and_the_export_resumes(
     child = subprocess.Popen(
         argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    journal = tmp_path / ".export-journal.jsonl"
     deadline = time.monotonic() + 30
-    while not (journal.exists() and b'{"ticket":' in journal.read_bytes()):
+    while not tickets_archived(tmp_path):
         assert time.monotonic() < deadline and child.poll() is None, "no ticket exported"
         time.sleep(0.01)
     child.send_signal(signal.SIGINT)
@@ -655,7 +696,9 @@ def test_ctrl_c_is_exit_130_and_the_export_resumes(
         child.communicate()
         raise
 
-    assert_one_line_error(Run(child.returncode, out, err), 130, "interrupted")
+    assert_one_line_error(
+        Run(child.returncode, out, err), 130, "interrupted; run the same command again to finish"
+    )
     assert not (tmp_path / "manifest.json").exists()
     vpsbg_fake.faults.remove(slow)
     finished = vpsbg("export", str(tmp_path), "--json", fake=vpsbg_fake)

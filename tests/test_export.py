@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -23,20 +24,27 @@ import pytest
 from aiohttp import web
 from aioresponses import aioresponses
 
-from vpsbg_support import AsyncClient, AuthenticationError, InvalidParameterError, RetryPolicy
-from vpsbg_support import export as export_module
+from vpsbg_support import (
+    AsyncClient,
+    AuthenticationError,
+    InvalidParameterError,
+    RetryPolicy,
+    Ticket,
+    _settle,
+)
+from vpsbg_support.archive import _job
+from vpsbg_support.archive._folder import ArchiveFolder
 from vpsbg_support.export import (
     MANIFEST_FILE,
     TICKETS_FILE,
     ExportProgress,
     ExportSummary,
-    _FolderLock,
-    _Journal,
     export_tickets,
 )
 from vpsbg_support.testing import FakeVPSBG, FakeVPSBGThread
 
 JOURNAL = ".export-journal.jsonl"
+DATABASE = "archive.sqlite"
 FAST_RETRIES = RetryPolicy(max_retries=10, initial_delay=0.001, max_delay=0.01)
 
 
@@ -276,11 +284,10 @@ async def test_killed_run_reruns_to_the_same_result(
     shrink(fake)
     out, clean = tmp_path / "out", tmp_path / "clean"
     await export(fake, clean)
-    latency = fake.faults.add(None, "latency", seconds=0.02)
-    journal = out / JOURNAL
+    latency = fake.faults.add(None, "latency", seconds=0.05)
 
     def files_done() -> int:
-        return journal.read_bytes().count(b'{"file":') if journal.exists() else 0
+        return files_recorded(out)
 
     argv = [sys.executable, "-c", _EXPORT_IN_CHILD, fake.url, fake.token, str(out)]
     child = subprocess.Popen(argv)  # noqa: ASYNC220 -- the fake runs on its own thread
@@ -291,9 +298,6 @@ async def test_killed_run_reruns_to_the_same_result(
         child.wait()
     assert child.returncode == -signal.SIGKILL
     assert not (out / MANIFEST_FILE).exists()
-    # As if the kill had landed in the middle of a write: the torn line must not count.
-    with open(journal, "ab") as handle:
-        handle.write(b'{"ticket":{"id":99999,"status":"op')
     fake.faults.remove(latency)
 
     summary = await export(fake, out)
@@ -358,13 +362,15 @@ async def test_refused_token_stops_the_run(fake: FakeVPSBG, tmp_path: Path) -> N
 
 
 async def test_one_export_at_a_time_per_folder(fake: FakeVPSBG, tmp_path: Path) -> None:
-    lock = _FolderLock(tmp_path)
+    folder = ArchiveFolder(tmp_path, create=True)
+    lock = _job.FolderLock(folder)
     lock.acquire()
     try:
         with pytest.raises(InvalidParameterError, match="another export"):
             await export(fake, tmp_path)
     finally:
         lock.release()
+        folder.close()
     assert (await export(fake, tmp_path, attachments=False)).complete
 
 
@@ -448,23 +454,32 @@ async def test_temporary_files_of_a_killed_run_are_removed(fake: FakeVPSBG, tmp_
     assert [p for p in leftovers if p.exists()] == []
 
 
-# -- resuming from the journal -----------------------------------------------------------------
+# -- resuming from archive.sqlite ---------------------------------------------------------------
 
 
-def journal_lines(dest: Path) -> list[bytes]:
-    return (dest / JOURNAL).read_bytes().splitlines(keepends=True)
+def files_recorded(dest: Path) -> int:
+    """Attachment files committed to the archive so far (0 before it exists)."""
+    if not (dest / DATABASE).exists():
+        return 0
+    try:
+        with sqlite3.connect(f"{(dest / DATABASE).as_uri()}?mode=ro", uri=True) as db:
+            return int(db.execute("SELECT COUNT(*) FROM attachments").fetchone()[0])
+    except sqlite3.Error:
+        return 0
 
 
 def forbid_full_parse(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make parsing a whole ticket out of the journal fail the test."""
+    """Make parsing a ticket body fail the test: a stored one (the archive reads them back with
+    ``Ticket.from_dict``) or a fetched one (the client structures what it reads)."""
 
     def refuse(*args: Any) -> Any:
         raise AssertionError("a ticket body was parsed on resume")
 
-    monkeypatch.setattr(export_module, "_ticket_record", refuse)
+    monkeypatch.setattr(Ticket, "from_dict", classmethod(refuse))
+    monkeypatch.setattr(_job, "get_raw_ticket", refuse)
 
 
-async def test_resume_reads_summaries_not_ticket_bodies(
+async def test_resume_parses_no_ticket_body(
     fake: FakeVPSBG, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await export(fake, tmp_path)
@@ -480,105 +495,6 @@ async def test_resume_reads_summaries_not_ticket_bodies(
     assert fake.count("tickets.get") == 0 == fake.count("tickets.download_attachment")
     assert (tmp_path / TICKETS_FILE).read_bytes() == before
     await assert_matches_server(fake, tmp_path)
-
-
-async def test_appended_tickets_load_back_the_same_without_parsing_them(
-    fake: FakeVPSBG, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # What a killed run leaves: tickets appended one by one, no compaction at the end.
-    journal = _Journal(tmp_path / JOURNAL)
-    journal.open()
-    try:
-        written = [journal.add_ticket(raw) for raw in (await server_tickets(fake)).values()]
-    finally:
-        journal.close()
-    assert any(record.attachments for record in written)
-    forbid_full_parse(monkeypatch)
-
-    loaded = _Journal(tmp_path / JOURNAL)
-    loaded.load()
-
-    assert loaded.tickets == {record.id: record for record in written}
-
-
-async def test_a_write_torn_inside_the_ticket_line_is_redone(
-    fake: FakeVPSBG, tmp_path: Path
-) -> None:
-    await export(fake, tmp_path / "clean")
-    out = tmp_path / "out"
-    await export(fake, out)
-    lines = journal_lines(out)
-    # The last ticket's summary and ticket lines, as one write: cut it inside the ticket line,
-    # after the complete summary line.
-    last = max(i for i, line in enumerate(lines) if line.startswith(b'{"ticket":'))
-    assert lines[last - 1].startswith(b'{"summary":')
-    torn_id = json.loads(lines[last - 1])["summary"]["id"]
-    files = [line for line in lines if line.startswith(b'{"file":')]
-    kept = [line for line in lines[: last - 1] if not line.startswith(b'{"file":')]
-    (out / JOURNAL).write_bytes(b"".join(kept + files + [lines[last - 1], lines[last][:40]]))
-    (out / MANIFEST_FILE).unlink()
-    (out / TICKETS_FILE).unlink()
-    fake.clear_requests()
-
-    summary = await export(fake, out)
-
-    assert summary.complete and summary.tickets_fetched == 1
-    assert [r.path for r in fake.requests if r.route == "tickets.get"] == [
-        f"/v1/support/tickets/{torn_id}"
-    ]
-    assert (out / TICKETS_FILE).read_bytes() == (tmp_path / "clean" / TICKETS_FILE).read_bytes()
-    manifest, reference = (
-        json.loads((d / MANIFEST_FILE).read_text()) for d in (out, tmp_path / "clean")
-    )
-    assert manifest["files"] == reference["files"]
-    assert manifest["counts"] == reference["counts"]
-    await assert_matches_server(fake, out)
-
-
-async def test_a_journal_without_summaries_still_resumes(fake: FakeVPSBG, tmp_path: Path) -> None:
-    await export(fake, tmp_path)
-    before = (tmp_path / TICKETS_FILE).read_bytes()
-    # What earlier versions wrote: ticket lines with no summary line before them.
-    old = [line for line in journal_lines(tmp_path) if not line.startswith(b'{"summary":')]
-    assert any(line.startswith(b'{"ticket":') for line in old)
-    (tmp_path / JOURNAL).write_bytes(b"".join(old))
-    fake.clear_requests()
-
-    summary = await export(fake, tmp_path)
-
-    assert summary.complete and summary.tickets_fetched == 0
-    assert summary.tickets_unchanged == len(fake.state.tickets)
-    assert fake.count("tickets.download_attachment") == 0
-    assert (tmp_path / TICKETS_FILE).read_bytes() == before
-    # The run rewrote the journal with summaries: the next resume needs no full parse.
-    assert sum(line.startswith(b'{"summary":') for line in journal_lines(tmp_path)) == len(
-        fake.state.tickets
-    )
-
-
-async def test_a_summary_vouches_only_for_its_own_ticket_line(
-    fake: FakeVPSBG, tmp_path: Path
-) -> None:
-    await export(fake, tmp_path, attachments=False)
-    before = (tmp_path / TICKETS_FILE).read_bytes()
-    lines = journal_lines(tmp_path)
-    summaries = [i for i, line in enumerate(lines) if line.startswith(b'{"summary":')]
-    first, second = summaries[0], summaries[1]
-    # A summary left behind (its ticket line lost), then another ticket's line: that line must
-    # be read as what it is, not as the summary's ticket.
-    lines[first + 1] = b""
-    lines[second] = b""
-    (tmp_path / JOURNAL).write_bytes(b"".join(lines))
-    fake.clear_requests()
-
-    summary = await export(fake, tmp_path, attachments=False)
-
-    first_id = json.loads(lines[first])["summary"]["id"]
-    assert summary.complete and summary.tickets_fetched == 1
-    assert [r.path for r in fake.requests if r.route == "tickets.get"] == [
-        f"/v1/support/tickets/{first_id}"
-    ]
-    assert (tmp_path / TICKETS_FILE).read_bytes() == before
 
 
 # -- updated_at to the second: a change in the second a ticket was read -------------------------
@@ -715,7 +631,27 @@ async def test_only_tickets_read_within_a_second_of_their_update_are_read_again(
     assert json.loads((tmp_path / MANIFEST_FILE).read_text())["files"] == manifest["files"]
 
 
-async def test_a_journal_of_the_previous_format_resumes_without_reading_again(
+def old_journal(dest: Path, unsettled: int, bare: int) -> bytes:
+    """The journal an earlier version wrote for the tickets now in ``dest``: a summary line
+    before each ticket line (flagged unsettled for ``unsettled``; none for ``bare``, as the
+    oldest versions wrote), then one line per attachment file."""
+    lines: list[bytes] = []
+    for tid, line in sorted(jsonl_lines(dest).items()):
+        ticket = json.loads(line)
+        if tid != bare:
+            summary: dict[str, Any] = {"id": tid, "length": len(line)}
+            if tid == unsettled:
+                summary["settled"] = False
+            lines.append(json.dumps({"summary": summary}).encode() + b"\n")
+        lines.append(b'{"ticket":' + line + b"}\n")
+        del ticket
+    manifest = json.loads((dest / MANIFEST_FILE).read_text())
+    for entry in manifest["files"][1:]:
+        lines.append(json.dumps({"file": entry}).encode() + b"\n")
+    return b"".join(lines)
+
+
+async def test_a_journal_of_an_earlier_version_resumes_without_reading_again(
     laravel_fake: tuple[FakeVPSBG, ServerClock], tmp_path: Path
 ) -> None:
     fake, clock = laravel_fake
@@ -726,19 +662,11 @@ async def test_a_journal_of_the_previous_format_resumes_without_reading_again(
     before = (tmp_path / TICKETS_FILE).read_bytes()
     ids = sorted(t.id for t in fake.state.tickets)
     keep, bare = ids[0], ids[1]
-    # What earlier versions wrote: summaries without the flag (read as settled), and before them
-    # ticket lines without a summary (parsed in full). One ticket keeps this version's line.
-    old: list[bytes] = []
-    for line in journal_lines(tmp_path):
-        if line.startswith(b'{"summary":'):
-            entry = json.loads(line)
-            if entry["summary"]["id"] == bare:
-                continue
-            if entry["summary"]["id"] != keep:
-                entry["summary"].pop("settled", None)
-                line = json.dumps(entry, separators=(",", ":")).encode() + b"\n"
-        old.append(line)
-    (tmp_path / JOURNAL).write_bytes(b"".join(old))
+    # What earlier versions left: a journal (summaries without the flag are settled, as are
+    # ticket lines without a summary), the manifest, and no archive.sqlite.
+    (tmp_path / JOURNAL).write_bytes(old_journal(tmp_path, unsettled=keep, bare=bare))
+    for leftover in tmp_path.glob(f"{DATABASE}*"):
+        leftover.unlink()
     clock.now = at(0, minute=10)
     fake.clear_requests()
 
@@ -753,7 +681,7 @@ async def test_without_a_usable_date_header_the_local_clock_decides_with_a_margi
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     now = datetime(2030, 1, 2, 12, 0, 0, tzinfo=timezone.utc)
-    monkeypatch.setattr(export_module, "_now", lambda: now)
+    monkeypatch.setattr(_settle, "now", lambda: now)
 
     def ticket(tid: int, updated_at: datetime) -> dict[str, Any]:
         stamp = updated_at.strftime("%Y-%m-%dT%H:%M:%S.000000Z")
@@ -876,13 +804,6 @@ async def test_a_resumed_export_keeps_the_lines_as_sent(
     assert again.complete and again.tickets_fetched == 0
     assert (tmp_path / TICKETS_FILE).read_bytes() == first
 
-    # A journal of an earlier version (no summary lines): each ticket line is parsed in full.
-    old = [line for line in journal_lines(tmp_path) if not line.startswith(b'{"summary":')]
-    (tmp_path / JOURNAL).write_bytes(b"".join(old))
-    legacy = await export(fake, tmp_path)
-    assert legacy.complete and legacy.tickets_fetched == 0
-    assert (tmp_path / TICKETS_FILE).read_bytes() == first
-
     # Another ticket changed: it is read again, the odd one is kept as it was sent.
     other = fake.state.tickets[3].id
     fake.state.reply(other, "Still broken.")
@@ -913,7 +834,7 @@ async def test_a_lone_surrogate_escape_is_exported(
     await assert_matches_server(fake, tmp_path)
     assert b"cut emoji \\ud83d" in jsonl_lines(tmp_path)[cut]
 
-    # In an attachment's name too (kept in the journal's summary line; the fake cannot serve
+    # In an attachment's name too (kept in archive.sqlite; the fake cannot serve
     # such a name in Content-Disposition, hence no download here).
     named = fake.state.add_attachment(cut, name="half\ud83d.txt", content=b"some bytes\n")
     clock.now = at(20)
@@ -921,7 +842,7 @@ async def test_a_lone_surrogate_escape_is_exported(
     clock.now = at(30)
     again = await export(fake, tmp_path, attachments=False)
     assert again.complete and again.tickets_fetched == 1
-    forbid_full_parse(monkeypatch)  # the summary line, with the name, is read back as written
+    forbid_full_parse(monkeypatch)  # the name is read back from the archive as written
     fake.clear_requests()
 
     third = await export(fake, tmp_path, attachments=False)
@@ -968,9 +889,9 @@ async def test_a_body_in_utf16_or_with_a_bom_is_written_as_utf8(
     assert lines[second] == text[second].encode()
 
 
-async def test_an_attachment_the_system_cannot_store_fails_alone(tmp_path: Path) -> None:
+async def test_a_ticket_the_archive_cannot_store_fails_alone(tmp_path: Path) -> None:
     base = "https://api.test/v1"
-    huge = 10**300  # a legal id, too long for a folder name
+    huge = 10**300  # a legal JSON number, past what SQLite (and a folder name) can hold
     attachment = {"id": 9, "name": "a.txt", "size": 3}
     tickets = [
         {
@@ -990,9 +911,9 @@ async def test_an_attachment_the_system_cannot_store_fails_alone(tmp_path: Path)
             summary = await export_tickets(client, tmp_path)
 
     assert not summary.complete
-    assert [(f.ticket_id, f.attachment_id) for f in summary.failures] == [(huge, 9)]
-    assert "too long" in summary.failures[0].error
-    assert exported_tickets(tmp_path) == {t["id"]: t for t in tickets}
+    assert [(f.ticket_id, f.attachment_id) for f in summary.failures] == [(huge, None)]
+    assert "64 bits" in summary.failures[0].error
+    assert exported_tickets(tmp_path) == {8: tickets[1]}
 
 
 async def test_a_ticket_updated_at_the_end_of_time_is_exported_not_a_crash(

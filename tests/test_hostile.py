@@ -129,7 +129,11 @@ try:
     outcome = asyncio.run(main())
 except MemoryError:
     outcome = "MemoryError (uncaught)"
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# VmHWM: this process's own high-water mark. Not ru_maxrss, which Linux carries across exec
+# from the parent (pytest, hundreds of MB into a full run) that spawned us.
+with open("/proc/self/status") as status:
+    hwm = next(line for line in status if line.startswith("VmHWM:"))
+peak = int(hwm.split()[1]) * 1024
 print(json.dumps({"outcome": outcome, "peak": peak}))
 """
 

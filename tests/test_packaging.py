@@ -40,6 +40,9 @@ def test_sdist_and_wheel_carry_the_package(dist: Path) -> None:
         text = archive.read(entry_points).decode()
     assert "vpsbg_support/py.typed" in names
     assert "vpsbg_support/_sync.py" in names
+    # The HTML archive's own stylesheet and script are package data, not code.
+    assert "vpsbg_support/archive/static/archive.css" in names
+    assert "vpsbg_support/archive/static/archive.js" in names
     assert not [n for n in names if n.startswith("tests/")]
     assert "vpsbg-support = vpsbg_support.cli:main" in text
     with tarfile.open(sdist) as archive:

@@ -15,12 +15,20 @@ from typing_extensions import assert_type
 from vpsbg_support import (
     APIConnectionError,
     APIStatusError,
+    AsyncClient,
     Client,
     InvalidParameterError,
+    OrderCancelledError,
+    StatusChanged,
+    SupportReplied,
     SyncAttachmentStream,
+    TicketEvent,
+    TicketMessage,
+    WaitTimeoutError,
 )
 from vpsbg_support.export import ExportSummary
 from vpsbg_support.models import Order, Page, SupportPlan, Ticket
+from vpsbg_support.responses import RawResponse
 from vpsbg_support.testing import FakeVPSBG, FakeVPSBGThread
 
 
@@ -86,3 +94,50 @@ def against_the_fake() -> None:
     ):
         created = client.tickets.create(department_id=2, subject="Hello", message="Testing 1 2 3")
         assert_type(created, Ticket)
+
+
+def raw_responses(token: str) -> Ticket:
+    """``with_raw_response``: the raw twin of a call parses to that call's type, on both clients."""
+    with Client(token) as client:
+        raw = client.tickets.with_raw_response.get(216)
+        assert_type(raw, RawResponse[Ticket])
+        assert_type(raw.parse(), Ticket)
+        assert_type(raw.request_id, str | None)
+        assert_type(client.plans.with_raw_response.cancel(now=True).parse(), Order | None)
+        saved = client.tickets.with_raw_response.download_attachment(216, 5, "dl/")
+        assert_type(saved.parse(), Path | None)
+        return raw.parse()
+
+
+async def raw_responses_async(token: str) -> Page[Ticket]:
+    """The same on AsyncClient."""
+    async with AsyncClient(token) as client:
+        raw = await client.tickets.with_raw_response.get(216)
+        assert_type(raw.parse(), Ticket)
+        listed = await client.tickets.with_raw_response.list(page=2)
+        assert_type(listed.parse(), Page[Ticket])
+        assert_type((await client.plans.with_raw_response.renew(billing_cycle=1)).parse(), Order)
+        return listed.parse()
+
+
+def live(token: str) -> str | None:
+    """What the README's live section writes: watch with pattern matching, wait for orders."""
+    with Client(token=token) as client:
+        assert_type(client.tickets.watch(interval=30), Iterator[TicketEvent])
+        for event in client.tickets.watch(cursor=client.tickets.watch_cursor()):
+            match event:
+                case SupportReplied(ticket=t, message=m):
+                    assert_type(m, TicketMessage)
+                    return f"{t.id}: {m.content}"
+                case StatusChanged(old=old, new=new):
+                    assert_type(old, str)
+                    return new
+            assert_type(event.cursor, str)
+        assert_type(client.tickets.wait_for_reply(1, timeout=60), TicketMessage)
+        assert_type(client.orders.list(status="paid"), Page[Order])
+        try:
+            order = client.orders.wait(7801, until={"paid"}, timeout=600)
+        except (OrderCancelledError, WaitTimeoutError):
+            return None
+        assert_type(order, Order)
+        return order.status

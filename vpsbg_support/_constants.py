@@ -5,6 +5,11 @@ from __future__ import annotations
 DEFAULT_BASE_URL = "https://api.vpsbg.eu/v1"
 ENV_TOKEN = "VPSBG_API_TOKEN"
 ENV_BASE_URL = "VPSBG_BASE_URL"
+#: A PEM file (or a directory of them) of the CAs to trust, when the client gets no ca_bundle=;
+#: then ``SSL_CERT_FILE`` is tried.
+ENV_CA_BUNDLE = "VPSBG_CA_BUNDLE"
+#: ``debug`` or ``info``: send the library's log to stderr (see ``vpsbg_support._logs``).
+ENV_LOG = "VPSBG_LOG"
 #: Hosts that may be reached over plain HTTP besides loopback addresses: RFC 6761 names that
 #: never resolve to a third party (the embedded fake, test proxies).
 PLAIN_HTTP_SUFFIXES = (".localhost", ".test", ".invalid")
@@ -70,6 +75,12 @@ SUBJECT_MIN, SUBJECT_MAX = 3, 255
 MESSAGE_MIN = 5
 RENEW_BILLING_CYCLES = (1, 3, 6, 12, 24)
 PURCHASE_BILLING_CYCLE_RANGE = (1, 24)
+#: The largest ``per_page`` the CLI sends. VPSBG documents neither a default nor a maximum; 100
+#: is Laravel's usual cap (and FakeVPSBG's): a larger value is refused locally, not by a 422.
+MAX_PER_PAGE = 100
+#: The currency amounts are shown in when the API names none (its docs state none; VPSBG bills
+#: in euros): a plan's or an order's ``extra["currency"]`` wins when the API sends one.
+DEFAULT_CURRENCY = "EUR"
 
 LOGGER_NAME = "vpsbg_support"
 
@@ -78,11 +89,52 @@ LOOP_CANCEL_GRACE = 2.0
 #: Blocking facade: seconds allowed for close() to close the client and join the loop thread.
 LOOP_CLOSE_TIMEOUT = 10.0
 
+#: ``vpsbg-support export --concurrency``'s default: requests in flight at once (the same as
+#: ``export_tickets(concurrency=8)``).
+EXPORT_CONCURRENCY = 8
+
 #: --demo: the seed of the demo data: every demo run shows the same account.
 DEMO_SEED = 7
+#: --demo: the source an archive written from the demo records (its URL changes every run).
+DEMO_SOURCE = f"vpsbg-support --demo (seed {DEMO_SEED})"
 #: --demo: tickets served when the demo runs ``export``: enough to show the export's speed.
 DEMO_EXPORT_TICKETS = 300
 #: --demo: tickets served for every other command (``tickets list``, ``plans``...): quick to start.
 DEMO_TICKETS = 25
 #: --demo: generated attachments go up to 4 MiB; the demo caps them so an export stays quick.
 MAX_DEMO_ATTACHMENT = 256 * 1024
+#: --demo: seconds the demo's support agent takes to answer a new customer message.
+DEMO_REPLY_DELAY = 3.0
+#: --demo: seconds between the tickets the demo's customer opens, and before the first one.
+DEMO_CUSTOMER_EVERY = 20.0
+DEMO_FIRST_CUSTOMER_TICKET = 4.0
+
+#: Polling (``tickets.watch``, ``tickets.wait_for_reply``, ``orders.wait``): while nothing
+#: changes the pause between polls grows by this factor, from the ``interval`` asked for (a
+#: floor) up to ``interval * POLL_MAX_BACKOFF`` (or the ``max_interval`` given).
+POLL_BACKOFF_FACTOR = 1.5
+POLL_MAX_BACKOFF = 4.0
+#: The smallest ``interval`` a poll accepts, in seconds: a floor against a busy loop.
+POLL_MIN_INTERVAL = 0.01
+#: Default seconds between polls of ``tickets.watch``, ``wait_for_reply`` and ``orders.wait``.
+WATCH_INTERVAL = 30.0
+WAIT_REPLY_INTERVAL = 30.0
+ORDER_WAIT_INTERVAL = 5.0
+#: ``tickets.watch`` lists tickets this many per page, so that most accounts cost one request.
+WATCH_PER_PAGE = 100
+#: A ticket read is "settled" (a later change in the same second of its ``updated_at`` cannot
+#: hide) when that second ended at least this long before the server may have read it: for the
+#: clock stamping ``updated_at`` and the one stamping ``Date`` to differ by.
+SETTLE_MARGIN = 1.0
+#: Without a usable ``Date`` header, this machine's clock stands in for the server's, less this.
+CLOCK_MARGIN = 5.0
+
+#: The archive: attachments go under this folder, one sub-folder per ticket.
+ARCHIVE_ATTACHMENTS_DIR = "attachments"
+#: The archive reads files to hash them in chunks of this size.
+ARCHIVE_HASH_CHUNK = 1024 * 1024
+#: The export commits its work to ``archive.sqlite`` at most this often (seconds): a crash of
+#: the process loses nothing committed, a power cut loses at most this much work, redone.
+ARCHIVE_COMMIT_INTERVAL = 0.25
+#: Hits returned by an archive search unless a limit is given.
+ARCHIVE_SEARCH_LIMIT = 20

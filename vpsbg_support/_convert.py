@@ -56,6 +56,7 @@ from vpsbg_support.models import (
     SupportPlan,
     Ticket,
     TicketMessage,
+    _wire,
 )
 
 __all__ = ["ConversionError", "converter", "structure", "structure_list", "unstructure"]
@@ -736,3 +737,7 @@ def unstructure(obj: Any) -> Any:
         Data ``json.dumps`` accepts; ``structure(unstructure(x), type(x)) == x``.
     """
     return converter.unstructure(obj)
+
+
+# The models' to_dict/to_json/from_dict are doors into this converter.
+_wire.install(structure, unstructure)

@@ -10,6 +10,7 @@ from typing import Any
 
 import attrs
 
+from vpsbg_support import _constants as C
 from vpsbg_support._redact import Redactor
 from vpsbg_support._retry import FailureKind, parse_retry_after
 from vpsbg_support.errors import (
@@ -21,6 +22,7 @@ from vpsbg_support.errors import (
     RateLimitError,
     ResponseDecodeError,
     ResponseTooLargeError,
+    TLSVerificationError,
     status_error_class,
 )
 
@@ -70,10 +72,25 @@ def transport_failure(
     *,
     sent: bool,
     timed_out: bool,
+    certificate: bool = False,
 ) -> Failure:
-    """A connection failure or timeout; ``sent``: the request may have reached the server."""
+    """A connection failure or timeout; ``sent``: the request may have reached the server;
+    ``certificate``: the server's TLS certificate could not be verified."""
     kind = FailureKind.AMBIGUOUS if sent else FailureKind.NOT_SENT
     name = exc.__class__.__name__
+    if certificate:
+        # Asking again would meet the same certificate: final, and nothing was sent.
+        return Failure(
+            FailureKind.FINAL,
+            TLSVerificationError(
+                f"{method} {url} failed: the server's TLS certificate could not be verified"
+                f" ({redact.text(str(exc)) or name}). With a private CA or a TLS-inspecting"
+                f" proxy, pass ca_bundle= or set {C.ENV_CA_BUNDLE}.",
+                method=method,
+                url=url,
+                request_sent=False,
+            ),
+        )
     if timed_out:
         error: APIError = APITimeoutError(
             f"{method} {url} timed out ({name}).", method=method, url=url, request_sent=sent

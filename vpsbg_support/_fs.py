@@ -81,9 +81,13 @@ def final_path(
         # existing symlink under that name is replaced (never written through) by os.replace.
         target = folder / safe_filename(server_name, fallback)
     else:
-        target = Path(dest).resolve()
+        # The folder is resolved, never the file name itself: a symbolic link already sitting
+        # at the target is replaced by the rename (with overwrite), not followed to a file
+        # elsewhere.
+        given = Path(dest)
+        target = given.parent.resolve() / given.name
         target.parent.mkdir(parents=True, exist_ok=True)
-    if target.is_dir():
+    if target.is_dir() and not target.is_symlink():
         raise InvalidParameterError("dest", f"{target} is a folder")
     if not overwrite and os.path.lexists(target):
         raise InvalidParameterError(

@@ -21,6 +21,8 @@ from aiohttp.abc import AbstractStreamWriter
 
 from vpsbg_support import _constants as C
 from vpsbg_support._decode import BodyFailure, Decoder
+from vpsbg_support._lifecycle import Lifecycle
+from vpsbg_support._session_options import SessionOptions, build_session
 from vpsbg_support._validate import check_timeout
 from vpsbg_support.errors import ConfigurationError, DownloadError, InvalidParameterError
 
@@ -34,6 +36,7 @@ __all__ = [
     "as_timeout",
     "build_body",
     "content_disposition_filename",
+    "is_certificate_error",
     "is_timeout",
     "never_sent",
     "new_form",
@@ -141,19 +144,23 @@ def content_disposition_filename(header: str) -> str | None:
 
 
 class SessionHolder:
-    """The one aiohttp session of a client (and of its ``with_options`` copies)."""
+    """The one aiohttp session of a client (and of its ``with_options`` copies), and the loop
+    it belongs to."""
 
-    def __init__(self, session: aiohttp.ClientSession | None, *, trust_env: bool) -> None:
+    def __init__(self, session: aiohttp.ClientSession | None, options: SessionOptions) -> None:
         self._session = session
         self._owned = session is None
-        self._trust_env = trust_env
+        self._options = options
+        self.lifecycle = Lifecycle()
 
     def get(self) -> aiohttp.ClientSession:
         """The session, created on first use (so it belongs to the loop that runs requests).
 
         Raises:
             ConfigurationError: the caller's session was closed.
+            ClientClosedError / WrongEventLoopError: see :meth:`Lifecycle.enter`.
         """
+        self.lifecycle.enter()
         session = self._session
         if session is not None and not session.closed:
             return session
@@ -162,17 +169,20 @@ class SessionHolder:
                 "the aiohttp session given to the client is closed; keep it open while the"
                 " client is in use"
             )
-        self._session = aiohttp.ClientSession(
-            trust_env=self._trust_env,
-            connector=aiohttp.TCPConnector(limit=C.CONNECTION_POOL_LIMIT),
-        )
+        self._session = build_session(self._options)
         self._owned = True
         return self._session
 
     async def aclose(self) -> None:
         """Close the session if it is ours; a caller's session is left open."""
+        self.lifecycle.closed = True
         if self._owned and self._session is not None and not self._session.closed:
             await self._session.close()
+
+
+def is_certificate_error(exc: BaseException) -> bool:
+    """Did the attempt fail because the server's TLS certificate could not be verified?"""
+    return isinstance(exc, aiohttp.ClientConnectorCertificateError)
 
 
 def never_sent(exc: BaseException) -> bool:

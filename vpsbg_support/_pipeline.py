@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, NamedTuple, NoReturn, TypeVar, cast
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 import attrs
@@ -37,10 +37,13 @@ from vpsbg_support._failures import (
 )
 from vpsbg_support._ratelimit import RateLimiter
 from vpsbg_support._redact import Redacted, Redactor
+from vpsbg_support._request_id import request_id_in
 from vpsbg_support._retry import FailureKind, RetryPolicy, decide, refuse_wait
 from vpsbg_support._routes import Route
+from vpsbg_support._session_options import SessionOptions
 from vpsbg_support._version import __version__
 from vpsbg_support.errors import MAY_HAVE_REACHED_VPSBG, DownloadError, add_note
+from vpsbg_support.hooks import EventHooks, RequestInfo, ResponseInfo, fire
 from vpsbg_support.responses import json_body
 
 __all__ = ["Pipeline", "Response"]
@@ -79,11 +82,7 @@ class Response:
     def request_id(self) -> str | None:
         """The server's id for this request, from the first of ``X-Request-Id`` (any case),
         ``Request-Id``, ``X-Correlation-Id`` or ``CF-Ray`` (``C.REQUEST_ID_HEADERS``)."""
-        for name in C.REQUEST_ID_HEADERS:
-            value = self.headers.get(name)
-            if value:
-                return value
-        return None
+        return request_id_in(self.headers)
 
     def json(self) -> Any:
         """The body decoded as JSON; ``None`` for an empty body.
@@ -112,6 +111,11 @@ class _Call(NamedTuple):
     def replayable(self) -> bool:
         return self.multipart.replayable if self.multipart is not None else True
 
+    @property
+    def query(self) -> str:
+        """``?page=2&per_page=5`` (empty without parameters), for logs and hooks."""
+        return "?" + urlencode(self.params) if self.params else ""
+
 
 class _CallState:
     """One call's counters, shared by all its attempts: one attempt count, one sleep budget."""
@@ -138,22 +142,29 @@ class Pipeline:
         retry: RetryPolicy,
         session: aiohttp.ClientSession | None = None,
         user_agent: str | None = None,
-        trust_env: bool = False,
+        session_options: SessionOptions | None = None,
+        default_headers: Mapping[str, str] | None = None,
         max_response_size: int = C.MAX_RESPONSE_SIZE,
+        event_hooks: EventHooks | None = None,
     ) -> None:
         self.redact = Redactor(token)
+        self.hooks = event_hooks or EventHooks()
+        #: Query parameters added to every request (``with_options(extra_query=...)``).
+        self.extra_query: Mapping[str, str | int] = {}
         self.base_url = base_url.rstrip("/")
         self._base_path = urlsplit(self.base_url).path
         self.timeout = http.as_timeout(timeout)
         self.retry = retry
         self.max_response_size = max_response_size
-        self._sessions = http.SessionHolder(session, trust_env=trust_env)
+        self._sessions = http.SessionHolder(session, session_options or SessionOptions())
         self.limiter = RateLimiter(max_shared_wait=retry.max_retry_after)
         self._headers = {
-            "Authorization": Redacted(f"Bearer {token}"),
             "Accept": "application/json",
             "Accept-Encoding": C.ACCEPT_ENCODING,
             "User-Agent": user_agent or DEFAULT_USER_AGENT,
+            # Spelt one way each (check_default_headers), so they replace, never duplicate.
+            **(default_headers or {}),
+            "Authorization": Redacted(f"Bearer {token}"),
         }
         # The bytes as stored, never compressed on the way: a compressed body's length is
         # not the file's, so a body cut short could only be noticed by decoding it.
@@ -167,14 +178,35 @@ class Pipeline:
         *,
         timeout: float | aiohttp.ClientTimeout | None = None,
         retry: RetryPolicy | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str | int] | None = None,
     ) -> Pipeline:
-        """A pipeline with other timeout/retry settings sharing this one's session and limiter."""
+        """A pipeline with other settings sharing this one's session and limiter.
+
+        ``extra_headers`` (checked, spelt one way: see ``check_default_headers``) and
+        ``extra_query`` are added to those of this pipeline, for every request.
+        """
         clone = copy.copy(self)
         if timeout is not None:
             clone.timeout = http.as_timeout(timeout)
         if retry is not None:
             clone.retry = retry
+        if extra_headers:
+            token = self._headers["Authorization"]
+            clone._headers = {**self._headers, **extra_headers, "Authorization": token}
+            clone._stream_headers = {
+                **self._stream_headers,
+                **extra_headers,
+                "Authorization": token,
+            }
+        if extra_query:
+            clone.extra_query = {**self.extra_query, **extra_query}
         return clone
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`aclose` was called (by this pipeline or a ``with_options`` copy)."""
+        return self._sessions.lifecycle.closed
 
     async def aclose(self) -> None:
         """Close the session if this pipeline created it; a caller's session is left open."""
@@ -211,7 +243,9 @@ class Pipeline:
             route,
             self.base_url + route_path,
             self._base_path + route_path,
-            params,
+            {**self.extra_query, **params}
+            if params and self.extra_query
+            else params or self.extra_query,
             json_body if route.body == "json" else None,
             multipart,
             False,
@@ -256,7 +290,7 @@ class Pipeline:
             route,
             self.base_url + route_path,
             self._base_path + route_path,
-            None,
+            self.extra_query or None,
             None,
             None,
             True,
@@ -310,14 +344,16 @@ class Pipeline:
                 replayable=call.replayable,
                 slept=state.slept,
             )
-            if logger.isEnabledFor(logging.DEBUG):
-                logger.debug(
-                    "%s %s: %s",
+            if logger.isEnabledFor(logging.INFO):
+                logger.info(
+                    "%s %s%s: %s (%s)",
                     method,
                     call.path,
+                    call.query,
                     f"retrying in {decision.delay:.3f}s"
                     if decision.retry
                     else f"giving up: {decision.reason}",
+                    _why(outcome),
                 )
             if not decision.retry:
                 outcome.error.replayed = state.replayed
@@ -345,7 +381,26 @@ class Pipeline:
         route = call.route
         released = False
         started = time.monotonic()
+        headers_sent = self._stream_headers if call.stream else self._headers
         try:
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug(
+                    "%s %s%s: sending (attempt %d)",
+                    route.method,
+                    call.path,
+                    call.query,
+                    state.attempt + 1,
+                )
+            if self.hooks.request:
+                await fire(
+                    self.hooks.request,
+                    RequestInfo(
+                        method=route.method,
+                        url=call.url + call.query,
+                        headers={**headers_sent, "Authorization": "Bearer ***"},
+                        attempt=state.attempt + 1,
+                    ),
+                )
             resp = await http.send(
                 self._sessions.get(),
                 stack,
@@ -354,24 +409,45 @@ class Pipeline:
                 params=call.params,
                 json_body=call.json_body,
                 data=http.build_body(call.multipart, stack),
-                headers=self._stream_headers if call.stream else self._headers,
+                headers=headers_sent,
                 timeout=http.stream_timeout(self.timeout) if call.stream else self.timeout,
             )
             released = True
             status = resp.status
             self.limiter.release(status, resp.headers)
-            if logger.isEnabledFor(logging.DEBUG):
-                logger.debug(
-                    "%s %s -> %d (attempt %d, %.3fs)",
-                    route.method,
-                    call.path,
-                    status,
-                    state.attempt + 1,
-                    time.monotonic() - started,
-                )
             headers: Mapping[str, str] = resp.headers
             if self.redact.in_headers(headers):
                 headers = CIMultiDictProxy(CIMultiDict(self.redact.headers(headers.items())))
+            # Read for the log line and the hooks only: a raw response reads its own, lazily.
+            request_id = (
+                request_id_in(headers)
+                if self.hooks.response or logger.isEnabledFor(logging.INFO)
+                else None
+            )
+            if logger.isEnabledFor(logging.INFO):
+                logger.info(
+                    "%s %s%s -> %d (attempt %d, %.3fs, request id %s)",
+                    route.method,
+                    call.path,
+                    call.query,
+                    status,
+                    state.attempt + 1,
+                    time.monotonic() - started,
+                    request_id or "-",
+                )
+            if self.hooks.response:
+                await fire(
+                    self.hooks.response,
+                    ResponseInfo(
+                        method=route.method,
+                        url=call.url + call.query,
+                        status_code=status,
+                        headers=headers,
+                        request_id=request_id,
+                        attempt=state.attempt + 1,
+                        elapsed=time.monotonic() - started,
+                    ),
+                )
             if status >= 300:
                 raw = await http.read_bounded(resp, C.MAX_ERROR_BODY, truncate=True)
                 return status_failure(
@@ -415,11 +491,12 @@ class Pipeline:
                 state.attempt,
             )
         except http.TRANSPORT_ERRORS as exc:
-            if logger.isEnabledFor(logging.DEBUG):
-                logger.debug(
-                    "%s %s failed: %s (attempt %d, %.3fs)",
+            if logger.isEnabledFor(logging.INFO):
+                logger.info(
+                    "%s %s%s failed: %s (attempt %d, %.3fs)",
                     route.method,
                     call.path,
+                    call.query,
                     exc.__class__.__name__,
                     state.attempt + 1,
                     time.monotonic() - started,
@@ -431,6 +508,7 @@ class Pipeline:
                 self.redact,
                 sent=released or not http.never_sent(exc),
                 timed_out=http.is_timeout(exc),
+                certificate=http.is_certificate_error(exc),
             )
         except BodyFailure as exc:  # an error body's compression
             return body_failure(exc.kind, exc.message, 502, route.method, call.url)
@@ -441,6 +519,13 @@ class Pipeline:
         finally:
             if not released:
                 self.limiter.release(None)
+
+
+def _why(failure: Failure) -> str:
+    """The reason an attempt failed, for the retry log line."""
+    if failure.status is not None:
+        return f"HTTP {failure.status}"
+    return failure.error.__class__.__name__
 
 
 def _raise_unchained(error: BaseException) -> NoReturn:

@@ -4,13 +4,17 @@ limiter that shares it between concurrent calls."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta, timezone
+
+import attrs
 
 from vpsbg_support import _constants as C
 from vpsbg_support._retry import parse_retry_after
 
-__all__ = ["RateBudget", "RateLimiter"]
+__all__ = ["RateBudget", "RateLimitSnapshot", "RateLimiter"]
 
 
 def _int_header(headers: Mapping[str, str], name: str) -> int | None:
@@ -50,6 +54,10 @@ class RateBudget:
         self.tracked: bool | None = None
         #: Requests sent and not answered yet.
         self.in_flight = 0
+        #: The last ``X-RateLimit-Limit`` and ``X-RateLimit-Reset`` (epoch seconds) the server
+        #: sent, for :class:`RateLimitSnapshot` only.
+        self.limit: int | None = None
+        self.reset_epoch: int | None = None
 
     def ask(self, now: float) -> float | None:
         """Ask to send one request at clock time ``now``.
@@ -83,6 +91,8 @@ class RateBudget:
                 self.not_before = max(self.not_before, now + retry_after)
                 held = now + min(retry_after, self.max_shared_wait)
                 self.held_until = max(self.held_until, held)
+        self.limit = _int_header(headers, "X-RateLimit-Limit") or self.limit
+        self.reset_epoch = _int_header(headers, "X-RateLimit-Reset") or self.reset_epoch
         left = _int_header(headers, "X-RateLimit-Remaining")
         if left is None:
             if status == 429:
@@ -98,6 +108,29 @@ class RateBudget:
         self.remaining = max(0, left - self.in_flight)
         if status == 429:
             self.remaining = 0
+
+
+@attrs.frozen(kw_only=True)
+class RateLimitSnapshot:
+    """What a client knows of its rate limit, at one moment (``client.rate_limit``).
+
+    Attributes:
+        remaining: requests the client may still send before the server's limit, as far as
+            it knows: the last ``X-RateLimit-Remaining``, less the requests sent since; None
+            before the first answer or when the server does not say.
+        limit: the last ``X-RateLimit-Limit`` the server sent, or None.
+        resets_at: when sending may go on (aware, UTC): the end of a ``Retry-After`` wait the
+            client is honouring, else the last ``X-RateLimit-Reset``; None when unknown.
+        server_sends_headers: True once an answer carried ``X-RateLimit-Remaining``, False
+            once one did not, None before the first answer.
+        in_flight: requests sent and not answered yet.
+    """
+
+    remaining: int | None
+    limit: int | None
+    resets_at: datetime | None
+    server_sends_headers: bool | None
+    in_flight: int
 
 
 class RateLimiter:
@@ -123,6 +156,24 @@ class RateLimiter:
     def budget(self) -> RateBudget:
         """The shared bookkeeping (for inspection)."""
         return self._budget
+
+    def snapshot(self) -> RateLimitSnapshot:
+        """What is known now, with clock times turned into UTC datetimes."""
+        budget = self._budget
+        now = self._clock()
+        resets_at = None
+        if budget.not_before > now:
+            resets_at = datetime.now(timezone.utc) + timedelta(seconds=budget.not_before - now)
+        elif budget.reset_epoch is not None:
+            with contextlib.suppress(ValueError, OverflowError, OSError):  # a hostile number
+                resets_at = datetime.fromtimestamp(budget.reset_epoch, timezone.utc)
+        return RateLimitSnapshot(
+            remaining=budget.remaining,
+            limit=budget.limit,
+            resets_at=resets_at,
+            server_sends_headers=budget.tracked,
+            in_flight=budget.in_flight,
+        )
 
     def try_acquire(self) -> bool:
         """Reserve a request slot now if one is free (no waiting); pair with :meth:`release`.

@@ -67,6 +67,8 @@ PLANS_PURCHASE = Route("plans.purchase", "POST", "/support", body="json")
 PLANS_RENEW = Route("plans.renew", "POST", "/support/renew", body="json")
 PLANS_CANCEL = Route("plans.cancel", "POST", "/support/cancel", body="json", documented=False)
 PLANS_UNDO_CANCEL = Route("plans.undo_cancel", "DELETE", "/support/cancel", documented=False)
+ORDERS_LIST = Route("orders.list", "GET", "/orders")
+ORDERS_GET = Route("orders.get", "GET", "/orders/{order_id}")
 
 ROUTES: tuple[Route, ...] = (
     TICKETS_LIST,
@@ -82,4 +84,6 @@ ROUTES: tuple[Route, ...] = (
     PLANS_RENEW,
     PLANS_CANCEL,
     PLANS_UNDO_CANCEL,
+    ORDERS_LIST,
+    ORDERS_GET,
 )

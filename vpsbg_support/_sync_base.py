@@ -8,7 +8,7 @@ look the async object up on every call, so a forked child transparently gets its
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Generic, TypeVar
 
@@ -56,9 +56,11 @@ class SyncClientBase:
         timeout: float | aiohttp.ClientTimeout | None = None,
         max_retries: int | None = None,
         retry_policy: RetryPolicy | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str | int] | None = None,
     ) -> _C:
-        """A client with other timeout or retry settings, sharing this one's background loop,
-        connection pool and rate limiter.
+        """A client with other timeout, retry, header or query settings, sharing this one's
+        background loop, connection pool, rate limiter and event hooks.
 
         ``client.with_options(max_retries=0).plans.renew(billing_cycle=1)``
 
@@ -66,18 +68,27 @@ class SyncClientBase:
             timeout: seconds for a whole request, or an ``aiohttp.ClientTimeout``.
             max_retries: retries after the first attempt (applied on top of ``retry_policy``).
             retry_policy: a whole retry policy to use instead of this client's.
+            extra_headers: headers added to every request of the new client (as
+                ``default_headers``: never ``Authorization``).
+            extra_query: query parameters added to every request of the new client; a call's
+                own parameters (``page``...) win over them.
 
         Returns:
             A new client; closing either one closes the shared loop and pool.
 
         Raises:
-            ValueError: ``max_retries`` is negative, or ``timeout`` is not a finite number of
-                seconds above 0 (InvalidParameterError).
+            ValueError: ``max_retries`` is negative, ``timeout`` is not a finite number of
+                seconds above 0, or ``extra_headers``/``extra_query`` hold a bad name or value
+                (InvalidParameterError).
         """
 
         def derive(client: AsyncClient) -> AsyncClient:
             return client.with_options(
-                timeout=timeout, max_retries=max_retries, retry_policy=retry_policy
+                timeout=timeout,
+                max_retries=max_retries,
+                retry_policy=retry_policy,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
             )
 
         base = self._async

@@ -24,8 +24,9 @@ __all__ = ["AttachmentInput", "Multipart", "Upload", "guess_content_type", "norm
 
 #: What ``attachments=`` accepts, one item per file:
 #: a path (``str`` / ``os.PathLike``); a binary file object (its ``.name`` is used);
-#: ``(name, content)`` or ``(name, content, content_type)`` where content is ``bytes``, a path,
-#: a binary file object or an async iterable of ``bytes``.
+#: ``(name, content)`` or ``(name, content, content_type)`` where content is ``bytes``, a ``str``
+#: (text, sent UTF-8 encoded: never read as a path), a ``Path``, a binary file object or an async
+#: iterable of ``bytes``.
 AttachmentInput = Union[
     str,
     "os.PathLike[str]",
@@ -199,19 +200,24 @@ def _normalize_one(item: Any) -> Upload:
             not isinstance(ctype, str) or "/" not in ctype or not ctype.isprintable()
         ):
             raise InvalidParameterError(_FIELD, f"{name}: invalid content type {ctype!r}")
+        if isinstance(content, str):
+            # Text, not a path: ("hello.txt", "hello text") must not go looking for a file
+            # named "hello text". A path in a tuple is a Path.
+            content = content.encode("utf-8")
         if isinstance(content, bytes | bytearray | memoryview):
             if len(content) == 0:
                 raise InvalidParameterError(_FIELD, f"{name}: content is empty")
             data = bytes(content)
             return Upload(name, ctype or guess_content_type(name), data, "bytes", size=len(data))
-        if isinstance(content, str | os.PathLike):
+        if isinstance(content, os.PathLike):
             return _from_path(content, name, ctype)
         if isinstance(content, AsyncIterable):
             return Upload(name, ctype or guess_content_type(name), content, "aiter")
         if hasattr(content, "read"):
             return _from_file(content, name, ctype)
         raise InvalidParameterError(
-            _FIELD, f"{name}: content must be bytes, a path, a binary file or an async iterable"
+            _FIELD,
+            f"{name}: content must be bytes, text, a Path, a binary file or an async iterable",
         )
     if hasattr(item, "read"):
         return _from_file(item, None, None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from vpsbg_support._request_id import request_id_in
 from vpsbg_support._routes import method_is_idempotent
 
 __all__ = [
@@ -21,19 +22,27 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BodyNotKeptError",
+    "ClientClosedError",
     "ConfigurationError",
     "DownloadError",
+    "ExportError",
     "InternalServerError",
     "InvalidParameterError",
     "LockedError",
     "NotFoundError",
+    "OrderCancelledError",
+    "OtherSourceError",
     "PermissionDeniedError",
     "RateLimitError",
     "RateLimitedLocallyError",
     "ResponseDecodeError",
+    "TLSVerificationError",
     "ResponseTooLargeError",
     "UnprocessableEntityError",
     "VPSBGError",
+    "WaitTimeoutError",
+    "WrongEventLoopError",
     "status_error_class",
 ]
 
@@ -72,6 +81,68 @@ class InvalidParameterError(VPSBGError, ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+class ExportError(VPSBGError):
+    """The archive folder could not be written or read: a full disk, a file where a folder is
+    expected, a symbolic link where the archive would write, a damaged ``archive.sqlite``.
+
+    What was done before it is kept: run the export again once the cause is fixed.
+
+    Attributes:
+        path: the file or folder concerned.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+
+
+class OtherSourceError(VPSBGError):
+    """The archive holds another server's (or another account's) tickets; nothing was changed.
+
+    Export into another folder, or pass ``allow_other_source=True`` (``--allow-other-source``)
+    to mix them on purpose.
+
+    Attributes:
+        recorded: the source the archive was written from.
+        given: the source of this run.
+    """
+
+    def __init__(self, message: str, *, recorded: str, given: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.recorded = recorded
+        self.given = given
+
+
+class WaitTimeoutError(VPSBGError, TimeoutError):
+    """A wait (``orders.wait``, ``tickets.wait_for_reply``) ran out of time; nothing failed.
+
+    Attributes:
+        timeout: the seconds that were allowed.
+        last: what the last poll saw (the Order, or the Ticket), or None if none succeeded.
+    """
+
+    def __init__(self, message: str, *, timeout: float, last: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.timeout = timeout
+        self.last = last
+
+
+class OrderCancelledError(VPSBGError):
+    """``orders.wait`` saw the order ``cancelled``: it will never reach the awaited status.
+
+    Attributes:
+        order: the cancelled Order, as last read.
+    """
+
+    def __init__(self, message: str, *, order: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.order = order
 
 
 class APIError(VPSBGError):
@@ -209,6 +280,8 @@ class APIStatusError(APIError):
         message: the API's ``message`` when the body has one, else a generic text.
         body: the decoded JSON body, the text body, or None when empty.
         headers: the response headers.
+        request_id: the server's id for the request, to quote to VPSBG support: from
+            ``X-Request-Id``, else ``Request-Id``, ``X-Correlation-Id``, ``CF-Ray``; or None.
     """
 
     status: int
@@ -224,7 +297,10 @@ class APIStatusError(APIError):
         url: str | None = None,
         request_sent: bool = True,
     ) -> None:
+        request_id = request_id_in(headers or {})
         text = f"HTTP {status}: {message}"
+        if request_id:
+            text += f" [request id {request_id}]"
         if (
             request_sent
             and status >= 500
@@ -237,6 +313,7 @@ class APIStatusError(APIError):
         self.status = status
         self.body = body
         self.headers: Mapping[str, str] = dict(headers or {})
+        self.request_id = request_id
 
 
 class BadRequestError(APIStatusError):
@@ -348,3 +425,30 @@ def _field_errors(body: Any) -> dict[str, list[str]]:
         else:
             out[str(field)] = [str(msgs)]
     return out
+
+
+class TLSVerificationError(APIConnectionError):
+    """The server's TLS certificate could not be verified; nothing was sent.
+
+    Behind a TLS-inspecting proxy, or with a private CA, pass ``ca_bundle=`` (a PEM file) or
+    ``ssl_context=`` to the client, or set ``VPSBG_CA_BUNDLE``.
+    """
+
+
+class WrongEventLoopError(VPSBGError, RuntimeError):
+    """An ``AsyncClient`` was used under an event loop other than the one it was first used on.
+
+    Its connections belong to that first loop. Create one ``AsyncClient`` per event loop (for
+    example inside the coroutine given to ``asyncio.run``), or use the blocking ``Client``, which
+    runs its own loop and may be called from any thread.
+    """
+
+
+class ClientClosedError(VPSBGError, RuntimeError):
+    """A call was made on an ``AsyncClient`` after ``aclose()`` (or after its ``async with``
+    block ended); nothing was sent. Create a new client."""
+
+
+class BodyNotKeptError(VPSBGError, RuntimeError):
+    """The body of a raw response is not available: the call streamed it to its destination
+    (a download). Its status, headers and request id are."""

@@ -1,7 +1,8 @@
 """Raw responses: what the server answered to a call, with the parsed result one call away.
 
 ``raw = await client.tickets.with_raw_response.get(216)``: ``raw.headers``, ``raw.content``,
-``raw.request_id``, and ``raw.parse()`` for the Ticket that ``client.tickets.get`` returns.
+``raw.request_id``, and ``raw.parse()`` for the Ticket that ``client.tickets.get`` returns. Every
+call of every resource has such a twin under ``with_raw_response``, on both clients.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 
-from vpsbg_support.errors import ResponseDecodeError
+from vpsbg_support.errors import BodyNotKeptError, ResponseDecodeError
 
 __all__ = ["RawResponse"]
 
@@ -23,10 +24,13 @@ T = TypeVar("T")
 class RawResponse(Generic[T]):
     """A successful answer as received (the token scrubbed), and its parsed result.
 
+    For a call that made more than one request (``resolve(refresh=True)``), it is the last
+    response. A download's body went to its destination: its ``content``, ``text()`` and
+    ``json()`` raise BodyNotKeptError.
+
     Attributes:
         status_code: the HTTP status.
         headers: the response headers (case-insensitive).
-        content: the body bytes, decoded from gzip/deflate.
         method: the request's HTTP method.
         url: the request's URL.
         request_id: the server's id for the request (``X-Request-Id``, else ``Request-Id``,
@@ -37,7 +41,7 @@ class RawResponse(Generic[T]):
 
     status_code: int
     headers: Mapping[str, str]
-    content: bytes = attrs.field(repr=False)
+    _content: bytes | None = attrs.field(repr=False, alias="content")
     method: str
     url: str
     request_id: str | None
@@ -53,8 +57,26 @@ class RawResponse(Generic[T]):
         """
         return self._parse()
 
+    @property
+    def content(self) -> bytes:
+        """The body bytes, decoded from gzip/deflate, the token scrubbed.
+
+        Raises:
+            BodyNotKeptError: the call streamed its body (a download).
+        """
+        if self._content is None:
+            raise BodyNotKeptError(
+                f"the body of {self.method} {self.url} was streamed to its destination and is"
+                " not kept: read the file (raw.parse() gives its path)"
+            )
+        return self._content
+
     def text(self, encoding: str = "utf-8") -> str:
-        """The body as text (undecodable bytes replaced)."""
+        """The body as text (undecodable bytes replaced).
+
+        Raises:
+            BodyNotKeptError: the call streamed its body (a download).
+        """
         return self.content.decode(encoding, "replace")
 
     def json(self) -> Any:
@@ -62,6 +84,7 @@ class RawResponse(Generic[T]):
 
         Raises:
             ResponseDecodeError: the body is not JSON.
+            BodyNotKeptError: the call streamed its body (a download).
         """
         return json_body(self.content, self.status_code, self.method, self.url)
 

@@ -16,8 +16,10 @@ from vpsbg_support.errors import (
     BadRequestError,
     ConfigurationError,
     DownloadError,
+    ExportError,
     InvalidParameterError,
     NotFoundError,
+    OtherSourceError,
     PermissionDeniedError,
     UnprocessableEntityError,
     VPSBGError,
@@ -38,6 +40,8 @@ EXIT_INTERRUPTED = 130
 
 #: A command: called with the open client, the parsed arguments and where its results go.
 Handler = Callable[[AsyncClient, argparse.Namespace, "Output"], Awaitable[int]]
+#: A command that reads local files only (``archive ...``): no client is built for it.
+OfflineHandler = Callable[[argparse.Namespace, "Output"], int]
 
 
 class CLIExit(Exception):
@@ -59,12 +63,17 @@ def exit_code_for(exc: BaseException) -> int:
         exc: the error that ended the command.
 
     Returns:
-        3 auth, 4 validation, 5 not found, 6 network, 1 anything else.
+        3 auth, 4 validation (and an archive of another source), 5 not found, 6 network,
+        7 archive folder not writable (resumable: run again once fixed), 1 anything else.
     """
     if isinstance(exc, ConfigurationError | AuthenticationError | PermissionDeniedError):
         return EXIT_AUTH
-    if isinstance(exc, InvalidParameterError | UnprocessableEntityError | BadRequestError):
+    if isinstance(
+        exc, InvalidParameterError | UnprocessableEntityError | BadRequestError | OtherSourceError
+    ):
         return EXIT_VALIDATION
+    if isinstance(exc, ExportError):
+        return EXIT_PARTIAL
     if isinstance(exc, NotFoundError):
         return EXIT_NOT_FOUND
     if isinstance(exc, APIConnectionError | DownloadError):
@@ -109,6 +118,18 @@ class Output:
         self.as_json = as_json
         # Looked up now, not at import: whoever redirected sys.stdout meanwhile gets the output.
         self._out = out if out is not None else sys.stdout
+
+    def line(self, data: Any, text: Callable[[], str]) -> None:
+        """Write one item of a stream: ``data`` as one JSON line with ``--json`` (JSON Lines),
+        else ``text()``, flushed at once for whoever reads the pipe."""
+        try:
+            if self.as_json:
+                self._out.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+            else:
+                self._out.write(text().rstrip("\n") + "\n")
+            self._out.flush()
+        except BrokenPipeError:
+            raise StdoutClosed from None
 
     def emit(self, data: Any, text: Callable[[], str]) -> None:
         """Write one result: ``data`` as JSON with ``--json``, else ``text()``."""

@@ -14,7 +14,7 @@ from typing import Any
 from vpsbg_support import _constants as C
 from vpsbg_support._client import AsyncClient, token_is_plausible
 from vpsbg_support._version import __version__
-from vpsbg_support.cli import export, plans, tickets
+from vpsbg_support.cli import archive, export, orders, plans, tickets
 from vpsbg_support.cli._app import (
     EXIT_AUTH,
     EXIT_ERROR,
@@ -24,6 +24,7 @@ from vpsbg_support.cli._app import (
     PROG,
     CLIExit,
     Handler,
+    OfflineHandler,
     Output,
     StdoutClosed,
     describe,
@@ -34,7 +35,7 @@ from vpsbg_support.cli._options import Commands, common_options
 from vpsbg_support.errors import MAY_HAVE_REACHED_VPSBG, ConfigurationError, VPSBGError
 
 #: The command groups, in the order ``--help`` lists them; each module has ``register``.
-GROUPS = (export, tickets, plans)
+GROUPS = (export, archive, tickets, plans, orders)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,13 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         parents=[common],
-        description="VPSBG support from the command line: export, tickets and support plans.",
+        description="VPSBG support from the command line: export, tickets, support plans, orders.",
         epilog="Exit status: 0 ok, 1 error (also: a question answered no, nothing was sent),"
         " 2 usage, 3 auth, 4 invalid input, 5 not found, 6 network, 7 export incomplete,"
         " 130 interrupted. Errors are one plain-text line on stderr, with --json too.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.set_defaults(demo_tickets=C.DEMO_TICKETS)
+    parser.set_defaults(demo_tickets=C.DEMO_TICKETS, demo_live=True)
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands = Commands(subcommands, common)
     for group in GROUPS:
@@ -76,7 +77,9 @@ async def _run(args: argparse.Namespace) -> int:
         if args.demo:
             from vpsbg_support.demo import demo_server
 
-            fake = await stack.enter_async_context(demo_server(args.demo_tickets))
+            fake = await stack.enter_async_context(
+                demo_server(args.demo_tickets, live=args.demo_live)
+            )
             token, base_url = fake.token, fake.url
         options: dict[str, Any] = {}
         if args.timeout is not None:
@@ -99,17 +102,18 @@ async def _run(args: argparse.Namespace) -> int:
     raise AssertionError("unreachable")  # pragma: no cover -- for mypy: the stack may swallow
 
 
-def interrupted(interrupt: BaseException) -> str:
-    """The Ctrl-C line: "interrupted", plus the advice when a call that may have reached VPSBG
-    (a purchase, renew, cancel, new ticket or reply) was cut by it."""
+def interrupted(interrupt: BaseException, said: str | None = None) -> str:
+    """The Ctrl-C line: "interrupted" (or what the command says instead, ``said``), plus the
+    advice when a call that may have reached VPSBG (a purchase, renew, cancel, new ticket or
+    reply) was cut by it."""
     seen: set[int] = set()
     current: BaseException | None = interrupt
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if MAY_HAVE_REACHED_VPSBG in getattr(current, "__notes__", ()):
-            return f"interrupted. {MAY_HAVE_REACHED_VPSBG}"
+            return f"{said or 'interrupted'}. {MAY_HAVE_REACHED_VPSBG}"
         current = current.__cause__ or current.__context__
-    return "interrupted"
+    return said or "interrupted"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -135,10 +139,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verbose:
         logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
         logging.getLogger(C.LOGGER_NAME).setLevel(logging.DEBUG)
+    offline: OfflineHandler | None = getattr(args, "offline", None)
     try:
+        if offline is not None:  # reads local files only: no client, no token
+            return offline(args, Output(args.json))
         return asyncio.run(_run(args))
     except KeyboardInterrupt as interrupt:
-        return fail(interrupted(interrupt), EXIT_INTERRUPTED)
+        # A command may say more (export: how to finish what was interrupted).
+        return fail(interrupted(interrupt, getattr(args, "interrupted", None)), EXIT_INTERRUPTED)
     except StdoutClosed:
         # What Python's docs advise: point stdout at devnull so the flush at exit cannot fail
         # again, and leave without a word (the reader of a `| head` asked for no more).

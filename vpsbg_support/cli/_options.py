@@ -10,11 +10,12 @@ from typing import Any
 
 from vpsbg_support import _constants as C
 from vpsbg_support._convert import ConversionError, structure
-from vpsbg_support.cli._app import Handler
+from vpsbg_support.cli._app import Handler, OfflineHandler
 
 
-def whole_number(minimum: int) -> Callable[[str], int]:
-    """An option type: a whole number of at least ``minimum``, else a usage error (exit 2)."""
+def whole_number(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An option type: a whole number of at least ``minimum`` (and at most ``maximum``), else a
+    usage error (exit 2)."""
 
     def parse(text: str) -> int:
         try:
@@ -23,6 +24,8 @@ def whole_number(minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, got {value}")
         return value
 
     return parse
@@ -30,6 +33,7 @@ def whole_number(minimum: int) -> Callable[[str], int]:
 
 positive_int = whole_number(1)
 retries = whole_number(0)
+page_size = whole_number(1, C.MAX_PER_PAGE)
 
 
 def seconds(text: str) -> float:
@@ -48,9 +52,11 @@ def moment(text: str) -> datetime:
     try:
         return structure(text, datetime)
     except ConversionError:
-        raise argparse.ArgumentTypeError(
-            f"expected a date (2024-05-01) or an ISO time (2024-05-01T12:00:00Z), got {text!r}"
-        ) from None
+        raise argparse.ArgumentTypeError(f"expected {MOMENT_FORMAT}, got {text!r}") from None
+
+
+#: What ``moment`` accepts, for help texts and errors alike.
+MOMENT_FORMAT = "a date (2024-05-01) or an ISO 8601 time (2024-05-01T12:00:00Z)"
 
 
 def common_options() -> argparse.ArgumentParser:
@@ -95,6 +101,17 @@ class Commands:
             name, parents=[self._common], help=help_text, description=help_text
         )
         sub.set_defaults(handler=handler)
+        return sub
+
+    def add_offline(
+        self, name: str, handler: OfflineHandler, help_text: str
+    ) -> argparse.ArgumentParser:
+        """A command ``name`` that needs no client (no token, no network): ``handler`` runs
+        with the arguments and the output only."""
+        sub: argparse.ArgumentParser = self._group.add_parser(
+            name, parents=[self._common], help=help_text, description=help_text
+        )
+        sub.set_defaults(handler=None, offline=handler)
         return sub
 
     def group(self, name: str, help_text: str, dest: str) -> Commands:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import time
 from typing import IO, Any
 
 from vpsbg_support import _constants as C
 from vpsbg_support._client import AsyncClient
+from vpsbg_support.archive import ExportProgress, ExportSummary, export_tickets
+from vpsbg_support.cli import html
 from vpsbg_support.cli._app import EXIT_OK, EXIT_PARTIAL, Output
 from vpsbg_support.cli._format import size
-from vpsbg_support.cli._options import Commands, moment, positive_int
-from vpsbg_support.export import ExportProgress, ExportSummary, export_tickets
+from vpsbg_support.cli._options import MOMENT_FORMAT, Commands, moment, page_size, positive_int
 
 
 class _ProgressBar:
@@ -76,8 +78,10 @@ def _summary_json(summary: ExportSummary) -> dict[str, Any]:
 
 
 def _summary_text(summary: ExportSummary) -> str:
+    # An incomplete export says so first: "Exported 40 tickets" would read as done.
+    status = "Exported" if summary.complete else "INCOMPLETE export: so far"
     lines = [
-        f"Exported {summary.tickets} tickets ({summary.messages} messages) and"
+        f"{status} {summary.tickets} tickets ({summary.messages} messages) and"
         f" {summary.attachments} attachments ({size(summary.attachment_bytes)}) to"
         f" {summary.dest} in {summary.seconds:.1f} s.",
         f"  this run: {summary.tickets_fetched} tickets fetched,"
@@ -93,8 +97,8 @@ def _summary_text(summary: ExportSummary) -> str:
         lines.append(f"  manifest: {summary.manifest}")
     else:
         lines.append(
-            f"INCOMPLETE: {len(summary.failures)} failure(s); run the same command again to"
-            " finish (no manifest.json until then):"
+            f"  {len(summary.failures)} failure(s); run the same command again to finish"
+            " (no manifest.json until then):"
         )
         for failure in summary.failures[:10]:
             where = f"ticket {failure.ticket_id}"
@@ -107,6 +111,8 @@ def _summary_text(summary: ExportSummary) -> str:
 
 
 async def _export(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:
+    if args.html:
+        html.check_html_extra()  # before exporting anything: say how to install nh3 now
     bar = _ProgressBar(sys.stderr)
     try:
         summary = await export_tickets(
@@ -117,10 +123,19 @@ async def _export(client: AsyncClient, args: argparse.Namespace, out: Output) ->
             since=args.since,
             progress=bar,
             per_page=args.per_page,
+            allow_other_source=args.allow_other_source,
+            # The demo's fake listens on a new port each run; its account is always the same.
+            source=C.DEMO_SOURCE if args.demo else None,
         )
     finally:
         bar.close()
-    out.emit(_summary_json(summary), lambda: _summary_text(summary))
+    data, text = _summary_json(summary), _summary_text(summary)
+    if args.html:
+        # What was archived, even by an incomplete run, is worth browsing.
+        pages = await asyncio.to_thread(html.render, args.dest)
+        data["html"] = html.summary_json(pages)
+        text += "\n" + html.summary_text(pages)
+    out.emit(data, lambda: text)
     return EXIT_OK if summary.complete else EXIT_PARTIAL
 
 
@@ -128,9 +143,37 @@ def register(commands: Commands) -> None:
     """Add the ``export`` command."""
     export = commands.add("export", _export, "archive every ticket and attachment")
     # --demo serves more tickets here than for other commands: enough to show the speed.
-    export.set_defaults(demo_tickets=C.DEMO_EXPORT_TICKETS)
+    export.set_defaults(demo_tickets=C.DEMO_EXPORT_TICKETS, demo_live=False)
     export.add_argument("dest", help="export folder (re-run on it to resume or update)")
-    export.add_argument("--concurrency", type=positive_int, default=8, help="requests at once")
-    export.add_argument("--since", type=moment, help="only tickets updated since DATE")
+    # Ctrl-C leaves the export resumable: the one thing to say is how to finish it.
+    export.set_defaults(interrupted="interrupted; run the same command again to finish the export")
+    export.add_argument(
+        "--concurrency",
+        type=positive_int,
+        default=C.EXPORT_CONCURRENCY,
+        metavar="N",
+        help="requests at once (default: %(default)s)",
+    )
+    export.add_argument(
+        "--since",
+        type=moment,
+        metavar="WHEN",
+        help=f"only tickets updated since WHEN: {MOMENT_FORMAT}; a time without a zone is UTC",
+    )
     export.add_argument("--no-attachments", action="store_true", help="tickets only")
-    export.add_argument("--per-page", type=positive_int, help="tickets per list request")
+    export.add_argument(
+        "--per-page",
+        type=page_size,
+        metavar="N",
+        help=f"tickets per list request, 1-{C.MAX_PER_PAGE} (default: the API's)",
+    )
+    export.add_argument(
+        "--allow-other-source",
+        action="store_true",
+        help="export into an archive written from another --base-url (refused otherwise)",
+    )
+    export.add_argument(
+        "--html",
+        action="store_true",
+        help="then write index.html, a page per ticket and tickets.csv (vpsbg-support[html])",
+    )

@@ -1,9 +1,10 @@
-"""``vpsbg-support tickets ...``: list, show, open, reply, resolve, download; departments,
-services."""
+"""``vpsbg-support tickets ...``: list, show, open, reply, resolve, download, watch;
+departments, services."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import stat
 import sys
@@ -11,14 +12,25 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from vpsbg_support import _constants as C
 from vpsbg_support._client import AsyncClient
 from vpsbg_support._convert import unstructure
-from vpsbg_support.cli._app import EXIT_OK, EXIT_VALIDATION, CLIExit, Output
+from vpsbg_support.cli._app import EXIT_OK, EXIT_VALIDATION, CLIExit, Output, fail
 from vpsbg_support.cli._format import size, table, when
-from vpsbg_support.cli._options import Commands, positive_int
+from vpsbg_support.cli._options import Commands, page_size, positive_int, seconds
 from vpsbg_support.errors import InvalidParameterError, NotFoundError
 from vpsbg_support.export import attachment_path
-from vpsbg_support.models import Attachment, Department, RelatedService, Ticket
+from vpsbg_support.models import (
+    Attachment,
+    CustomerReplied,
+    Department,
+    Page,
+    RelatedService,
+    StatusChanged,
+    SupportReplied,
+    Ticket,
+    TicketEvent,
+)
 
 
 def _ticket_rows(tickets: Sequence[Ticket]) -> str:
@@ -56,6 +68,8 @@ def _services_text(services: Sequence[RelatedService]) -> str:
 
 
 def _ticket_text(ticket: Ticket) -> str:
+    from vpsbg_support.archive.html import html_to_text  # only when a ticket is shown
+
     lines = [f"#{ticket.id} [{ticket.status}] {ticket.subject}"]
     about = [f"department: {ticket.department or '-'}"]
     if ticket.service_label:
@@ -65,7 +79,7 @@ def _ticket_text(ticket: Ticket) -> str:
     for message in ticket.messages:
         author = {True: "customer", False: "support", None: "unknown"}[message.is_customer]
         lines += ["", f"--- {author}, {when(message.created_at)}"]
-        lines.append(message.content or "")
+        lines.append(html_to_text(message.content or ""))
         for attachment in message.attachments:
             lines.append(
                 f"  attachment {attachment.id}: {attachment.name} ({size(attachment.size)})"
@@ -78,13 +92,29 @@ def _message(args: argparse.Namespace) -> str:
     return sys.stdin.read() if text == "-" else text
 
 
+def _listing(tickets: Sequence[Ticket], page: Page[Ticket] | None) -> dict[str, Any]:
+    """What ``--json tickets list`` prints: the tickets and where they stand among the pages
+    (``--all``: every ticket, one "page" with nothing after it)."""
+    if page is None:
+        paging = {"page": None, "last_page": None, "per_page": None, "total": len(tickets)}
+    else:
+        paging = {
+            "page": page.current_page,
+            "last_page": page.last_page,
+            "per_page": page.per_page,
+            "total": page.total,
+        }
+    has_next = page is not None and page.has_next
+    return {"items": _listed_tickets(tickets), **paging, "has_next": has_next}
+
+
 async def _list(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:
     if args.all:
         tickets = [t async for t in client.tickets.iter_all(per_page=args.per_page)]
-        out.emit(_listed_tickets(tickets), lambda: _ticket_rows(tickets))
+        out.emit(_listing(tickets, None), lambda: _ticket_rows(tickets))
         return EXIT_OK
     page = await client.tickets.list(page=args.page, per_page=args.per_page)
-    out.emit(_listed_tickets(page.items), lambda: _ticket_rows(page.items))
+    out.emit(_listing(page.items, page), lambda: _ticket_rows(page.items))
     if page.has_next:
         # On stderr: stdout stays the tickets alone, for a pipe or --json.
         number = page.current_page or args.page or 1
@@ -163,6 +193,7 @@ async def _download(client: AsyncClient, args: argparse.Namespace, out: Output) 
                 f"ticket {ticket.id} has no attachment {args.attachment_id}", status=404
             )
     plan: list[tuple[Attachment, str, Path, bool]] = []
+    conflicts: list[str] = []
     for attachment in wanted:
         # "<id>-<name>", one file or all: names repeat (two "screenshot.png" in a ticket, a
         # "log.txt" in every ticket), ids do not, so a file of the right size under this name
@@ -172,16 +203,16 @@ async def _download(client: AsyncClient, args: argparse.Namespace, out: Output) 
         expected = Path(target)
         there = None if args.overwrite else _already_there(expected, attachment)
         if there is False:
-            # Refused before any download: a re-run never leaves half the files replaced.
+            # Kept, and reported at the end: the other attachments are still downloaded.
             differs = (
                 ""
                 if attachment.size is None
                 else f" and is not the {attachment.size}-byte attachment"
             )
-            raise CLIExit(
-                f"{expected.resolve()} already exists{differs}; pass --overwrite to replace it",
-                EXIT_VALIDATION,
+            conflicts.append(
+                f"{expected.resolve()} already exists{differs}; pass --overwrite to replace it"
             )
+            continue
         plan.append((attachment, target, expected, bool(there)))
     results: list[dict[str, Any]] = []
     for attachment, target, expected, skip in plan:
@@ -195,12 +226,18 @@ async def _download(client: AsyncClient, args: argparse.Namespace, out: Output) 
             except InvalidParameterError as exc:
                 # E.g. the server named the file otherwise than the ticket did and that name is
                 # taken: the library's advice (overwrite=True) is for Python callers.
-                message = exc.message.replace("overwrite=True", "--overwrite")
-                raise CLIExit(message, EXIT_VALIDATION) from None
+                conflicts.append(exc.message.replace("overwrite=True", "--overwrite"))
+                continue
             assert written is not None  # a path target always gives a path
             path = written
         results.append({"attachment_id": attachment.id, "path": str(path), "skipped": skip})
-    out.emit(results, lambda: _download_text(ticket, results))
+    if results or not conflicts:
+        out.emit(results, lambda: _download_text(ticket, results))
+    # One error line per file kept, after everything else was downloaded: exit 4 as any refusal.
+    for conflict in conflicts[:-1]:
+        fail(conflict, EXIT_VALIDATION)
+    if conflicts:
+        raise CLIExit(conflicts[-1], EXIT_VALIDATION)
     return EXIT_OK
 
 
@@ -214,16 +251,66 @@ def _download_text(ticket: Ticket, results: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _event_json(event: TicketEvent) -> dict[str, Any]:
+    """One ``--json`` line of ``tickets watch``: the kind, the ticket in brief, what changed."""
+    ticket = event.ticket
+    data: dict[str, Any] = {
+        "event": event.kind,
+        "ticket_id": ticket.id,
+        "subject": ticket.subject,
+        "status": ticket.status,
+    }
+    if isinstance(event, SupportReplied | CustomerReplied):
+        data["message"] = unstructure(event.message)
+    elif isinstance(event, StatusChanged):
+        data["old"], data["new"] = event.old, event.new
+    data["cursor"] = event.cursor
+    return data
+
+
+def _event_text(event: TicketEvent) -> str:
+    ticket = event.ticket
+    head = f"#{ticket.id} {ticket.subject}"
+    if isinstance(event, SupportReplied | CustomerReplied):
+        who = "support" if isinstance(event, SupportReplied) else "customer"
+        content = " ".join((event.message.content or "").split())
+        return f"{head}: {who} replied: {content[:200]}"
+    if isinstance(event, StatusChanged):
+        return f"{head}: status {event.old} -> {event.new}"
+    return f"{head}: opened ({ticket.status})"
+
+
+async def _watch(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:
+    cursor: str | None = args.cursor
+    try:
+        async for event in client.tickets.watch(interval=args.interval, cursor=cursor):
+            out.line(_event_json(event), lambda e=event: _event_text(e))  # type: ignore[misc]
+            cursor = event.cursor
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        if cursor is not None and not args.json:  # with --json every line has its cursor
+            sys.stderr.write(f"resume with: --cursor {cursor}\n")
+        raise
+    raise AssertionError("unreachable")  # pragma: no cover -- watch never ends by itself
+
+
+ATTACH_HELP = "a file to attach; repeat for more (--attach a.log --attach b.png)"
+
+
 def register(commands: Commands) -> None:
     """Add the ``tickets`` group and its actions."""
     tickets = commands.group(
         "tickets",
-        "list, show, open, reply, resolve, download; departments, services",
+        "list, show, open, reply, resolve, download, watch; departments, services",
         dest="tickets_command",
     )
     listing = tickets.add("list", _list, "list tickets (one page, or --all)")
-    listing.add_argument("--page", type=positive_int, help="page number (1)")
-    listing.add_argument("--per-page", type=positive_int, help="tickets per page")
+    listing.add_argument("--page", type=positive_int, help="page number (default: 1)")
+    listing.add_argument(
+        "--per-page",
+        type=page_size,
+        metavar="N",
+        help=f"tickets per page, 1-{C.MAX_PER_PAGE} (default: the API's)",
+    )
     listing.add_argument("--all", action="store_true", help="every page")
     show = tickets.add("show", _show, "show a ticket and its messages")
     show.add_argument("ticket_id", type=positive_int)
@@ -246,13 +333,25 @@ def register(commands: Commands) -> None:
     )
     create.add_argument("--subject", required=True)
     create.add_argument("--message", required=True, help="the message ('-': read stdin)")
-    create.add_argument("--attach", action="append", default=[], metavar="FILE")
+    create.add_argument("--attach", action="append", default=[], metavar="FILE", help=ATTACH_HELP)
     create.add_argument("--service-id", type=positive_int, help="(see: tickets services)")
     create.add_argument("--service-type", help="(see: tickets services)")
     reply = tickets.add("reply", _reply, "reply to a ticket")
     reply.add_argument("ticket_id", type=positive_int)
     reply.add_argument("--message", required=True, help="the message ('-': read stdin)")
-    reply.add_argument("--attach", action="append", default=[], metavar="FILE")
+    reply.add_argument("--attach", action="append", default=[], metavar="FILE", help=ATTACH_HELP)
+    watch = tickets.add(
+        "watch",
+        _watch,
+        "print ticket events as they happen (new tickets, replies, status changes) until Ctrl-C",
+    )
+    watch.add_argument(
+        "--interval",
+        type=seconds,
+        default=C.WATCH_INTERVAL,
+        help=f"seconds between polls, at least ({C.WATCH_INTERVAL:g}; grows while quiet)",
+    )
+    watch.add_argument("--cursor", help="resume after the event that carried this cursor")
     resolve = tickets.add("resolve", _resolve, "mark a ticket resolved")
     resolve.add_argument("ticket_id", type=positive_int)
     download = tickets.add("download", _download, "download a ticket's attachments")

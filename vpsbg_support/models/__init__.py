@@ -1,5 +1,12 @@
-"""Public attrs models returned by the client: tickets, plans, orders and pages."""
+"""Public attrs models returned by the client: tickets, plans, orders, pages and events."""
 
+from vpsbg_support.models.events import (
+    CustomerReplied,
+    StatusChanged,
+    SupportReplied,
+    TicketEvent,
+    TicketOpened,
+)
 from vpsbg_support.models.orders import (
     Order,
     OrderInvoice,
@@ -19,6 +26,7 @@ from vpsbg_support.models.tickets import (
 
 __all__ = [
     "Attachment",
+    "CustomerReplied",
     "Department",
     "Order",
     "OrderInvoice",
@@ -27,7 +35,11 @@ __all__ = [
     "PaymentInformation",
     "Promo",
     "RelatedService",
+    "StatusChanged",
     "SupportPlan",
+    "SupportReplied",
     "Ticket",
+    "TicketEvent",
     "TicketMessage",
+    "TicketOpened",
 ]

@@ -20,11 +20,13 @@ from typing import Any
 
 import attrs
 
+from vpsbg_support.models._wire import WireModel
+
 __all__ = ["Order", "OrderInvoice", "OrderService", "PaymentInformation", "Promo"]
 
 
 @attrs.frozen(kw_only=True)
-class Promo:
+class Promo(WireModel):
     """A promo code applied to an order or to one of its services.
 
     Attributes:
@@ -41,7 +43,7 @@ class Promo:
 
 
 @attrs.frozen(kw_only=True)
-class PaymentInformation:
+class PaymentInformation(WireModel):
     """How an order was paid; card and crypto keys may appear together, each is optional.
 
     Attributes:
@@ -66,7 +68,7 @@ class PaymentInformation:
 
 
 @attrs.frozen(kw_only=True)
-class OrderInvoice:
+class OrderInvoice(WireModel):
     """An invoice (usually a proforma) issued for an order.
 
     Attributes:
@@ -91,7 +93,7 @@ class OrderInvoice:
 
 
 @attrs.frozen(kw_only=True)
-class OrderService:
+class OrderService(WireModel):
     """One service line of an order.
 
     Attributes:
@@ -128,7 +130,7 @@ class OrderService:
 
 
 @attrs.frozen(kw_only=True)
-class Order:
+class Order(WireModel):
     """An order, as answered by purchasing, renewing or cancelling a support plan.
 
     Attributes:

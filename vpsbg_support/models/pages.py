@@ -12,13 +12,15 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 
+from vpsbg_support.models._wire import JSONModel
+
 __all__ = ["Page"]
 
 T = TypeVar("T")
 
 
 @attrs.frozen(kw_only=True)
-class Page(Generic[T]):
+class Page(JSONModel, Generic[T]):
     """One page of results; iterating it iterates its items.
 
     Attributes:

@@ -13,11 +13,13 @@ from typing import Any
 
 import attrs
 
+from vpsbg_support.models._wire import WireModel
+
 __all__ = ["SupportPlan"]
 
 
 @attrs.frozen(kw_only=True)
-class SupportPlan:
+class SupportPlan(WireModel):
     """A support plan that can be purchased.
 
     Attributes:

@@ -19,11 +19,13 @@ from typing import Any
 
 import attrs
 
+from vpsbg_support.models._wire import WireModel
+
 __all__ = ["Attachment", "Department", "RelatedService", "Ticket", "TicketMessage"]
 
 
 @attrs.frozen(kw_only=True)
-class Attachment:
+class Attachment(WireModel):
     """A file attached to a ticket message.
 
     Attributes:
@@ -42,7 +44,7 @@ class Attachment:
 
 
 @attrs.frozen(kw_only=True)
-class TicketMessage:
+class TicketMessage(WireModel):
     """One message in a ticket's conversation.
 
     Attributes:
@@ -66,7 +68,7 @@ class TicketMessage:
 
 
 @attrs.frozen(kw_only=True)
-class Ticket:
+class Ticket(WireModel):
     """A support ticket with its conversation.
 
     Attributes:
@@ -110,7 +112,7 @@ class Ticket:
 
 
 @attrs.frozen(kw_only=True)
-class Department:
+class Department(WireModel):
     """A support department a ticket can be opened in.
 
     Attributes:
@@ -128,7 +130,7 @@ class Department:
 
 
 @attrs.frozen(kw_only=True)
-class RelatedService:
+class RelatedService(WireModel):
     """A service of the account that a ticket can refer to.
 
     Attributes:

@@ -15,7 +15,7 @@ from vpsbg_support._validate import (
 )
 from vpsbg_support.errors import InvalidParameterError, UnprocessableEntityError
 from vpsbg_support.models import Order, SupportPlan
-from vpsbg_support.resources._base import AsyncResource
+from vpsbg_support.resources._base import AsyncResource, raw_twin, received_error
 
 logger = logging.getLogger(C.LOGGER_NAME)
 
@@ -27,6 +27,15 @@ class AsyncPlans(AsyncResource):
     (a timeout or reset once the request was sent, or a 5xx). Such a failure raises with
     ``request_sent=True``: check the account's orders before trying again.
     """
+
+    @property
+    def with_raw_response(self) -> AsyncPlansWithRawResponse:
+        """The same calls, each answering a :class:`~vpsbg_support.responses.RawResponse`
+        (status, headers, body, request id, retries) whose ``parse()`` is the usual result.
+
+        ``raw = await client.plans.with_raw_response.renew(billing_cycle=1)``
+        """
+        return AsyncPlansWithRawResponse(self)
 
     async def list(self) -> builtins.list[SupportPlan]:
         """List the support plans on offer (and the account's current one, when the API says).
@@ -129,6 +138,7 @@ class AsyncPlans(AsyncResource):
         except UnprocessableEntityError as exc:
             if not exc.replayed:
                 raise
+            received_error(exc)  # with_raw_response.undo_cancel shows this answer
             logger.warning(
                 "undo_cancel: a retry was told %r: no cancellation is pending, as asked; the"
                 " earlier attempt, whose answer was lost, most likely withdrew it",
@@ -136,3 +146,15 @@ class AsyncPlans(AsyncResource):
             )
             return None
         return self._structure_optional(response, Order)
+
+
+class AsyncPlansWithRawResponse:
+    """``client.plans.with_raw_response``: every plan call, answering a RawResponse whose
+    ``parse()`` is what the plain call returns."""
+
+    def __init__(self, plans: AsyncPlans) -> None:
+        self.list = raw_twin(plans.list)
+        self.purchase = raw_twin(plans.purchase)
+        self.renew = raw_twin(plans.renew)
+        self.cancel = raw_twin(plans.cancel)
+        self.undo_cancel = raw_twin(plans.undo_cancel)

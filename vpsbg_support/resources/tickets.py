@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import builtins
 import os
-from collections.abc import AsyncIterator, Iterable, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, TypeVar
 
 import attrs
 
 from vpsbg_support import _constants as C
 from vpsbg_support import _routes as R
+from vpsbg_support import _settle
 from vpsbg_support._filenames import filename_from_headers
 from vpsbg_support._fs import (
     DownloadTarget,
@@ -22,11 +26,22 @@ from vpsbg_support._fs import (
 )
 from vpsbg_support._http import BodyStream
 from vpsbg_support._pipeline import Response
+from vpsbg_support._polling import Backoff, check_seconds, poll
 from vpsbg_support._uploads import AttachmentInput, Multipart, normalize_uploads
 from vpsbg_support._validate import check_id, check_int, check_text
-from vpsbg_support.models import Attachment, Department, Page, RelatedService, Ticket
-from vpsbg_support.resources._base import AsyncResource, raw_response
-from vpsbg_support.responses import RawResponse
+from vpsbg_support.models import (
+    Attachment,
+    Department,
+    Page,
+    RelatedService,
+    Ticket,
+    TicketEvent,
+    TicketMessage,
+)
+from vpsbg_support.resources import _watch
+from vpsbg_support.resources._base import AsyncResource, raw_twin, received
+
+T = TypeVar("T")
 
 
 @attrs.define(kw_only=True)
@@ -118,6 +133,18 @@ class AsyncTickets(AsyncResource):
         response = await self._request(R.TICKETS_LIST, params=params)
         return self._structure_page(response, Ticket)
 
+    async def _read_at(
+        self, route: R.Route, read: Callable[[Any], T], **kwargs: Any
+    ) -> tuple[T, datetime]:
+        """A request's answer, read by ``read``, and the earliest moment the server may have
+        read what it answers (watch's same-second judgement needs the ``Date`` header)."""
+        requested_at = datetime.now(timezone.utc)
+        started = time.monotonic()
+        response = await self._request(route, **kwargs)
+        elapsed = time.monotonic() - started
+        served = _settle.served_at(response.headers.get("Date"), requested_at, elapsed)
+        return read(response), served
+
     async def iter_all(self, per_page: int | None = None) -> AsyncIterator[Ticket]:
         """Every ticket of the account, following the pages one after another.
 
@@ -137,21 +164,166 @@ class AsyncTickets(AsyncResource):
             InvalidParameterError: ``per_page`` is not a positive integer.
             APIStatusError / APIConnectionError / ResponseDecodeError: a page request failed.
         """
+        async for ticket, _ in self._walk(per_page):
+            yield ticket
+
+    async def _walk(self, per_page: int | None) -> AsyncIterator[tuple[Ticket, datetime]]:
+        """Every ticket once, each with when the server may have read its page (iter_all's)."""
+        if per_page is not None:
+            check_int("per_page", per_page)
         seen: set[int] = set()
         page_number = 1
         stale_pages = 0
         while True:
-            page = await self.list(page=page_number, per_page=per_page)
+            params = (
+                {"page": page_number}
+                if per_page is None
+                else {"page": page_number, "per_page": per_page}
+            )
+            page, served = await self._read_at(
+                R.TICKETS_LIST, lambda r: self._structure_page(r, Ticket), params=params
+            )
             fresh = [ticket for ticket in page.items if ticket.id not in seen]
             for ticket in fresh:
                 seen.add(ticket.id)
-                yield ticket
+                yield ticket, served
             stale_pages = 0 if fresh else stale_pages + 1
             if not page.items or not page.has_next or stale_pages >= C.MAX_STALE_PAGES:
                 return
             if page.last_page is not None and page_number >= page.last_page:
                 return
             page_number += 1
+
+    async def watch(
+        self,
+        interval: float = C.WATCH_INTERVAL,
+        cursor: str | None = None,
+        *,
+        max_interval: float | None = None,
+        per_page: int | None = C.WATCH_PER_PAGE,
+    ) -> AsyncIterator[TicketEvent]:
+        """Yield ticket events as they happen, forever: tickets opened, replies, status changes.
+
+        ``async for event in client.tickets.watch(cursor=saved): ...; saved = event.cursor``
+
+        Without ``cursor`` it starts from now: what exists is recorded, not reported (take a
+        cursor for now with :meth:`watch_cursor` to report what happens before the first
+        event, even across a restart). With the ``cursor`` of an event it resumes right after
+        that event: every change since is reported once, even several in the same second
+        (``updated_at`` has one-second resolution) and while tickets move between pages. A
+        ticket opened and answered while stopped gives TicketOpened, then the reply; replies
+        come before the status change they caused. Each poll lists the tickets (one request
+        for up to ``per_page`` tickets) and reads in full only those whose list entry changed
+        (or changed within the second of the last read). While nothing changes the pause
+        grows from ``interval`` (a floor) to ``max_interval`` (default four times
+        ``interval``); a rate limit waits for its ``Retry-After``, and every request goes
+        through the client's rate limiter, shared with the client's other calls. Connection
+        failures and 5xx answers the client's retries did not overcome are logged and polled
+        again; any other error ends the iteration (resume with the last cursor).
+
+        Args:
+            interval: the shortest pause between polls, in seconds.
+            cursor: an event's ``cursor``, to resume after it; None starts from now.
+            max_interval: the longest pause the backoff grows to, in seconds.
+            per_page: tickets per list request (None: the API's default page size).
+
+        Yields:
+            TicketOpened, SupportReplied, CustomerReplied and StatusChanged events, each with
+            the ticket as read and the cursor to resume after it.
+
+        Raises:
+            InvalidParameterError: a bad ``interval``, ``max_interval``, ``per_page`` or
+                ``cursor``.
+            AuthenticationError / PermissionDeniedError / APIStatusError / ResponseDecodeError:
+                a failure a poll cannot ride out.
+        """
+        backoff = Backoff.checked(interval, max_interval)
+        state = None if cursor is None else _watch.WatchState.decode(cursor)
+        if per_page is not None:
+            check_int("per_page", per_page)
+        async for event in _watch.watch(
+            lambda: self._walk(per_page), self._read_ticket, state, backoff
+        ):
+            yield event
+
+    async def watch_cursor(self, per_page: int | None = C.WATCH_PER_PAGE) -> str:
+        """A cursor for now: ``watch(cursor=...)`` from it reports every change made after
+        this call, however late the watch starts. Persist it before the first event arrives.
+
+        Args:
+            per_page: tickets per list request (None: the API's default page size).
+
+        Returns:
+            The cursor (an opaque string).
+
+        Raises:
+            InvalidParameterError: ``per_page`` is not a positive integer.
+            APIStatusError / APIConnectionError / ResponseDecodeError: a read failed.
+        """
+        if per_page is not None:
+            check_int("per_page", per_page)
+        state = await _watch.starting_point(lambda: self._walk(per_page), self._read_ticket)
+        return state.encode()
+
+    async def _read_ticket(self, ticket_id: int) -> tuple[Ticket, datetime]:
+        return await self._read_at(
+            R.TICKETS_GET,
+            lambda r: self._structure(r, Ticket),
+            path_params={"ticket_id": ticket_id},
+        )
+
+    async def wait_for_reply(
+        self,
+        ticket_id: int | str,
+        *,
+        timeout: float | None = None,
+        interval: float = C.WAIT_REPLY_INTERVAL,
+        max_interval: float | None = None,
+    ) -> TicketMessage:
+        """Wait for support to answer a ticket: the first staff message added after the call.
+
+        ``message = await client.tickets.wait_for_reply(ticket.id, timeout=3600)``
+
+        Reads the ticket now, then every ``interval`` seconds or more (growing up to
+        ``max_interval`` while nothing changes), counting messages, so two messages in the same
+        second are told apart. A message whose ``is_customer`` is not True counts as support's.
+
+        Args:
+            ticket_id: the ticket's id.
+            timeout: seconds to wait in all; None waits for as long as it takes.
+            interval: the shortest pause between reads, in seconds.
+            max_interval: the longest pause the backoff grows to, in seconds.
+
+        Returns:
+            The support message.
+
+        Raises:
+            WaitTimeoutError: ``timeout`` passed first; ``.last`` holds the Ticket last read.
+            InvalidParameterError: a bad id or number of seconds.
+            NotFoundError: no such ticket.
+            APIStatusError / ResponseDecodeError: a failure that polling cannot ride out.
+        """
+        tid = check_id("ticket_id", ticket_id)
+        if timeout is not None:
+            timeout = check_seconds("timeout", timeout)
+        backoff = Backoff.checked(interval, max_interval)
+        known: builtins.list[int] = []
+
+        def check(ticket: Ticket) -> TicketMessage | None:
+            if not known:
+                known.append(len(ticket.messages))
+                return None
+            new = ticket.messages[known[0] :]
+            return next((m for m in new if m.is_customer is not True), None)
+
+        return await poll(
+            lambda: self.get(tid),
+            check,
+            key=lambda ticket: (len(ticket.messages), ticket.status),
+            backoff=backoff,
+            timeout=timeout,
+            what=f"waiting for a reply on ticket {tid}",
+        )
 
     async def departments(self) -> builtins.list[Department]:
         """The support departments; their ids are what :meth:`create` takes as ``department_id``.
@@ -197,9 +369,12 @@ class AsyncTickets(AsyncResource):
 
     @property
     def with_raw_response(self) -> AsyncTicketsWithRawResponse:
-        """The same calls, answering a :class:`~vpsbg_support.responses.RawResponse` (status,
-        headers, body bytes, request id) whose ``parse()`` gives the usual result."""
-        return AsyncTicketsWithRawResponse(self._transport)
+        """The same calls, each answering a :class:`~vpsbg_support.responses.RawResponse`
+        (status, headers, body, request id, retries) whose ``parse()`` is the usual result.
+
+        ``raw = await client.tickets.with_raw_response.get(216)``
+        """
+        return AsyncTicketsWithRawResponse(self)
 
     async def create(
         self,
@@ -217,8 +392,9 @@ class AsyncTickets(AsyncResource):
             department_id: the department's id (see :meth:`departments`).
             subject: 3 to 255 characters.
             message: at least 5 characters; HTML is accepted.
-            attachments: files to attach: paths, ``(name, bytes)``, ``(name, content, type)``,
-                binary file objects or ``(name, async iterable of bytes)``; streamed from disk.
+            attachments: files to attach: paths, ``(name, bytes)``, ``(name, str)`` (text,
+                sent UTF-8 encoded), ``(name, content, type)``, binary file objects or
+                ``(name, async iterable of bytes)``; streamed from disk.
             service_id: the related service's id (see :meth:`services`).
             service_type: the related service's type, e.g. ``"server"`` or ``"hosting"``.
 
@@ -326,7 +502,7 @@ class AsyncTickets(AsyncResource):
         async with self._transport.stream(
             R.TICKETS_ATTACHMENT, path_params={"ticket_id": tid, "attachment_id": aid}
         ) as response:
-            yield _attachment_stream(response, known)
+            yield _attachment_stream(received(response), known)
 
     async def download_attachment(
         self,
@@ -379,7 +555,7 @@ class AsyncTickets(AsyncResource):
 
         async def write(response: Response) -> Path:
             # Called again after a body cut short: nothing of the failed try is left on disk.
-            stream = _attachment_stream(response, known)
+            stream = _attachment_stream(received(response), known)
             target = final_path(path, stream.name, fallback, overwrite=overwrite)
             await write_atomically(stream.iter_chunks(), target, overwrite=overwrite)
             return target
@@ -389,26 +565,21 @@ class AsyncTickets(AsyncResource):
         )
 
 
-class AsyncTicketsWithRawResponse(AsyncResource):
-    """``client.tickets.with_raw_response``: ticket calls answering raw responses."""
+class AsyncTicketsWithRawResponse:
+    """``client.tickets.with_raw_response``: every ticket call, answering a RawResponse whose
+    ``parse()`` is what the plain call returns."""
 
-    async def get(self, ticket_id: int | str) -> RawResponse[Ticket]:
-        """One ticket as the server sent it; ``.parse()`` gives what ``tickets.get`` returns.
-
-        Args:
-            ticket_id: the ticket's id.
-
-        Returns:
-            A RawResponse whose ``parse()`` is the Ticket.
-
-        Raises:
-            InvalidParameterError: ``ticket_id`` is not a positive integer.
-            NotFoundError: no such ticket.
-            APIStatusError / APIConnectionError: the call failed.
-        """
-        tid = check_id("ticket_id", ticket_id)
-        response = await self._request(R.TICKETS_GET, path_params={"ticket_id": tid})
-        return raw_response(response, lambda r: self._structure(r, Ticket))
+    def __init__(self, tickets: AsyncTickets) -> None:
+        self.list = raw_twin(tickets.list)
+        self.departments = raw_twin(tickets.departments)
+        self.services = raw_twin(tickets.services)
+        self.get = raw_twin(tickets.get)
+        self.watch_cursor = raw_twin(tickets.watch_cursor)
+        self.wait_for_reply = raw_twin(tickets.wait_for_reply)
+        self.create = raw_twin(tickets.create)
+        self.reply = raw_twin(tickets.reply)
+        self.resolve = raw_twin(tickets.resolve)
+        self.download_attachment = raw_twin(tickets.download_attachment)
 
 
 def _attachment_ids(

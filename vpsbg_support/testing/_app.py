@@ -11,11 +11,14 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Literal, TypeVar
 from urllib.parse import quote
 
+import aiohttp
 from aiohttp import hdrs, web
 from yarl import URL
 
 from vpsbg_support._constants import DEFAULT_BASE_URL
 from vpsbg_support._routes import (
+    ORDERS_GET,
+    ORDERS_LIST,
     PLANS_CANCEL,
     PLANS_LIST,
     PLANS_PURCHASE,
@@ -95,7 +98,9 @@ class FakeVPSBG:
 
     Seed your own data through ``fake.state``: ``create_ticket(department_id=2, subject=...,
     message=...)``, ``reply(ticket_id, "text", is_customer=False)`` for a staff answer,
-    ``add_attachment(ticket_id, name=..., content=b"...")`` and ``resolve(ticket_id)``.
+    ``add_attachment(ticket_id, name=..., content=b"...")`` and ``resolve(ticket_id)``; play
+    support's side with ``set_status(ticket_id, "on-hold")`` and the payment side with
+    ``settle_order(order_id)`` (``status="cancelled"`` too) or ``settle_orders_after=``.
 
     Where the API is silent the fake makes choices; do not let your code depend on them:
 
@@ -134,6 +139,10 @@ class FakeVPSBG:
         active_plan: the account's support plan at start (``None`` for none).
         fault_seed: seeds the fault RNG (default: ``seed``).
         clock: source of "now" for new records (default: real UTC time).
+        settle_orders_after: seconds after which an order placed by purchase or renew settles
+            by itself (``paid``, or ``settle_orders_as``); ``None`` (default) leaves it
+            ``awaiting_payment`` until ``fake.state.settle_order(order_id)``.
+        settle_orders_as: the status orders settle to by themselves (default ``"paid"``).
     """
 
     def __init__(
@@ -158,6 +167,8 @@ class FakeVPSBG:
         active_plan: str | None = "basic",
         fault_seed: int | None = None,
         clock: Callable[[], datetime] | None = None,
+        settle_orders_after: float | None = None,
+        settle_orders_as: str = "paid",
     ) -> None:
         if list_style not in ("envelope", "array"):
             raise ValueError(f"list_style must be 'envelope' or 'array', not {list_style!r}")
@@ -168,6 +179,8 @@ class FakeVPSBG:
             active_plan=active_plan,
             clock=clock,
             timestamp_precision=timestamp_precision,
+            settle_orders_after=settle_orders_after,
+            settle_orders_as=settle_orders_as,
         )
         self.faults = FaultInjector(seed if fault_seed is None else fault_seed)
         self.rate_limiter = RateLimiter(rate_limit, rate_limit_window)
@@ -189,6 +202,9 @@ class FakeVPSBG:
         # request's own storage: aiohttp >= 3.14 warns about str keys there, and RequestKey is
         # newer than the oldest aiohttp we support.
         self._inputs: dict[int, RequestInput] = {}
+        # Tasks running a handler: stop() cancels them, so a latency fault or a slow client
+        # does not hold the shutdown.
+        self._in_flight: set[asyncio.Task[object]] = set()
 
     def __repr__(self) -> str:
         # Tokens are left out on purpose: reprs end up in logs and test reports.
@@ -233,6 +249,8 @@ class FakeVPSBG:
         """Stop listening and close open connections (no error when not running)."""
         runner, self._runner, self._url = self._runner, None, None
         if runner is not None:
+            for task in list(self._in_flight):
+                task.cancel()
             await runner.cleanup()
 
     async def __aenter__(self) -> FakeVPSBG:
@@ -308,6 +326,8 @@ class FakeVPSBG:
             PLANS_RENEW: self._plan_renew,
             PLANS_CANCEL: self._plan_cancel,
             PLANS_UNDO_CANCEL: self._plan_undo_cancel,
+            ORDERS_LIST: self._orders_list,
+            ORDERS_GET: self._order_get,
         }
         missing = set(ROUTES) - set(handlers)
         assert not missing, f"routes without a fake handler: {missing}"
@@ -324,11 +344,22 @@ class FakeVPSBG:
         route = self._route_names.get(request.match_info.route)
         fault_kind: str | None = None
         status: int | None = None
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
         try:
             response, fault_kind = await self._process(request, handler, route)
             status = None if fault_kind == "reset" else response.status
             return response
+        except (ConnectionError, aiohttp.ClientPayloadError):
+            # The client went away mid-request (an upload cut short): nobody to answer, and
+            # nothing worth aiohttp's "Error handling request" traceback.
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=499)
         finally:
+            if task is not None:
+                self._in_flight.discard(task)
             length = request.content_length
             received = self._inputs.pop(id(request), None)
             self._log.append(
@@ -531,6 +562,20 @@ class FakeVPSBG:
     async def _plan_undo_cancel(self, request: web.Request) -> web.StreamResponse:
         self.state.undo_cancel()
         return web.Response(status=204)
+
+    async def _orders_list(self, request: web.Request) -> web.StreamResponse:
+        wanted = request.query.get("filter[status]")
+        statuses = None if wanted is None else set(wanted.split(","))
+        with self.state.lock:
+            orders = [
+                o for o in reversed(self.state.orders) if statuses is None or o.status in statuses
+            ]
+            return self._list(request, orders, self._renderer.order_list_item)
+
+    async def _order_get(self, request: web.Request) -> web.StreamResponse:
+        order_id = _path_id(request, "order_id", "Order")
+        with self.state.lock:
+            return web.json_response(self._renderer.order(self.state.order(order_id)))
 
 
 def _path_id(request: web.Request, key: str, what: str) -> int:

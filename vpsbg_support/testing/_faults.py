@@ -96,13 +96,14 @@ class FaultInjector:
         """Configure a fault; see :class:`Fault` for what each argument means.
 
         ``faults.add("plans.renew", "status", status=502, body="<html>Bad Gateway</html>",
-        content_type="text/html")`` answers as a proxy in front of the API would.
+        content_type="text/html")`` answers as a proxy in front of the API would. The keyword
+        arguments (``probability``, ``times``, ``status``, ``retry_after``, ``body``,
+        ``content_type``, ``seconds``, ``when``, ``keep_fraction``) are the :class:`Fault`
+        attributes of the same name.
 
         Args:
             route: one of :data:`~vpsbg_support.testing.ROUTE_NAMES`, or ``None`` for all.
             kind: ``latency``, ``status``, ``reset`` or ``truncate``.
-            probability, times, status, retry_after, body, content_type, seconds, when,
-                keep_fraction: as the :class:`Fault` attributes of the same name.
 
         Returns:
             The fault, whose ``fired`` counter tests may read.

@@ -21,6 +21,8 @@ RouteName = Literal[
     "plans.renew",
     "plans.cancel",
     "plans.undo_cancel",
+    "orders.list",
+    "orders.get",
 ]
 
 #: The same names as a tuple, in the order of the client's route table.

@@ -88,7 +88,7 @@ class Ticket:
     """A support ticket with its messages, oldest message first."""
 
     id: int
-    status: TicketStatus
+    status: str  # one of TicketStatus, or any string given to ``FakeState.set_status``
     subject: str
     department: Department
     service: Service | None
@@ -109,6 +109,9 @@ class Order:
         billing_cycle: months bought; ``None`` for a cancellation.
         amount: total without VAT; ``amount_with_vat`` applies ``tax_rate``.
         period_from, period_to: the period the order covers, as epoch seconds.
+        payment_date: when it was settled as paid (``settle_order``), else ``None``.
+        settle_at: the ``time.monotonic()`` at which it settles by itself (the fake's
+            ``settle_orders_after``), or ``None``.
     """
 
     id: int
@@ -125,6 +128,8 @@ class Order:
     period_from: int
     period_to: int
     subscription_id: int
+    payment_date: datetime | None = None
+    settle_at: float | None = None
 
 
 @attrs.define(kw_only=True)

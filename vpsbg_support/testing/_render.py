@@ -153,7 +153,7 @@ class Renderer:
             "promo_applicable": True,
             "created_at": created_at,
             "due_at": self.timestamp(record.due_at),
-            "payment_date": None,
+            "payment_date": self.timestamp(record.payment_date) if record.payment_date else None,
             "invoices": [
                 {
                     "id": record.invoice_id,
@@ -185,6 +185,11 @@ class Renderer:
                 }
             ],
         }
+
+    def order_list_item(self, record: Order) -> JSONObject:
+        """Render an Order as ``GET /orders`` lists it: without invoices and service lines."""
+        full = self.order(record)
+        return {k: v for k, v in full.items() if k not in ("invoices", "services")}
 
 
 def department(record: Department) -> JSONObject:

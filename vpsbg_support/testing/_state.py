@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Literal
@@ -90,6 +91,10 @@ class FakeState:
             the real API does, so two changes in the same second get the same ``updated_at``;
             times never go backwards. ``"microseconds"`` keeps the fraction and makes successive
             times strictly increasing, so ``updated_at`` moves on every change.
+        settle_orders_after: seconds after which a new order settles by itself (as if paid,
+            or ``settle_orders_as``), seen by the next read; ``None`` (default) leaves orders
+            ``awaiting_payment`` until :meth:`settle_order`.
+        settle_orders_as: the status orders settle to by themselves (default ``"paid"``).
 
     Raises:
         ValueError: when ``active_plan`` is not a known plan key, or for an unknown precision.
@@ -103,7 +108,13 @@ class FakeState:
         active_plan: str | None = "basic",
         clock: Callable[[], datetime] | None = None,
         timestamp_precision: TimestampPrecision = "seconds",
+        settle_orders_after: float | None = None,
+        settle_orders_as: str = "paid",
     ) -> None:
+        if settle_orders_after is not None and settle_orders_after < 0:
+            raise ValueError("settle_orders_after must not be negative")
+        self.settle_orders_after = settle_orders_after
+        self.settle_orders_as = settle_orders_as
         if timestamp_precision not in ("seconds", "microseconds"):
             raise ValueError(
                 "timestamp_precision must be 'seconds' or 'microseconds', "
@@ -165,7 +176,45 @@ class FakeState:
     def orders(self) -> list[Order]:
         """Every order placed so far, oldest first (a new list)."""
         with self.lock:
+            self._settle_due_orders()
             return list(self._orders)
+
+    def order(self, order_id: int) -> Order:
+        """Return an order (settled first if ``settle_orders_after`` says it is time).
+
+        Raises:
+            FakeAPIError: 404 when there is no such order.
+        """
+        with self.lock:
+            self._settle_due_orders()
+            found = next((o for o in self._orders if o.id == order_id), None)
+            if found is None:
+                raise not_found("Order")
+            return found
+
+    def settle_order(self, order_id: int, status: str = "paid") -> Order:
+        """Play the payment side: give an order its final status (``paid`` sets its
+        ``payment_date``; ``cancelled``, or any status, is set as given).
+
+        Raises:
+            FakeAPIError: 404 when there is no such order.
+        """
+        with self.lock:
+            found = self.order(order_id)
+            self._settle(found, status)
+            return found
+
+    def _settle(self, order: Order, status: str) -> None:
+        order.status = status
+        order.settle_at = None
+        if status == "paid":
+            order.payment_date = self.now()
+
+    def _settle_due_orders(self) -> None:
+        moment = time.monotonic()
+        for order in self._orders:
+            if order.settle_at is not None and order.settle_at <= moment:
+                self._settle(order, self.settle_orders_as)
 
     @property
     def cancellations(self) -> list[Cancellation]:
@@ -384,6 +433,18 @@ class FakeState:
             ticket.status = "customer-reply" if is_customer else "answered"
             return ticket
 
+    def set_status(self, ticket_id: int, status: str) -> Ticket:
+        """Play support's side: give a ticket any status (``updated_at`` moves) and return it.
+
+        Raises:
+            FakeAPIError: 404 when there is no such ticket.
+        """
+        with self.lock:
+            ticket = self.ticket(ticket_id)
+            ticket.status = status
+            ticket.updated_at = self.now()
+            return ticket
+
     def resolve(self, ticket_id: int) -> Ticket:
         """Mark a ticket ``resolved`` (the fake's status name; idempotent) and return it.
 
@@ -541,5 +602,7 @@ class FakeState:
             period_to=int(self._paid_until.timestamp()),
             subscription_id=self._subscription_id,
         )
+        if self.settle_orders_after is not None and kind != "custom":
+            order.settle_at = time.monotonic() + self.settle_orders_after
         self._orders.append(order)
         return order
