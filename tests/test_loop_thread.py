@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import gc
 import inspect
 import os
@@ -12,7 +11,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
@@ -210,26 +209,51 @@ def test_interrupt_between_submit_and_wait_still_cancels_the_task(
 ) -> None:
     runner.run(echo(0))
     started, cancelled = threading.Event(), threading.Event()
-    real_submit = asyncio.run_coroutine_threadsafe
+    real_submit = _loop_thread._submit
     calls = 0
 
     def submit_then_interrupt(
         coro: Coroutine[Any, Any, Any], loop: asyncio.AbstractEventLoop
-    ) -> concurrent.futures.Future[Any]:
+    ) -> _loop_thread._Waiter[Any]:
         nonlocal calls
         calls += 1
-        future = real_submit(coro, loop)
-        if calls == 1:  # Ctrl-C lands after the task is queued, before run() has its future
+        waiter = real_submit(coro, loop)
+        if calls == 1:  # Ctrl-C lands after the task is queued, before run() has its waiter
             assert started.wait(HANG_GUARD)
             raise KeyboardInterrupt
-        return future
+        return waiter
 
-    monkeypatch.setattr(asyncio, "run_coroutine_threadsafe", submit_then_interrupt)
+    monkeypatch.setattr(_loop_thread, "_submit", submit_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         runner.run(long_call(started, cancelled))
 
     assert cancelled.is_set()
     assert runner.run(echo(6)) == 6
+
+
+def test_a_coroutine_cancelling_itself_raises_cancelled_error(runner: LoopThread[None]) -> None:
+    async def gives_up() -> None:
+        raise asyncio.CancelledError
+
+    with pytest.raises(CancelledError):
+        runner.run(gives_up())
+    assert runner.run(echo(3)) == 3  # not taken for a close(): the client stays usable
+
+
+def test_a_task_that_cannot_be_created_fails_the_call_instead_of_hanging(
+    runner: LoopThread[None],
+) -> None:
+    def refuse(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> Any:
+        raise RuntimeError("no tasks today")
+
+    runner.run(echo(0))
+    runner.loop.set_task_factory(refuse)  # type: ignore[arg-type]
+    try:
+        with pytest.raises(RuntimeError, match="no tasks today"):
+            runner.run(echo(1))
+    finally:
+        runner.loop.set_task_factory(None)
+    assert runner.run(echo(2)) == 2
 
 
 def test_call_from_the_loop_thread_raises_instead_of_deadlocking(
@@ -402,31 +426,28 @@ def test_ctrl_c_just_after_the_enter_finished_still_exits_the_async_context(
     runner: LoopThread[None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     runner.run(echo(0))
-    real_submit = asyncio.run_coroutine_threadsafe
+    real_submit = _loop_thread._submit
     interrupted = False
 
-    class LateInterrupt(concurrent.futures.Future[Any]):
+    class LateInterrupt:
         """The enter completes on the loop; Ctrl-C lands before run() returns its value."""
 
-        def __init__(self, inner: concurrent.futures.Future[Any]) -> None:
-            super().__init__()
+        def __init__(self, inner: _loop_thread._Waiter[Any]) -> None:
             self.inner = inner
 
-        def result(self, timeout: float | None = None) -> Any:
+        def result(self) -> Any:
             nonlocal interrupted
-            value = self.inner.result(timeout)
+            value = self.inner.result()
             if not interrupted:
                 interrupted = True
                 raise KeyboardInterrupt
             return value
 
-    def submit(
-        coro: Coroutine[Any, Any, Any], loop: asyncio.AbstractEventLoop
-    ) -> concurrent.futures.Future[Any]:
+    def submit(coro: Coroutine[Any, Any, Any], loop: asyncio.AbstractEventLoop) -> LateInterrupt:
         return LateInterrupt(real_submit(coro, loop))
 
     acm = Tracked()
-    monkeypatch.setattr(asyncio, "run_coroutine_threadsafe", submit)
+    monkeypatch.setattr(_loop_thread, "_submit", submit)
     with pytest.raises(KeyboardInterrupt), runner.context(acm):
         pytest.fail("the with block must not run")
 

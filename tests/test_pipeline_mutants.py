@@ -13,6 +13,7 @@ import gzip
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
 from typing import Any
 
 import aiohttp
@@ -515,21 +516,18 @@ def test_try_acquire_reserves_a_free_slot_and_never_waits() -> None:
 
 
 @pytest.mark.parametrize("stream", [False, True])
-async def test_the_retry_loop_yields_one_response_and_never_sends_again(
+async def test_the_retry_loop_returns_one_response_and_never_sends_again(
     script: Script, stream: bool
 ) -> None:
-    # Whoever drives the loop, a call that got its answer is over: asking the loop for more
-    # must not send the request again (for a renew, a second order).
+    # Whoever drives the loop, a call that got its answer is over: the loop must not send the
+    # request again (for a renew, a second order).
     p = pipeline(script)
     route = POST if not stream else R.TICKETS_ATTACHMENT
     url = p.url_for(route, {"ticket_id": 1, "attachment_id": 2} if stream else None)
     call = _Call(route, url, url, None, {"billing_cycle": 3}, None, stream, False)
-    attempts = p._attempts(call)
-    response = await attempts.__anext__()
-    assert response.status == 200
-    with pytest.raises(StopAsyncIteration):
-        await attempts.__anext__()
-    await attempts.aclose()
+    async with AsyncExitStack() as keep:  # a stream's response stays open until it closes
+        response = await p._attempts(call, keep if stream else None)
+        assert response.status == 200
     await p.aclose()
     assert len(script.seen) == 1
 

@@ -690,8 +690,12 @@ def structure(data: Any, cl: type[T]) -> T:
     Raises:
         ConversionError: ``data`` does not have the shape ``cl`` needs; the message names where.
     """
-    if cl in _structure_hooks or _is_page(cl):
-        # Our own hooks raise only ConversionError; nothing here may hide a bug in them.
+    hook = _structure_hooks.get(cl)
+    if hook is not None:
+        # The hook the converter holds for ``cl``, called without cattrs' dispatch on the
+        # way (it raises only ConversionError; nothing here may hide a bug in it).
+        return hook(data)  # type: ignore[no-any-return]
+    if _is_page(cl):
         return converter.structure(data, cl)
     try:
         return converter.structure(data, cl)

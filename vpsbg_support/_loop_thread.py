@@ -216,7 +216,7 @@ class LoopThread(Generic[R]):
             with self._box.lock:
                 if not state.accepting:
                     raise LoopClosedError(_CLOSED)
-                future = asyncio.run_coroutine_threadsafe(coro, state.loop)
+                waiter = _submit(coro, state.loop)
         except KeyboardInterrupt as interrupt:
             self._settle_interrupted(coro, state, interrupt)
             raise
@@ -224,8 +224,8 @@ class LoopThread(Generic[R]):
             coro.close()
             raise
         try:
-            return future.result()
-        except concurrent.futures.CancelledError:
+            return waiter.result()
+        except asyncio.CancelledError:
             # Cancelled by close() in another thread, rather than by the coroutine itself.
             if not state.accepting:
                 if _EXITING and threading.current_thread().daemon:
@@ -239,7 +239,7 @@ class LoopThread(Generic[R]):
                     " orders before trying again).",
                     request_sent=True,
                 ) from None
-            raise
+            raise concurrent.futures.CancelledError() from None
         except KeyboardInterrupt as interrupt:
             self._settle_interrupted(coro, state, interrupt)
             raise
@@ -440,6 +440,55 @@ class SyncContextManager(Generic[T, U]):
         tb: TracebackType | None,
     ) -> bool | None:
         return self._runner.run(_aexit(self._acm, exc_type, exc, tb))
+
+
+class _Waiter(Generic[T]):
+    """One blocking call handed to the loop: the loop runs it as a task whose end releases a
+    lock the caller is blocked on.
+
+    Lighter than ``asyncio.run_coroutine_threadsafe``, which chains the task to a
+    ``concurrent.futures.Future`` (a condition, a fresh lock per wait, state copied across):
+    here one callback starts the task and one lock is released when it ends.
+    """
+
+    __slots__ = ("_done", "_error", "_task")
+
+    def __init__(self) -> None:
+        self._done = threading.Lock()
+        self._done.acquire()
+        self._task: asyncio.Task[T] | None = None
+        self._error: BaseException | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> None:
+        """On the loop: run ``coro`` as a task (in the caller's context, copied at submit)."""
+        try:
+            self._task = loop.create_task(coro)
+        except BaseException as exc:  # the caller gets the error instead of waiting for ever
+            coro.close()
+            self._error = exc
+            self._done.release()
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self._task.add_done_callback(self._finished)
+
+    def _finished(self, _task: asyncio.Task[T]) -> None:
+        self._done.release()
+
+    def result(self) -> T:
+        """Block until the task ends; its result, or its exception (``asyncio.CancelledError``
+        when it was cancelled). Interruptible: Ctrl-C raises KeyboardInterrupt here."""
+        self._done.acquire()
+        if self._task is None:
+            raise cast(BaseException, self._error)
+        return self._task.result()
+
+
+def _submit(coro: Coroutine[Any, Any, T], loop: asyncio.AbstractEventLoop) -> _Waiter[T]:
+    """Queue ``coro`` on ``loop`` (from another thread); wait for it with ``.result()``."""
+    waiter: _Waiter[T] = _Waiter()
+    loop.call_soon_threadsafe(waiter.start, loop, coro)
+    return waiter
 
 
 async def _call(factory: Callable[[], T]) -> T:

@@ -16,9 +16,9 @@ import asyncio
 import copy
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any, NamedTuple, NoReturn, TypeVar
+from typing import Any, NamedTuple, NoReturn, TypeVar, cast
 from urllib.parse import urlencode, urlsplit
 
 import aiohttp
@@ -218,7 +218,7 @@ class Pipeline:
 
     # --- the three ways in: a whole body, a stream held by the caller, a restartable download
 
-    async def request(
+    def request(
         self,
         route: Route,
         *,
@@ -226,8 +226,11 @@ class Pipeline:
         params: Mapping[str, str | int] | None = None,
         json_body: Any = None,
         multipart: http.MultipartBody | None = None,
-    ) -> Response:
-        """Send ``route`` with retries per the policy and return the 2xx response, body read.
+    ) -> Coroutine[Any, Any, Response]:
+        """Send ``route`` with retries per the policy; await it for the 2xx response, body read.
+
+        Not a coroutine itself but the retry loop's, built here: one frame less for every
+        resumption of every call.
 
         Raises:
             APIStatusError: (a subclass per status) for a non-2xx answer.
@@ -248,11 +251,8 @@ class Pipeline:
             False,
             False,
         )
-        attempts = self._attempts(call)
-        try:
-            return await attempts.__anext__()
-        finally:
-            await attempts.aclose()
+        attempts: Coroutine[Any, Any, Response] = self._attempts(call)
+        return attempts
 
     @asynccontextmanager
     async def stream(
@@ -263,11 +263,9 @@ class Pipeline:
         The total timeout does not apply to a stream (a large file may take long); the read
         timeout between chunks does. A body cut while the caller reads is not asked again.
         """
-        attempts = self._attempts(self._stream_call(route, path_params, restartable=False))
-        try:
-            yield await attempts.__anext__()
-        finally:
-            await attempts.aclose()
+        async with AsyncExitStack() as keep:  # closes the response when the caller is done
+            call = self._stream_call(route, path_params, restartable=False)
+            yield cast(Response, await self._attempts(call, keep))
 
     async def download(
         self,
@@ -281,16 +279,8 @@ class Pipeline:
 
         ``consume`` must leave nothing behind when it raises (it is called again).
         """
-        attempts = self._attempts(self._stream_call(route, path_params, restartable=True))
-        try:
-            response = await attempts.__anext__()
-            while True:
-                try:
-                    return await consume(response)
-                except DownloadError as exc:
-                    response = await attempts.athrow(exc)
-        finally:
-            await attempts.aclose()
+        call = self._stream_call(route, path_params, restartable=True)
+        return cast(T, await self._attempts(call, consume))
 
     def _stream_call(
         self, route: Route, path_params: Mapping[str, int | str] | None, *, restartable: bool
@@ -309,9 +299,19 @@ class Pipeline:
 
     # --- the retry loop --------------------------------------------------------------------
 
-    async def _attempts(self, call: _Call) -> AsyncGenerator[Response, None]:
-        """Yield the 2xx response of the first attempt that gets one; a ``DownloadError``
-        thrown back in (a cut body) counts as that attempt's failure."""
+    async def _attempts(
+        self,
+        call: _Call,
+        take: AsyncExitStack | Callable[[Response], Awaitable[Any]] | None = None,
+    ) -> Any:
+        """Send ``call`` until an attempt gets a 2xx response, and return it, its body read and
+        its connection already back in the pool. For a stream, ``take`` says what to do with
+        the open response: an ``AsyncExitStack`` keeps it open (and closes it when the stack
+        closes), and it is returned; a function consumes it, and what that returns is returned.
+        A ``DownloadError`` the function raises for a cut body counts as the attempt's failure.
+
+        A coroutine, not an async generator: no generator to finalize on every call.
+        """
         policy = self.retry
         method = call.route.method
         state = _CallState(started=time.monotonic())
@@ -323,16 +323,17 @@ class Pipeline:
             async with AsyncExitStack() as stack:
                 outcome = await self._attempt(call, stack, state)
                 if call.stream and isinstance(outcome, Response):
+                    if isinstance(take, AsyncExitStack):  # the caller reads the body
+                        take.push_async_exit(stack.pop_all())
+                        return outcome
                     try:
-                        yield outcome  # the body is read while the response stays open
-                        return
+                        return await cast(Callable[[Response], Awaitable[Any]], take)(outcome)
                     except DownloadError as exc:
                         if not (call.restartable and exc.cut_short):
                             raise
                         outcome = Failure(FailureKind.AMBIGUOUS, exc)
             if isinstance(outcome, Response):
-                yield outcome  # read whole, its connection already back in the pool
-                return
+                return outcome
             decision = decide(
                 method=method,
                 attempt=state.attempt,

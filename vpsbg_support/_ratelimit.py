@@ -215,7 +215,8 @@ class RateLimiter:
     def release(self, status: int | None, headers: Mapping[str, str] | None = None) -> None:
         """Record the answer (``status`` None: the request failed) and wake waiting tasks."""
         self._budget.done(self._clock(), status, headers or {})
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        if self._waiters:  # mostly none: no new list per call then
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)

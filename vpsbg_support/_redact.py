@@ -59,7 +59,11 @@ class Redactor:
     def in_headers(self, headers: Mapping[str, str]) -> bool:
         """Does any header value quote the token?"""
         token = self._token
-        return bool(token) and any(token in v for v in headers.values())
+        if token:
+            for value in headers.values():  # a loop, not any(genexpr): this runs every call
+                if token in value:
+                    return True
+        return False
 
     def mentioned_in(self, exc: BaseException) -> bool:
         """Does ``exc``, or anything chained to it, quote the token?"""
