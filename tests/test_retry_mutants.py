@@ -258,3 +258,59 @@ async def test_a_cancelled_waiter_leaves_nothing_behind() -> None:
     assert limiter._waiters == []
     limiter.release(200, {})
     assert await limiter.acquire() == 0.0
+
+
+# -- client.rate_limit: what the budget remembers of the server's headers ------------------------
+
+
+def test_the_budget_keeps_the_last_limit_and_reset_a_server_sent() -> None:
+    budget = RateBudget()
+    budget.ask(0.0)
+    budget.done(0.0, 200, {"X-RateLimit-Limit": "60", "X-RateLimit-Reset": "1767225600"})
+    assert (budget.limit, budget.reset_epoch) == (60, 1767225600)
+    budget.ask(1.0)
+    budget.done(1.0, 200, {"X-RateLimit-Remaining": "5"})  # an answer without them
+    assert (budget.limit, budget.reset_epoch) == (60, 1767225600)
+    budget.ask(2.0)
+    budget.done(2.0, 200, {"X-RateLimit-Limit": "120", "X-RateLimit-Reset": "1767229200"})
+    assert (budget.limit, budget.reset_epoch) == (120, 1767229200)
+
+
+def test_a_snapshot_reports_the_budget_and_when_sending_may_go_on() -> None:
+    clock = [100.0]
+    limiter = RateLimiter(clock=lambda: clock[0])
+    empty = limiter.snapshot()
+    assert (empty.remaining, empty.limit, empty.resets_at) == (None, None, None)
+    assert empty.server_sends_headers is None and empty.in_flight == 0
+
+    limiter.budget.ask(100.0)
+    limiter.budget.done(
+        100.0,
+        200,
+        {
+            "X-RateLimit-Remaining": "7",
+            "X-RateLimit-Limit": "60",
+            "X-RateLimit-Reset": "1767225600",
+        },
+    )
+    limiter.budget.ask(100.0)  # one request in flight
+    told = limiter.snapshot()
+    assert (told.remaining, told.limit, told.in_flight) == (6, 60, 1)
+    assert told.server_sends_headers is True
+    assert told.resets_at == datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+    # A Retry-After being honoured wins over the header: sending goes on when the wait ends.
+    limiter.budget.done(100.0, 429, {"Retry-After": "30"})
+    before = datetime.now(timezone.utc)
+    waiting = limiter.snapshot()
+    assert waiting.resets_at is not None
+    assert abs((waiting.resets_at - before).total_seconds() - 30) < 1
+    clock[0] = 131.0  # the wait is over: the header's reset time again
+    assert limiter.snapshot().resets_at == datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def test_a_hostile_reset_header_gives_no_reset_time() -> None:
+    limiter = RateLimiter(clock=lambda: 0.0)
+    limiter.budget.ask(0.0)
+    limiter.budget.done(0.0, 200, {"X-RateLimit-Reset": str(10**30)})
+    assert limiter.snapshot().resets_at is None
