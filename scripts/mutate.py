@@ -66,6 +66,11 @@ PIPELINE = (
     "tests/test_resilience.py",
     "tests/test_client_wire.py",
     "tests/test_errors.py",
+    # What the pipeline shows and takes: request ids, hooks, extra headers and query, logs, TLS.
+    "tests/test_request_ids_and_hooks.py",
+    "tests/test_raw_responses.py",
+    "tests/test_steering.py",
+    "tests/test_log_env.py",
 )
 
 MODULES: dict[str, Target] = {

@@ -101,8 +101,13 @@ class Seen:
     headers: dict[str, str]
 
 
+#: What RecordingAPI answers for any attachment.
+ATTACHMENT_BYTES = b"a log line\n" * 100
+
+
 class RecordingAPI:
-    """``GET /v1/support/tickets/{id}`` answers the documented ticket; every request is recorded
+    """``GET /v1/support/tickets/{id}`` answers the documented ticket (and ``.../attachments/
+    {aid}`` the bytes ``ATTACHMENT_BYTES``); every request is recorded
     with its headers. ``fail_first`` answers that many requests 503 first; ``response_headers``
     are added to every answer."""
 
@@ -132,11 +137,16 @@ class RecordingAPI:
             {**TICKET, "id": int(request.match_info["id"])}, headers=self.response_headers
         )
 
+    async def _attachment(self, request: web.Request) -> web.Response:
+        self.seen.append(Seen(request.method, request.path_qs, dict(request.headers)))
+        return web.Response(body=ATTACHMENT_BYTES, content_type="text/plain")
+
     @contextlib.asynccontextmanager
     async def serve(self, tls: ssl.SSLContext | None = None) -> AsyncIterator[RecordingAPI]:
         app = web.Application()
         app.router.add_get("/v1/support/tickets/{id}", self._handle)
         app.router.add_get("/v1/support/tickets", self._handle)
+        app.router.add_get("/v1/support/tickets/{id}/attachments/{aid}", self._attachment)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)

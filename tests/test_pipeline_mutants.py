@@ -422,11 +422,17 @@ def test_a_connection_failure_names_what_happened() -> None:
     redact = Redactor(TOKEN)
     url = "https://api.test/v1/x"
     said = transport_failure(
-        ConnectionResetError("peer went away"), "GET", url, redact, sent=True, timed_out=False
+        ConnectionResetError("peer went away"),
+        "GET",
+        url,
+        redact,
+        sent=True,
+        timed_out=False,
+        certificate=False,
     )
     assert "peer went away" in str(said.error)
     silent = transport_failure(
-        aiohttp.ClientOSError(), "GET", url, redact, sent=True, timed_out=False
+        aiohttp.ClientOSError(), "GET", url, redact, sent=True, timed_out=False, certificate=False
     )
     assert "ClientOSError" in str(silent.error)
 

@@ -4,13 +4,14 @@ client.rate_limit, on both clients, against a loopback API of ours that records 
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
 import pytest
 
-from tests._observe_servers import RecordingAPI
+from tests._observe_servers import ATTACHMENT_BYTES, RecordingAPI
 from vpsbg_support import (
     AsyncClient,
     Client,
@@ -122,6 +123,7 @@ async def test_hooks_see_every_attempt_without_the_token(blocking: bool) -> None
     assert first.method == "GET" and first.url == f"{api.url}/support/tickets?page=2&per_page=5"
     assert first.headers["Authorization"] == "Bearer ***"
     assert (answer.status_code, answer.request_id) == (503, "r1")
+    assert 0 <= answer.elapsed < 5  # seconds from sending to the headers, on loopback
     assert [i.status_code for i in seen if isinstance(i, ResponseInfo)] == [503, 200]
     assert TOKEN not in repr(seen)
 
@@ -173,6 +175,20 @@ async def test_with_options_adds_headers_and_query_to_every_request_of_the_copy(
     assert listed.headers["X-Trace"] == "1" and listed.headers["X-Team"] == "billing"
     assert plain.path_qs == "/v1/support/tickets/4" and "X-Trace" not in plain.headers
     assert all(seen.headers["Authorization"] == f"Bearer {TOKEN}" for seen in api.seen)
+
+
+async def test_with_options_adds_headers_and_query_to_downloads_too() -> None:
+    async with RecordingAPI().serve() as api, AsyncClient(TOKEN, base_url=api.url) as client:
+        derived = client.with_options(extra_headers={"x-trace": "1"}, extra_query={"lang": "en"})
+        async with derived.tickets.stream_attachment(3, 7) as stream:
+            streamed = b"".join([chunk async for chunk in stream.iter_chunks()])
+        saved = io.BytesIO()
+        await derived.tickets.download_attachment(3, 7, saved)
+    assert streamed == saved.getvalue() == ATTACHMENT_BYTES
+    for seen in api.seen:
+        assert seen.path_qs == "/v1/support/tickets/3/attachments/7?lang=en"
+        assert seen.headers["X-Trace"] == "1"
+        assert seen.headers["Authorization"] == f"Bearer {TOKEN}"
 
 
 @pytest.mark.parametrize(

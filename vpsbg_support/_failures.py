@@ -72,7 +72,7 @@ def transport_failure(
     *,
     sent: bool,
     timed_out: bool,
-    certificate: bool = False,
+    certificate: bool,
 ) -> Failure:
     """A connection failure or timeout; ``sent``: the request may have reached the server;
     ``certificate``: the server's TLS certificate could not be verified."""
