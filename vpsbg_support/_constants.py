@@ -138,3 +138,8 @@ ARCHIVE_HASH_CHUNK = 1024 * 1024
 ARCHIVE_COMMIT_INTERVAL = 0.25
 #: Hits returned by an archive search unless a limit is given.
 ARCHIVE_SEARCH_LIMIT = 20
+#: The HTML archive renders pages on this many worker processes (nh3 and page assembly hold
+#: the GIL, so threads would not help); 1 renders in the calling process only.
+HTML_RENDER_PROCESSES = 2
+#: Pages sent to a worker process at once; a render of fewer pages starts no process at all.
+HTML_RENDER_CHUNK = 64
