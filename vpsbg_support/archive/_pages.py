@@ -295,7 +295,9 @@ def _time(moment: datetime | None) -> str:
     if moment is None:
         return "-"
     # Shown to the second (what the API gives); the attribute keeps any fraction.
-    return f'<time datetime="{iso_8601(moment)}">{iso_8601(moment.replace(microsecond=0))}</time>'
+    full = iso_8601(moment)
+    shown = iso_8601(moment.replace(microsecond=0)) if moment.microsecond else full
+    return f'<time datetime="{full}">{shown}</time>'
 
 
 def iso_8601(moment: datetime) -> str:
