@@ -36,6 +36,8 @@ __all__ = ["Prepared", "Preparer", "texts_many"]
 #: What keeps a worker from being used: it could not start, or died.
 _POOL_ERRORS = (OSError, EOFError, ValueError)
 _HEADER = 8
+#: A message on a worker's pipe is at most this long (a batch's bodies are a few MiB).
+_LARGEST = 1 << 30
 #: A worker that does not exit this long after its input closed is killed.
 _EXIT_WAIT = 5.0
 
@@ -62,6 +64,8 @@ def _receive(source: IO[bytes]) -> object:
     if len(header) < _HEADER:
         raise EOFError("the worker's pipe closed")
     size = int.from_bytes(header, "big")
+    if size > _LARGEST:
+        raise ValueError("the pipe announced more than a batch can hold")
     data = source.read(size)
     if len(data) < size:
         raise EOFError("the worker's pipe closed")
