@@ -230,6 +230,20 @@ def test_a_symlinked_pages_folder_is_refused(archive: StandInArchive, tmp_path: 
     assert list(elsewhere.iterdir()) == []
 
 
+def test_a_page_that_cannot_be_written_names_itself_and_leaves_no_temporary_file(
+    tmp_path: Path,
+) -> None:
+    store = StandInArchive(tmp_path)
+    for ticket_id in range(1, 6):
+        store.add(ticket_body(ticket_id))
+    (tmp_path / "html" / "ticket-3.html").mkdir(parents=True)  # a folder where a page goes
+
+    with pytest.raises(ExportError, match=r"ticket-3\.html"):
+        render_html(store)
+
+    assert [p.name for p in (tmp_path / "html").iterdir() if p.name.endswith(".part")] == []
+
+
 def test_a_file_outside_the_folder_is_never_linked(archive: StandInArchive) -> None:
     stored = archive.attachments()[0]
     archive._files[(216, 5)] = attrs.evolve(stored, path="../../etc/passwd")

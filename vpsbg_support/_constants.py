@@ -138,3 +138,9 @@ ARCHIVE_HASH_CHUNK = 1024 * 1024
 ARCHIVE_COMMIT_INTERVAL = 0.25
 #: Hits returned by an archive search unless a limit is given.
 ARCHIVE_SEARCH_LIMIT = 20
+#: The HTML archive sanitises message bodies (nh3) and turns the CSV's into text on this many
+#: worker processes: both hold the GIL, so threads would not help. 1: none, all done here.
+HTML_RENDER_PROCESSES = 2
+#: Message bodies sent to a worker at once, at least: fewer are cleaned in the calling process,
+#: so a re-run that rewrites a few pages starts no worker (starting one costs ~0.3 s of CPU).
+HTML_RENDER_CHUNK = 512

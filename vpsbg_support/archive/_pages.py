@@ -142,6 +142,7 @@ def ticket_page(
     earlier: Sequence[TicketVersionLike] = (),
     latest: bool = True,
     generator: str,
+    sanitized: Mapping[str, str] | None = None,
 ) -> str:
     """A ticket's page: its details, the thread in order, attachments, earlier versions.
 
@@ -153,11 +154,13 @@ def ticket_page(
         earlier: the earlier versions to link to (only on the latest version's page).
         latest: False for an earlier version's page: it says so and links to the latest.
         generator: the program and version to name in the page.
+        sanitized: message bodies already sanitised (by body); others are sanitised here.
 
     Returns:
         The page's HTML.
     """
-    messages = "".join(_message(m, files) for m in ticket.messages)
+    prepared = sanitized or {}
+    messages = "".join(_message(m, files, prepared) for m in ticket.messages)
     shown = {a.id for m in ticket.messages for a in m.attachments}
     others = [f for attachment_id, f in sorted(files.items()) if attachment_id not in shown]
     notice = ""
@@ -197,7 +200,11 @@ def _details(ticket: Ticket, fetched_at: datetime | None) -> str:
     return f'<dl class="details">{items}</dl>\n'
 
 
-def _message(message: TicketMessage, files: Mapping[int, ArchivedAttachmentLike]) -> str:
+def _message(
+    message: TicketMessage,
+    files: Mapping[int, ArchivedAttachmentLike],
+    sanitized: Mapping[str, str],
+) -> str:
     kind, label = _AUTHOR[message.is_customer]
     anchor = f' id="m{message.id}"' if message.id is not None else ""
     author = f' <span class="author">{escape(message.user)}</span>' if message.user else ""
@@ -205,10 +212,14 @@ def _message(message: TicketMessage, files: Mapping[int, ArchivedAttachmentLike]
     if message.attachments:
         items = "".join(_attachment(a, files.get(a.id)) for a in message.attachments)
         attachments = f'<ul class="attachments">{items}</ul>'
+    content = message.content
+    body = sanitized.get(content) if content else None
+    if body is None:
+        body = sanitize_message(content)
     return (
         f'<li class="message {kind}"{anchor}><article>'
         f'<header><span class="who">{label}</span>{author} {_time(message.created_at)}</header>'
-        f'<div class="body">{sanitize_message(message.content)}</div>{attachments}'
+        f'<div class="body">{body}</div>{attachments}'
         "</article></li>\n"
     )
 
@@ -284,7 +295,9 @@ def _time(moment: datetime | None) -> str:
     if moment is None:
         return "-"
     # Shown to the second (what the API gives); the attribute keeps any fraction.
-    return f'<time datetime="{iso_8601(moment)}">{iso_8601(moment.replace(microsecond=0))}</time>'
+    full = iso_8601(moment)
+    shown = iso_8601(moment.replace(microsecond=0)) if moment.microsecond else full
+    return f'<time datetime="{full}">{shown}</time>'
 
 
 def iso_8601(moment: datetime) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 from vpsbg_support.archive._htmltext import looks_like_html
 
-__all__ = ["INSTALL_HINT", "require_nh3", "sanitize_message"]
+__all__ = ["INSTALL_HINT", "require_nh3", "sanitize_many", "sanitize_message"]
 
 INSTALL_HINT = "pip install 'vpsbg-support[html]'"
 
@@ -103,6 +103,18 @@ def sanitize_message(content: str | None) -> str:
     if not looks_like_html(content):
         return html.escape(content.strip()).replace("\n", "<br>\n")
     return _clean(content)
+
+
+def sanitize_many(contents: list[str]) -> list[str]:
+    """:func:`sanitize_message` over a list (what a worker process runs for a batch of pages).
+
+    Args:
+        contents: message bodies.
+
+    Returns:
+        Their safe HTML, in the same order.
+    """
+    return [sanitize_message(content) for content in contents]
 
 
 @functools.lru_cache(maxsize=4096)

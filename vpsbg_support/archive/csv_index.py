@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from vpsbg_support.archive._folder import ArchiveFolder
@@ -59,11 +59,16 @@ def neutralize_formula(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
-def csv_bytes(tickets: Sequence[Ticket]) -> bytes:
+def csv_bytes(
+    tickets: Sequence[Ticket],
+    to_text: Callable[[list[str]], list[str]] | None = None,
+) -> bytes:
     """Render the CSV index of ``tickets`` (see the module's docstring for the format).
 
     Args:
         tickets: the tickets, in the order the rows should have.
+        to_text: turns a list of message bodies into plain text, in order (the HTML view
+            spreads that over worker processes); :func:`html_to_text` of each by default.
 
     Returns:
         The file's bytes: UTF-8 with BOM, CRLF line ends.
@@ -71,8 +76,9 @@ def csv_bytes(tickets: Sequence[Ticket]) -> bytes:
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
-    for ticket in tickets:
-        first = ticket.messages[0].content if ticket.messages else None
+    firsts = [(t.messages[0].content or "") if t.messages else "" for t in tickets]
+    texts = to_text(firsts) if to_text else [html_to_text(first) for first in firsts]
+    for ticket, first in zip(tickets, texts, strict=True):
         writer.writerow(
             (
                 ticket.id,
@@ -87,7 +93,7 @@ def csv_bytes(tickets: Sequence[Ticket]) -> bytes:
                 iso_8601(ticket.updated_at) if ticket.updated_at else "",
                 len(ticket.messages),
                 sum(len(message.attachments) for message in ticket.messages),
-                neutralize_formula(html_to_text(first) if first else ""),
+                neutralize_formula(first),
             )
         )
     return buffer.getvalue().encode("utf-8-sig")

@@ -43,6 +43,7 @@ from vpsbg_support.archive._pages import (
     ticket_page_name,
     version_page_name,
 )
+from vpsbg_support.archive._prepare import Prepared, Preparer
 from vpsbg_support.archive._protocol import ArchivedAttachmentLike, ArchiveReader
 from vpsbg_support.archive._sanitize import INSTALL_HINT, require_nh3, sanitize_message
 from vpsbg_support.archive._write import PagesFolder, ParallelWriter, read_file, write_if_changed
@@ -114,28 +115,39 @@ def render_html(archive: ArchiveReader) -> HtmlSummary:
         files = _files_by_ticket(archive.attachments())
         stamps: list[str] = []
         written = 0
-        with PagesFolder(root, PAGES_DIR) as pages, ParallelWriter(pages) as writer:
-            # A batch of tickets at a time: their history is in memory only that long. Stamps
-            # are read, and pages written, on the writer's threads: file system calls wait on
-            # the disk, not on the CPU, and overlap with the rendering done here.
-            for start in range(0, len(tickets), _BATCH):
-                batch = tickets[start : start + _BATCH]
-                wanted = [page for t in batch for page in _pages_of(archive, t, files)]
-                found = writer.map(lambda p: _stamp_in(pages.head(p.name, _STAMP_WITHIN)), wanted)
-                for page, stamp in zip(wanted, found, strict=True):
-                    stamps.append(page.stamp)
-                    if stamp != page.stamp:
-                        writer.submit(page.name, page.render().encode("utf-8"))
-                        written += 1
+        with Preparer() as preparer:
+            with PagesFolder(root, PAGES_DIR) as pages, ParallelWriter(pages) as writer:
+                # A batch of tickets at a time: their history is in memory only that long. Stamps
+                # are read, and pages written, on the writer's threads: file system calls wait on
+                # the disk, not on the CPU. The batch's message bodies are sanitised on worker
+                # processes while the previous batch's pages are assembled here.
+                previous: tuple[list[_Page], Prepared] | None = None
+                for start in range(0, len(tickets), _BATCH):
+                    batch = tickets[start : start + _BATCH]
+                    wanted = [page for t in batch for page in _pages_of(archive, t, files)]
+                    found = writer.map(
+                        lambda p: _stamp_in(pages.head(p.name, _STAMP_WITHIN)), wanted
+                    )
+                    stale = []
+                    for page, stamp in zip(wanted, found, strict=True):
+                        stamps.append(page.stamp)
+                        if stamp != page.stamp:
+                            stale.append(page)
+                    current = (stale, preparer.sanitize(c for p in stale for c in p.contents))
+                    if previous is not None:
+                        written += _write_pages(writer, *previous)
+                    previous = current
+                if previous is not None:
+                    written += _write_pages(writer, *previous)
 
-        # The index and the CSV show the latest version of every ticket: when the index's
-        # stamp (over every page's) is unchanged, neither has anything new to show.
-        index_stamp = _stamp("index", [], stamps)
-        index_head = read_file(root / INDEX_FILE, _STAMP_WITHIN)
-        if _stamp_in(index_head) != index_stamp or read_file(root / CSV_FILE, 1) is None:
-            write_if_changed(folder, CSV_FILE, csv_bytes(tickets))
-            listing = index_page(tickets, stamp=index_stamp, generator=_GENERATOR)
-            write_if_changed(folder, INDEX_FILE, listing.encode("utf-8"))
+            # The index and the CSV show the latest version of every ticket: when the index's
+            # stamp (over every page's) is unchanged, neither has anything new to show.
+            index_stamp = _stamp("index", [], stamps)
+            index_head = read_file(root / INDEX_FILE, _STAMP_WITHIN)
+            if _stamp_in(index_head) != index_stamp or read_file(root / CSV_FILE, 1) is None:
+                write_if_changed(folder, CSV_FILE, csv_bytes(tickets, preparer.texts))
+                listing = index_page(tickets, stamp=index_stamp, generator=_GENERATOR)
+                write_if_changed(folder, INDEX_FILE, listing.encode("utf-8"))
     return HtmlSummary(
         index=root.absolute() / INDEX_FILE,
         csv=root.absolute() / CSV_FILE,
@@ -147,11 +159,21 @@ def render_html(archive: ArchiveReader) -> HtmlSummary:
 
 @attrs.frozen
 class _Page:
-    """A page to bring up to date: its file name in ``html/``, its stamp, how to render it."""
+    """A page to bring up to date: its file name in ``html/``, its stamp, how to render it
+    (given the sanitised message bodies at hand), and the message bodies it shows."""
 
     name: str
     stamp: str
-    render: Callable[[], str]
+    render: Callable[..., str]
+    contents: tuple[str | None, ...]
+
+
+def _write_pages(writer: ParallelWriter, stale: list[_Page], prepared: Prepared) -> int:
+    """Render ``stale`` pages with the bodies the workers sanitised, queue them to be written."""
+    sanitized = prepared.result()
+    for page in stale:
+        writer.submit(page.name, page.render(sanitized=sanitized).encode("utf-8"))
+    return len(stale)
 
 
 def _pages_of(
@@ -176,6 +198,7 @@ def _pages_of(
             earlier=history[:-1],
             generator=_GENERATOR,
         ),
+        tuple(m.content for m in ticket.messages),
     )
     for version in history[:-1]:
         yield _Page(
@@ -190,6 +213,7 @@ def _pages_of(
                 latest=False,
                 generator=_GENERATOR,
             ),
+            tuple(m.content for m in version.ticket.messages),
         )
 
 
