@@ -163,6 +163,7 @@ def _resume(folder: Path) -> int:
         progress=None,
         per_page=None,
         allow_other_source=False,
+        source=None,
     )
     with ArchiveFolder(folder, create=False) as view:
         store = job._open(view)
