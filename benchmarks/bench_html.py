@@ -24,6 +24,7 @@ from pathlib import Path
 
 import attrs
 
+from vpsbg_support.archive import ArchivedAttachment, TicketVersion
 from vpsbg_support.archive.html import render_html
 from vpsbg_support.models import Attachment, Ticket, TicketMessage
 
@@ -44,27 +45,6 @@ _WORDS = (
 )
 
 
-@attrs.frozen(kw_only=True)
-class _Version:
-    ticket: Ticket
-    raw: bytes
-    updated_at: datetime | None
-    fetched_at: datetime
-    run_id: int
-    version_id: int
-
-
-@attrs.frozen(kw_only=True)
-class _File:
-    ticket_id: int
-    attachment_id: int
-    name: str
-    path: str
-    size: int
-    sha256: str
-    downloaded_at: datetime
-
-
 class _Reader:
     """An ArchiveReader over generated tickets (files are listed, not written)."""
 
@@ -72,7 +52,7 @@ class _Reader:
         self.path = path
         self.versions = {t.id: [_version(t, t.id)] for t in tickets}
         self.files = [
-            _File(
+            ArchivedAttachment(
                 ticket_id=t.id,
                 attachment_id=a.id,
                 name=a.name,
@@ -91,15 +71,15 @@ class _Reader:
     def ticket(self, ticket_id: int) -> Ticket:
         return self.versions[ticket_id][-1].ticket
 
-    def history(self, ticket_id: int) -> list[_Version]:
+    def history(self, ticket_id: int) -> list[TicketVersion]:
         return self.versions[ticket_id]
 
-    def attachments(self, ticket_id: int | None = None) -> list[_File]:
+    def attachments(self, ticket_id: int | None = None) -> list[ArchivedAttachment]:
         return [f for f in self.files if ticket_id in (None, f.ticket_id)]
 
 
-def _version(ticket: Ticket, version_id: int) -> _Version:
-    return _Version(
+def _version(ticket: Ticket, version_id: int) -> TicketVersion:
+    return TicketVersion(
         ticket=ticket,
         raw=b"{}",
         updated_at=ticket.updated_at,

@@ -14,34 +14,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import attrs
-
 from vpsbg_support._convert import structure
+from vpsbg_support.archive import ArchivedAttachment, TicketVersion
 from vpsbg_support.export import TICKETS_FILE, attachment_path
 from vpsbg_support.models import Attachment, Ticket
 
 ARCHIVED_AT = datetime(2026, 11, 30, 12, 0, 0, tzinfo=timezone.utc)
-
-
-@attrs.frozen(kw_only=True)
-class StandInVersion:
-    ticket: Ticket
-    raw: bytes
-    updated_at: datetime | None
-    fetched_at: datetime
-    run_id: int
-    version_id: int
-
-
-@attrs.frozen(kw_only=True)
-class StandInFile:
-    ticket_id: int
-    attachment_id: int
-    name: str
-    path: str
-    size: int
-    sha256: str
-    downloaded_at: datetime
 
 
 class StandInArchive:
@@ -49,15 +27,15 @@ class StandInArchive:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._versions: dict[int, list[StandInVersion]] = {}
-        self._files: dict[tuple[int, int], StandInFile] = {}
+        self._versions: dict[int, list[TicketVersion]] = {}
+        self._files: dict[tuple[int, int], ArchivedAttachment] = {}
         self._next_version = 1
 
     def add(self, body: Any, *, fetched_at: datetime = ARCHIVED_AT, run_id: int = 1) -> Ticket:
         """Store a ticket version from its JSON body (a dict or the raw bytes)."""
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
         ticket = structure(json.loads(raw), Ticket)
-        version = StandInVersion(
+        version = TicketVersion(
             ticket=ticket,
             raw=raw,
             updated_at=ticket.updated_at,
@@ -69,7 +47,7 @@ class StandInArchive:
         self._versions.setdefault(ticket.id, []).append(version)
         return ticket
 
-    def add_file(self, ticket_id: int, attachment: Attachment, data: bytes) -> StandInFile:
+    def add_file(self, ticket_id: int, attachment: Attachment, data: bytes) -> ArchivedAttachment:
         """Write an attachment's bytes where the export puts them and record the file."""
         relative = attachment_path(ticket_id, attachment)
         target = self.path / relative
@@ -79,8 +57,8 @@ class StandInArchive:
 
     def _record(
         self, ticket_id: int, attachment: Attachment, relative: str, data: bytes
-    ) -> StandInFile:
-        stored = StandInFile(
+    ) -> ArchivedAttachment:
+        stored = ArchivedAttachment(
             ticket_id=ticket_id,
             attachment_id=attachment.id,
             name=attachment.name,
@@ -116,8 +94,8 @@ class StandInArchive:
     def ticket(self, ticket_id: int) -> Ticket:
         return self._versions[ticket_id][-1].ticket
 
-    def history(self, ticket_id: int) -> list[StandInVersion]:
+    def history(self, ticket_id: int) -> list[TicketVersion]:
         return list(self._versions.get(ticket_id, []))
 
-    def attachments(self, ticket_id: int | None = None) -> list[StandInFile]:
+    def attachments(self, ticket_id: int | None = None) -> list[ArchivedAttachment]:
         return [f for (t, _), f in sorted(self._files.items()) if ticket_id in (None, t)]
