@@ -19,10 +19,10 @@ from typing import TypeVar
 import attrs
 
 from vpsbg_support import _constants as C
+from vpsbg_support._validate import check_seconds
 from vpsbg_support.errors import (
     APIConnectionError,
     InternalServerError,
-    InvalidParameterError,
     RateLimitError,
     VPSBGError,
     WaitTimeoutError,
@@ -32,17 +32,6 @@ logger = logging.getLogger(C.LOGGER_NAME)
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-def check_seconds(field: str, value: object, *, minimum: float = 0.0) -> float:
-    """A finite number of seconds, at least ``minimum`` (above 0 when ``minimum`` is 0)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidParameterError(field, f"expected seconds as a number, got {value!r}")
-    if not math.isfinite(value) or value < minimum or value <= 0:
-        raise InvalidParameterError(
-            field, f"must be a finite number of seconds >= {max(minimum, 0)} and > 0, got {value}"
-        )
-    return float(value)
 
 
 @attrs.define

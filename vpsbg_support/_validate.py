@@ -51,16 +51,23 @@ def check_text(field: str, value: object, *, minimum: int, maximum: int | None =
     return str.__str__(value)
 
 
-def check_timeout(value: object) -> float:
-    """Seconds for a timeout: a finite number above 0 (``inf`` would overflow the loop's timer,
-    ``nan`` would silently mean no timeout, ``True`` is not a number of seconds)."""
+def check_seconds(field: str, value: object, *, minimum: float = 0.0) -> float:
+    """Seconds for a timeout or an interval: a finite number above 0 and at least ``minimum``
+    (``inf`` would overflow the loop's timer, ``nan`` would silently mean no limit, ``True`` is
+    not a number of seconds)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidParameterError(
-            "timeout", f"expected seconds as a number, got {type(value).__name__}"
+            field, f"expected seconds as a number, got {type(value).__name__}"
         )
-    if not math.isfinite(value) or value <= 0:
-        raise InvalidParameterError("timeout", f"must be a finite number above 0, got {value}")
+    if not math.isfinite(value) or value <= 0 or value < minimum:
+        at_least = f"at least {minimum:g}" if minimum > 0 else "above 0"
+        raise InvalidParameterError(field, f"must be a finite number {at_least}, got {value}")
     return float(value)
+
+
+def check_timeout(value: object) -> float:
+    """Seconds for the client's ``timeout`` (see :func:`check_seconds`)."""
+    return check_seconds("timeout", value)
 
 
 def check_billing_cycle_renew(value: object) -> int:

@@ -6,8 +6,8 @@ from collections.abc import Iterable
 
 from vpsbg_support import _constants as C
 from vpsbg_support import _routes as R
-from vpsbg_support._polling import Backoff, check_seconds, poll
-from vpsbg_support._validate import check_id, check_int, check_text
+from vpsbg_support._polling import Backoff, poll
+from vpsbg_support._validate import check_id, check_int, check_seconds, check_text
 from vpsbg_support.errors import InvalidParameterError, OrderCancelledError
 from vpsbg_support.models import Order, Page
 from vpsbg_support.resources._base import AsyncResource, raw_twin

@@ -26,9 +26,9 @@ from vpsbg_support._fs import (
 )
 from vpsbg_support._http import BodyStream
 from vpsbg_support._pipeline import Response
-from vpsbg_support._polling import Backoff, check_seconds, poll
+from vpsbg_support._polling import Backoff, poll
 from vpsbg_support._uploads import AttachmentInput, Multipart, normalize_uploads
-from vpsbg_support._validate import check_id, check_int, check_text
+from vpsbg_support._validate import check_id, check_int, check_seconds, check_text
 from vpsbg_support.models import (
     Attachment,
     Department,
