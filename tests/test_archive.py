@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -513,3 +514,16 @@ async def test_tickets_jsonl_is_rewritten_only_when_needed(fake: FakeVPSBG, tmp_
     await export(fake, tmp_path)
     assert b"Something new." in (tmp_path / TICKETS_FILE).read_bytes()
     manifest_holds(tmp_path)
+
+
+def test_archive_times_keep_four_digit_years_and_sort_as_text() -> None:
+    """An ``updated_at`` before the year 1000 (the API gives what it has) is stored so that it
+    sorts before later times and reads back the same."""
+    from vpsbg_support.archive._times import parse_stamp, stamp
+
+    early = datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=timezone.utc)
+    late = datetime(2024, 5, 1, 12, tzinfo=timezone.utc)
+    assert stamp(early) == "0999-01-02T03:04:05.000006Z"
+    assert stamp(late) == "2024-05-01T12:00:00.000000Z"
+    assert stamp(early) < stamp(late)
+    assert parse_stamp(stamp(early)) == early

@@ -8,8 +8,13 @@ from vpsbg_support.errors import InvalidParameterError
 
 
 def stamp(moment: datetime) -> str:
-    """A time as the archive writes it: ``2024-05-01T12:00:00.000000Z``."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """A time as the archive writes it: ``2024-05-01T12:00:00.000000Z``.
+
+    ``isoformat()``, as the converter writes times, not ``strftime("%Y")``: glibc does not
+    zero-pad years before 1000, which would neither sort as text nor parse back.
+    """
+    utc = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return utc.isoformat(timespec="microseconds") + "Z"
 
 
 def parse_stamp(text: str | None) -> datetime | None:
