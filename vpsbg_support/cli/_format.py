@@ -7,8 +7,13 @@ from datetime import datetime
 
 
 def when(moment: datetime | None) -> str:
-    """A date and time to the minute, or ``-``."""
-    return moment.strftime("%Y-%m-%d %H:%M") if moment is not None else "-"
+    """A date and time to the minute, or ``-``.
+
+    ``isoformat()`` rather than ``strftime("%Y")``, which glibc does not zero-pad before 1000.
+    """
+    if moment is None:
+        return "-"
+    return moment.replace(tzinfo=None).isoformat(" ", "minutes")
 
 
 def size(count: int | None) -> str:

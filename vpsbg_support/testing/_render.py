@@ -43,7 +43,8 @@ def timestamp(moment: datetime, precision: TimestampPrecision = "seconds") -> st
     """
     if precision == "seconds":
         moment = moment.replace(microsecond=0)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat() rather than strftime("%Y"), which glibc does not zero-pad before 1000.
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def money(value: float) -> float | int:
