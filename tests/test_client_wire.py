@@ -98,8 +98,17 @@ def test_token_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_missing_token_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("VPSBG_API_TOKEN", raising=False)
-    with pytest.raises(ConfigurationError, match="VPSBG_API_TOKEN"):
+    with pytest.raises(ConfigurationError, match="VPSBG_API_TOKEN") as caught:
         AsyncClient()
+    assert caught.value.setting == "token"
+
+
+@pytest.mark.parametrize("token", ["abc def", "ab\ncd", "t\u00f6ken"])
+def test_a_mangled_token_names_the_token_setting(token: str) -> None:
+    """What the CLI reads to exit 3 (a wrong token) rather than 2 (a wrong option)."""
+    with pytest.raises(ConfigurationError, match="a character a token never has") as caught:
+        AsyncClient(token)
+    assert caught.value.setting == "token"
 
 
 def test_default_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -536,8 +545,9 @@ async def test_a_closed_caller_session_is_a_clear_error() -> None:
     ["http://api.vpsbg.eu/v1", "http://10.0.0.5/v1", "ftp://api.vpsbg.eu/v1", "api.vpsbg.eu/v1"],
 )
 def test_base_url_refuses_to_send_the_token_in_clear_text(url: str) -> None:
-    with pytest.raises(ConfigurationError, match="base_url"):
+    with pytest.raises(ConfigurationError, match="base_url") as caught:
         AsyncClient(TOKEN, base_url=url)
+    assert caught.value.setting == "base_url"
 
 
 @pytest.mark.parametrize(

@@ -47,9 +47,10 @@ def _check_base_url(url: str) -> None:
             return
         raise ConfigurationError(
             f"base_url {url!r} uses plain HTTP, which would send the API token in clear text;"
-            " use https:// (plain HTTP is allowed only for loopback and test hosts)"
+            " use https:// (plain HTTP is allowed only for loopback and test hosts)",
+            setting="base_url",
         )
-    raise ConfigurationError(f"base_url must be an https:// URL (got {url!r})")
+    raise ConfigurationError(f"base_url must be an https:// URL (got {url!r})", setting="base_url")
 
 
 class AsyncClient:
@@ -137,7 +138,8 @@ class AsyncClient:
         if not token or not token.strip():
             raise ConfigurationError(
                 f"No API token: pass token=... to the client or set {C.ENV_TOKEN}. Create one in"
-                " the VPSBG client area under your user name -> API tokens."
+                " the VPSBG client area under your user name -> API tokens.",
+                setting="token",
             )
         token = token.strip()
         if not token_is_plausible(token):
@@ -145,7 +147,8 @@ class AsyncClient:
             # first request, in an exception quoting the whole header. Never quote the token.
             raise ConfigurationError(
                 "The API token contains a character a token never has (a space, a control"
-                " character or a non-ASCII character): check how it was copied."
+                " character or a non-ASCII character): check how it was copied.",
+                setting="token",
             )
         url = base_url or os.environ.get(C.ENV_BASE_URL) or C.DEFAULT_BASE_URL
         _check_base_url(url)

@@ -67,7 +67,17 @@ class VPSBGError(Exception):
 
 
 class ConfigurationError(VPSBGError):
-    """The client is missing something it needs, such as an API token."""
+    """The client is missing something it needs, such as an API token.
+
+    Attributes:
+        setting: which setting is wrong, when one is: ``"token"`` (missing, or holding a
+            character no token has), ``"base_url"``; None otherwise (a session, proxy or CA
+            bundle that cannot be used: the message says which).
+    """
+
+    def __init__(self, message: str, *, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 class InvalidParameterError(VPSBGError, ValueError):

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import IO, Any
 
-from vpsbg_support._client import AsyncClient
+from vpsbg_support import AsyncClient
 from vpsbg_support.errors import (
     APIConnectionError,
     AuthenticationError,

@@ -4,6 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any, Protocol
+
+
+class Model(Protocol):
+    """Any of the library's models: each has ``to_dict``."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The model as the API spells it."""
+        ...
 
 
 def when(moment: datetime | None) -> str:
@@ -14,6 +23,16 @@ def when(moment: datetime | None) -> str:
     if moment is None:
         return "-"
     return moment.replace(tzinfo=None).isoformat(" ", "minutes")
+
+
+def as_json(value: Model | Sequence[Model] | None) -> Any:
+    """A model, or a list of them, as ``--json`` prints it: the API's spelling (``to_dict``);
+    None as ``null``."""
+    if value is None:
+        return None
+    if isinstance(value, Sequence):
+        return [item.to_dict() for item in value]
+    return value.to_dict()
 
 
 def size(count: int | None) -> str:

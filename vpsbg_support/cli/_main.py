@@ -11,9 +11,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from vpsbg_support import AsyncClient, __version__
 from vpsbg_support import _constants as C
-from vpsbg_support._client import AsyncClient, token_is_plausible
-from vpsbg_support._version import __version__
 from vpsbg_support.cli import archive, export, orders, plans, tickets
 from vpsbg_support.cli._app import (
     EXIT_AUTH,
@@ -94,7 +93,7 @@ async def _run(args: argparse.Namespace) -> int:
                 # The library's message is for Python callers: say it the CLI's way.
                 raise CLIExit(NO_TOKEN, EXIT_AUTH) from None
             # A mangled token is a wrong token (3), as exit_code_for says; else the URL (2).
-            code = EXIT_USAGE if token_is_plausible(given) else EXIT_AUTH
+            code = EXIT_AUTH if exc.setting == "token" else EXIT_USAGE
             raise CLIExit(describe(exc), code) from None
         client = await stack.enter_async_context(client)
         handler: Handler = args.handler

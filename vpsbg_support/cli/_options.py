@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from vpsbg_support import _constants as C
-from vpsbg_support._convert import ConversionError, structure
 from vpsbg_support.cli._app import Handler, OfflineHandler
 
 
@@ -48,11 +47,17 @@ def seconds(text: str) -> float:
 
 
 def moment(text: str) -> datetime:
-    """An option type: a date or an ISO 8601 time."""
+    """An option type: a date or an ISO 8601 time, in UTC unless it says otherwise."""
+    value = text.strip()
+    if value[-1:] in ("Z", "z"):
+        value = value[:-1] + "+00:00"  # Python 3.10's fromisoformat does not read "Z"
     try:
-        return structure(text, datetime)
-    except ConversionError:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
         raise argparse.ArgumentTypeError(f"expected {MOMENT_FORMAT}, got {text!r}") from None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
 
 
 #: What ``moment`` accepts, for help texts and errors alike.

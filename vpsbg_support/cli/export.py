@@ -8,8 +8,8 @@ import sys
 import time
 from typing import IO, Any
 
+from vpsbg_support import AsyncClient
 from vpsbg_support import _constants as C
-from vpsbg_support._client import AsyncClient
 from vpsbg_support.archive import ExportProgress, ExportSummary, export_tickets
 from vpsbg_support.cli import html
 from vpsbg_support.cli._app import EXIT_OK, EXIT_PARTIAL, Output

@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from vpsbg_support import AsyncClient
 from vpsbg_support import _constants as C
-from vpsbg_support._client import AsyncClient
-from vpsbg_support._convert import unstructure
 from vpsbg_support.cli._app import EXIT_OK, Output
-from vpsbg_support.cli._format import table, when
+from vpsbg_support.cli._format import as_json, table, when
 from vpsbg_support.cli._options import Commands, positive_int, seconds
 from vpsbg_support.models import Order
 
@@ -38,13 +37,13 @@ def _order_text(order: Order) -> str:
 
 async def _list(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:
     page = await client.orders.list(page=args.page, per_page=args.per_page, status=args.status)
-    out.emit(unstructure(list(page.items)), lambda: _orders_text(page.items))
+    out.emit(as_json(list(page.items)), lambda: _orders_text(page.items))
     return EXIT_OK
 
 
 async def _show(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:
     order = await client.orders.get(args.order_id)
-    out.emit(unstructure(order), lambda: _order_text(order))
+    out.emit(as_json(order), lambda: _order_text(order))
     return EXIT_OK
 
 
@@ -55,7 +54,7 @@ async def _wait(client: AsyncClient, args: argparse.Namespace, out: Output) -> i
         timeout=args.timeout_wait,
         interval=args.interval,
     )
-    out.emit(unstructure(order), lambda: _order_text(order))
+    out.emit(as_json(order), lambda: _order_text(order))
     return EXIT_OK
 
 

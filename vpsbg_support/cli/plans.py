@@ -7,11 +7,10 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 
+from vpsbg_support import AsyncClient
 from vpsbg_support import _constants as C
-from vpsbg_support._client import AsyncClient
-from vpsbg_support._convert import unstructure
 from vpsbg_support.cli._app import EXIT_ABORTED, EXIT_OK, EXIT_USAGE, CLIExit, Output
-from vpsbg_support.cli._format import table
+from vpsbg_support.cli._format import as_json, table
 from vpsbg_support.cli._options import Commands, positive_int
 from vpsbg_support.errors import VPSBGError
 from vpsbg_support.models import Order, SupportPlan
@@ -115,7 +114,7 @@ def _plans_text(plans: Sequence[SupportPlan]) -> str:
 
 async def _list(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:
     plans = await client.plans.list()
-    out.emit(unstructure(plans), lambda: _plans_text(plans))
+    out.emit(as_json(plans), lambda: _plans_text(plans))
     return EXIT_OK
 
 
@@ -127,7 +126,7 @@ async def _purchase(client: AsyncClient, args: argparse.Namespace, out: Output) 
         lambda: price_of(client, args.plan, args.billing_cycle),
     )
     order = await client.plans.purchase(plan=args.plan, billing_cycle=args.billing_cycle)
-    out.emit(unstructure(order), lambda: order_text(order, "Purchased"))
+    out.emit(as_json(order), lambda: order_text(order, "Purchased"))
     return EXIT_OK
 
 
@@ -139,7 +138,7 @@ async def _renew(client: AsyncClient, args: argparse.Namespace, out: Output) -> 
         lambda: price_of(client, None, args.billing_cycle),
     )
     order = await client.plans.renew(billing_cycle=args.billing_cycle)
-    out.emit(unstructure(order), lambda: order_text(order, "Renewed"))
+    out.emit(as_json(order), lambda: order_text(order, "Renewed"))
     return EXIT_OK
 
 
@@ -157,13 +156,13 @@ async def _cancel(client: AsyncClient, args: argparse.Namespace, out: Output) ->
             "The plan stays until the paid period ends, then ends.",
         )
     order = await client.plans.cancel(reason=args.reason, now=args.now)
-    out.emit(unstructure(order), lambda: order_text(order, "Cancellation requested"))
+    out.emit(as_json(order), lambda: order_text(order, "Cancellation requested"))
     return EXIT_OK
 
 
 async def _undo_cancel(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:
     order = await client.plans.undo_cancel()
-    out.emit(unstructure(order), lambda: order_text(order, "Cancellation withdrawn"))
+    out.emit(as_json(order), lambda: order_text(order, "Cancellation withdrawn"))
     return EXIT_OK
 
 

@@ -12,11 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from vpsbg_support import AsyncClient
 from vpsbg_support import _constants as C
-from vpsbg_support._client import AsyncClient
-from vpsbg_support._convert import unstructure
 from vpsbg_support.cli._app import EXIT_OK, EXIT_VALIDATION, CLIExit, Output, fail
-from vpsbg_support.cli._format import size, table, when
+from vpsbg_support.cli._format import as_json, size, table, when
 from vpsbg_support.cli._options import Commands, page_size, positive_int, seconds
 from vpsbg_support.errors import InvalidParameterError, NotFoundError
 from vpsbg_support.export import attachment_path
@@ -44,7 +43,7 @@ def _ticket_rows(tickets: Sequence[Ticket]) -> str:
 def _listed_tickets(tickets: Sequence[Ticket]) -> list[dict[str, Any]]:
     """Tickets as ``--json`` lists them: a list answer usually leaves messages out, and
     ``"messages": []`` would read as "no messages", so the key goes when there are none."""
-    data: list[dict[str, Any]] = unstructure(list(tickets))
+    data: list[dict[str, Any]] = as_json(list(tickets))
     for item in data:
         if not item.get("messages"):
             item.pop("messages", None)
@@ -125,19 +124,19 @@ async def _list(client: AsyncClient, args: argparse.Namespace, out: Output) -> i
 
 async def _departments(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:
     departments = await client.tickets.departments()
-    out.emit(unstructure(departments), lambda: _departments_text(departments))
+    out.emit(as_json(departments), lambda: _departments_text(departments))
     return EXIT_OK
 
 
 async def _services(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:
     services = await client.tickets.services()
-    out.emit(unstructure(services), lambda: _services_text(services))
+    out.emit(as_json(services), lambda: _services_text(services))
     return EXIT_OK
 
 
 async def _show(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:
     ticket = await client.tickets.get(args.ticket_id)
-    out.emit(unstructure(ticket), lambda: _ticket_text(ticket))
+    out.emit(as_json(ticket), lambda: _ticket_text(ticket))
     return EXIT_OK
 
 
@@ -150,7 +149,7 @@ async def _create(client: AsyncClient, args: argparse.Namespace, out: Output) ->
         service_id=args.service_id,
         service_type=args.service_type,
     )
-    out.emit(unstructure(ticket), lambda: f"Opened ticket #{ticket.id}: {ticket.subject}")
+    out.emit(as_json(ticket), lambda: f"Opened ticket #{ticket.id}: {ticket.subject}")
     return EXIT_OK
 
 
@@ -159,7 +158,7 @@ async def _reply(client: AsyncClient, args: argparse.Namespace, out: Output) -> 
         args.ticket_id, message=_message(args), attachments=args.attach
     )
     out.emit(
-        unstructure(ticket),
+        as_json(ticket),
         lambda: f"Replied to ticket #{ticket.id} ({len(ticket.messages)} messages now).",
     )
     return EXIT_OK
@@ -167,7 +166,7 @@ async def _reply(client: AsyncClient, args: argparse.Namespace, out: Output) -> 
 
 async def _resolve(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:
     ticket = await client.tickets.resolve(args.ticket_id, refresh=True)
-    data = unstructure(ticket) if ticket is not None else {"id": args.ticket_id}
+    data = as_json(ticket) if ticket is not None else {"id": args.ticket_id}
     out.emit(data, lambda: f"Ticket #{args.ticket_id} resolved.")
     return EXIT_OK
 
@@ -261,7 +260,7 @@ def _event_json(event: TicketEvent) -> dict[str, Any]:
         "status": ticket.status,
     }
     if isinstance(event, SupportReplied | CustomerReplied):
-        data["message"] = unstructure(event.message)
+        data["message"] = as_json(event.message)
     elif isinstance(event, StatusChanged):
         data["old"], data["new"] = event.old, event.new
     data["cursor"] = event.cursor
