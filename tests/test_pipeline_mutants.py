@@ -13,7 +13,7 @@ import gzip
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any
 
 import aiohttp
@@ -122,11 +122,11 @@ def counting_send(
     attempts: list[str] = []
     real = http.send
 
-    async def send(*args: Any, **kwargs: Any) -> aiohttp.ClientResponse:
+    def send(*args: Any, **kwargs: Any) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
         attempts.append(kwargs["url"])
         if fail_first is not None and len(attempts) == 1:
             raise fail_first
-        return await real(*args, **kwargs)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(http, "send", send)
     return attempts

@@ -129,7 +129,11 @@ def test_the_redactor_scrubs_text_bytes_headers_and_php_escapes() -> None:
 
 
 def test_route_paths_quote_text_ids_and_keep_int_ids() -> None:
-    assert R.TICKETS_GET.format_path(ticket_id=216) == "/support/tickets/216"
-    assert R.TICKETS_GET.format_path(ticket_id="../x") == "/support/tickets/..%2Fx"
+    assert R.TICKETS_GET.format_path({"ticket_id": 216}) == "/support/tickets/216"
+    assert R.TICKETS_GET.format_path({"ticket_id": "../x"}) == "/support/tickets/..%2Fx"
+    # A text id after an int one is quoted too; a route without parameters needs none.
+    mixed = R.TICKETS_ATTACHMENT.format_path({"ticket_id": 1, "attachment_id": "a/b"})
+    assert mixed == "/support/tickets/1/attachments/a%2Fb"
+    assert R.TICKETS_LIST.format_path() == "/support/tickets"
     assert R.TICKETS_GET.idempotent and not R.PLANS_RENEW.idempotent
     assert R.method_is_idempotent("delete") and not R.method_is_idempotent(None)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import IO, Any, Protocol
 
 import aiohttp
@@ -235,7 +235,6 @@ def stream_timeout(timeout: aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
 
 def send(
     session: aiohttp.ClientSession,
-    stack: AsyncExitStack,
     *,
     method: str,
     url: str,
@@ -244,24 +243,23 @@ def send(
     data: aiohttp.FormData | None,
     headers: Mapping[str, str],
     timeout: aiohttp.ClientTimeout,
-) -> Awaitable[aiohttp.ClientResponse]:
-    """One attempt up to the response headers (await it); the response is closed by ``stack``.
+) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+    """One attempt, as aiohttp's context manager: entering it sends the request and gives the
+    response, headers read; leaving it closes the response.
 
     Bodies are never decompressed by aiohttp: :func:`read_bounded` and :class:`BodyStream`
     do it within their bounds.
     """
-    return stack.enter_async_context(
-        session.request(
-            method,
-            url,
-            params=params,
-            json=json_body,
-            data=data,
-            headers=headers,
-            timeout=timeout,
-            allow_redirects=False,
-            auto_decompress=False,
-        )
+    return session.request(
+        method,
+        url,
+        params=params,
+        json=json_body,
+        data=data,
+        headers=headers,
+        timeout=timeout,
+        allow_redirects=False,
+        auto_decompress=False,
     )
 
 
