@@ -79,7 +79,9 @@ class Response(NamedTuple):
 
     def __repr__(self) -> str:
         # Every field but the stream: an open body is not a value to show.
-        shown = ", ".join(f"{name}={value!r}" for name, value in zip(self._fields[:-1], self))
+        shown = ", ".join(
+            f"{name}={value!r}" for name, value in zip(self._fields[:-1], self[:-1], strict=True)
+        )
         return f"Response({shown})"
 
     @property
