@@ -325,9 +325,10 @@ _KINDS: dict[str, tuple[_Parse, _Dump]] = {
 }
 #: A test the generated code inlines to skip the reader call for values already right.
 _ALREADY_RIGHT = {
-    "int": "type(v) is int",
-    "str": "type(v) is str",
-    "bool": "(v is True or v is False)",
+    "int": "type({v}) is int",
+    "str": "type({v}) is str",
+    "display_name": "type({v}) is str",
+    "bool": "({v} is True or {v} is False)",
 }
 
 #: Field kinds that are models (JSON objects).
@@ -356,36 +357,37 @@ def _structure_source(cls: type[Any], fields: tuple[_Field, ...]) -> str:
     A generic loop over the field table costs about twice as much per object (see
     benchmarks/bench_parse.py), so, like attrs and cattrs themselves, the hook is generated once
     from the table. It fills the slots directly: the models have no validators or converters that
-    ``__init__`` would run.
+    ``__init__`` would run. The common case is the cheap one: a plain dict is told by ``type()``
+    (``isinstance`` only for a subclass), and keys are counted only when absent.
     """
     lines = [
         "def structure_model(data):",
-        "    if not isinstance(data, dict):",
+        "    if type(data) is not dict and not isinstance(data, dict):",
         "        raise _expected('an object', data)",
-        "    found = 0",
+        "    missing = 0",
     ]
     for i, field in enumerate(fields):
         nullable = not field.required or field.fallback is not None
         is_tuple = field.kind.startswith("tuple[")
+        v = f"f_{field.attr}"
         for j, name in enumerate(field.names):
             lines += [
                 f"    {'if' if j == 0 else 'elif'} {name!r} in data:",
-                "        found += 1",
-                f"        v = data[{name!r}]",
+                f"        {v} = data[{name!r}]",
             ]
             if nullable and field.kind in _MODEL_KINDS:
                 # PHP's json_encode writes an empty array for an empty object.
-                lines.append("        if type(v) is list and not v: v = None")
-            skip = ["v is None"] if nullable and not is_tuple else []
+                lines.append(f"        if type({v}) is list and not {v}: {v} = None")
+            skip = [f"{v} is None"] if nullable and not is_tuple else []
             if field.kind in _ALREADY_RIGHT:
-                skip.append(_ALREADY_RIGHT[field.kind])
+                skip.append(_ALREADY_RIGHT[field.kind].format(v=v))
             indent = "        "
             if skip:
                 lines.append(f"        if not ({' or '.join(skip)}):")
                 indent += "    "
             lines += [
                 f"{indent}try:",
-                f"{indent}    v = read_{i}(v)",
+                f"{indent}    {v} = read_{i}({v})",
                 f"{indent}except ConversionError as exc:",
                 f"{indent}    raise exc.under({name!r}) from None",
             ]
@@ -393,8 +395,7 @@ def _structure_source(cls: type[Any], fields: tuple[_Field, ...]) -> str:
         if field.required and field.fallback is None:
             lines.append(f"        raise _missing({field.names[0]!r})")
         else:
-            lines.append(f"        v = {'()' if is_tuple else 'None'}")
-        lines.append(f"    f_{field.attr} = v")
+            lines += ["        missing += 1", f"        {v} = {'()' if is_tuple else 'None'}"]
     for field in fields:
         if field.fallback is not None:
             lines += [
@@ -406,7 +407,9 @@ def _structure_source(cls: type[Any], fields: tuple[_Field, ...]) -> str:
     lines += [
         "    obj = _new(_cls)",
         *(f"    set_{f.attr}(obj, f_{f.attr})" for f in fields),
-        "    set_extra(obj, {} if found == len(data) else _leftovers(data, _names))",
+        # Every key was used when the ones present, one per field, are all there is.
+        f"    set_extra(obj, {{}} if len(data) == {len(fields)} - missing"
+        " else _leftovers(data, _names))",
         "    return obj",
     ]
     return "\n".join(lines) + "\n"
