@@ -16,7 +16,7 @@ from typing import IO, Any, Protocol
 import aiohttp
 import aiohttp.multipart
 import aiohttp.payload
-from aiohttp import FormData
+from aiohttp import FormData, hdrs
 from aiohttp.abc import AbstractStreamWriter
 
 from vpsbg_support import _constants as C
@@ -264,7 +264,7 @@ def send(
 
 
 def _encoding_of(resp: aiohttp.ClientResponse) -> str:
-    return resp.headers.get("Content-Encoding", "").strip().lower()
+    return resp.headers.get(hdrs.CONTENT_ENCODING, "").strip().lower()
 
 
 async def read_bounded(resp: aiohttp.ClientResponse, limit: int, *, truncate: bool) -> bytes:

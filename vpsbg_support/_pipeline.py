@@ -471,13 +471,10 @@ class Pipeline:
         headers: Mapping[str, str] = resp.headers
         if self.redact.in_headers(headers):
             headers = CIMultiDictProxy(CIMultiDict(self.redact.headers(headers.items())))
+        logged = logger.isEnabledFor(logging.INFO)
         # Read for the log line and the hooks only: a raw response reads its own, lazily.
-        request_id = (
-            request_id_in(headers)
-            if self.hooks.response or logger.isEnabledFor(logging.INFO)
-            else None
-        )
-        if logger.isEnabledFor(logging.INFO):
+        request_id = request_id_in(headers) if logged or self.hooks.response else None
+        if logged:
             logger.info(
                 "%s %s%s -> %d (attempt %d, %.3fs, request id %s)",
                 route.method,
