@@ -79,9 +79,7 @@ class Response(NamedTuple):
 
     def __repr__(self) -> str:
         # Every field but the stream: an open body is not a value to show.
-        shown = ", ".join(
-            f"{name}={value!r}" for name, value in zip(self._fields[:-1], self[:-1], strict=True)
-        )
+        shown = ", ".join(f"{k}={v!r}" for k, v in self._asdict().items() if k != "stream")
         return f"Response({shown})"
 
     @property
