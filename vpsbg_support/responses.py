@@ -98,6 +98,11 @@ def json_body(body: bytes, status: int, method: str, url: str) -> Any:
     if not body or body.isspace():  # as body.strip() == b"", without copying the body
         return None
     try:
+        # json.loads(bytes) first guesses the encoding from BOMs and zero bytes; a body opening
+        # with an ASCII byte not followed by a zero byte is UTF-8 to that guess, decoded here
+        # directly (a microsecond less per call for a ticket).
+        if 0 < body[0] < 0x80 and body[1:2] != b"\0":
+            return json.loads(body.decode("utf-8", "surrogatepass"))
         return json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ResponseDecodeError(
