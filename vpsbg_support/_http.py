@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import IO, Any, Protocol
 
@@ -267,8 +267,11 @@ def _encoding_of(resp: aiohttp.ClientResponse) -> str:
     return resp.headers.get(hdrs.CONTENT_ENCODING, "").strip().lower()
 
 
-async def read_bounded(resp: aiohttp.ClientResponse, limit: int, *, truncate: bool) -> bytes:
-    """The body, decoded, at most ``limit`` bytes: read in chunks, never whole.
+def read_bounded(resp: aiohttp.ClientResponse, limit: int, *, truncate: bool) -> Awaitable[bytes]:
+    """The body, decoded, at most ``limit`` bytes: read in chunks, never whole (await it).
+
+    Not a coroutine itself: the common case (an announced length within ``limit``, nothing to
+    decode) is aiohttp's own read, with no frame of ours around it.
 
     Args:
         resp: the response, body unread.
@@ -286,9 +289,15 @@ async def read_bounded(resp: aiohttp.ClientResponse, limit: int, *, truncate: bo
         raise BodyFailure(f"the body announces {announced} bytes", "too_large")
     encoding = _encoding_of(resp)
     if announced is not None and announced <= limit and encoding in ("", "identity"):
-        # The common case, in one read: aiohttp stops at Content-Length, already within bounds.
-        return await resp.read()
-    decoder = Decoder.for_encoding(encoding)
+        # In one read: aiohttp stops at Content-Length, already within bounds.
+        return resp.read()
+    return _read_in_chunks(resp, limit, Decoder.for_encoding(encoding), truncate=truncate)
+
+
+async def _read_in_chunks(
+    resp: aiohttp.ClientResponse, limit: int, decoder: Decoder | None, *, truncate: bool
+) -> bytes:
+    """:func:`read_bounded` for a body of unknown length, or one to decode."""
     out = bytearray()
     async for raw in resp.content.iter_chunked(C.CHUNK_SIZE):
         if decoder is None:
