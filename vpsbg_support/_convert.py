@@ -346,6 +346,21 @@ def _leftovers(data: dict[str, Any], names: tuple[tuple[str, ...], ...]) -> dict
     return {key: value for key, value in data.items() if key not in used}
 
 
+def _model_items(kind: str) -> str | None:
+    """The item kind of a ``tuple[<model>]`` field kind; None for any other kind."""
+    item = kind[len("tuple[") : -1] if kind.startswith("tuple[") else ""
+    return item if item in _MODEL_KINDS else None
+
+
+def _item_error(read: _Parse, value: Any, error: ConversionError) -> ConversionError:
+    """The error ``read`` gives for ``value``: for a list, the one naming the failing item."""
+    try:
+        read(value)
+    except ConversionError as exc:
+        return exc
+    return error  # pragma: no cover - the same items fail again, the same way
+
+
 def _missing(name: str, fallback: str | None = None) -> ConversionError:
     also = f" (nor {fallback!r})" if fallback else ""
     return ConversionError(f"required key is missing{also}", (name,))
@@ -358,7 +373,9 @@ def _structure_source(cls: type[Any], fields: tuple[_Field, ...]) -> str:
     benchmarks/bench_parse.py), so, like attrs and cattrs themselves, the hook is generated once
     from the table. It fills the slots directly: the models have no validators or converters that
     ``__init__`` would run. The common case is the cheap one: a plain dict is told by ``type()``
-    (``isinstance`` only for a subclass), and keys are counted only when absent.
+    (``isinstance`` only for a subclass), keys are counted only when absent, and a list of models
+    is read by the hook's own comprehension (through ``read_tuple`` only when it is not a list,
+    or to name the item that failed).
     """
     lines = [
         "def structure_model(data):",
@@ -385,11 +402,15 @@ def _structure_source(cls: type[Any], fields: tuple[_Field, ...]) -> str:
             if skip:
                 lines.append(f"        if not ({' or '.join(skip)}):")
                 indent += "    "
+            read, error = f"read_{i}({v})", "exc"
+            if _model_items(field.kind):
+                read = f"tuple([item_{i}(x) for x in {v}]) if type({v}) is list else {read}"
+                error = f"_item_error(read_{i}, {v}, exc)"
             lines += [
                 f"{indent}try:",
-                f"{indent}    {v} = read_{i}({v})",
+                f"{indent}    {v} = {read}",
                 f"{indent}except ConversionError as exc:",
-                f"{indent}    raise exc.under({name!r}) from None",
+                f"{indent}    raise {error}.under({name!r}) from None",
             ]
         lines.append("    else:")
         if field.required and field.fallback is None:
@@ -425,6 +446,7 @@ def _register_model(cls: type[Any], *fields: _Field) -> None:
         "_expected": _expected,
         "_missing": _missing,
         "_leftovers": _leftovers,
+        "_item_error": _item_error,
         "_new": object.__new__,
         "_cls": cls,
         "_names": tuple(f.names for f in fields),
@@ -433,6 +455,9 @@ def _register_model(cls: type[Any], *fields: _Field) -> None:
         namespace[f"set_{name}"] = vars(cls)[name].__set__
     for i, field in enumerate(fields):
         namespace[f"read_{i}"] = _KINDS[field.kind][0]
+        items = _model_items(field.kind)
+        if items:
+            namespace[f"item_{i}"] = _KINDS[items][0]
     source = _structure_source(cls, fields)
     filename = f"<vpsbg_support structure {cls.__qualname__}>"
     # Registered with linecache so tracebacks through the generated hook show its source.
