@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any
 
 import aiohttp
@@ -122,11 +123,11 @@ def counting_send(
     attempts: list[str] = []
     real = http.send
 
-    async def send(*args: Any, **kwargs: Any) -> aiohttp.ClientResponse:
+    def send(*args: Any, **kwargs: Any) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
         attempts.append(kwargs["url"])
         if fail_first is not None and len(attempts) == 1:
             raise fail_first
-        return await real(*args, **kwargs)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(http, "send", send)
     return attempts
@@ -225,6 +226,33 @@ async def test_each_attempt_releases_the_limiter_once(script: Script) -> None:
     await asyncio.gather(*calls)
     await p.aclose()
     assert script.seen[-1][1:] == ("/v1/support/tickets/3", 1)  # sent alone, after the answer
+
+
+async def test_a_download_releases_the_limiter_once(script: Script) -> None:
+    # A stream's attempt keeps its response open on a stack (a plain call's does not): its
+    # answer must be counted once too. With a slow call still in flight, a second release
+    # would count that call as answered.
+    started, finish = asyncio.Event(), asyncio.Event()
+    script.then(answer(200, X_RateLimit_Remaining="5"), hang(started, finish))
+    p = pipeline(script)
+    await p.request(GET, path_params={"ticket_id": 0})
+    slow = asyncio.ensure_future(p.request(GET, path_params={"ticket_id": 1}))
+    await started.wait()
+    script.then(answer(200, b"file", X_RateLimit_Remaining="3"))
+
+    async def consume(response: Response) -> bytes:
+        assert response.stream is not None
+        return b"".join([c async for c in response.stream.chunks()])
+
+    try:
+        route = R.TICKETS_ATTACHMENT
+        await p.download(route, consume, path_params={"ticket_id": 1, "attachment_id": 2})
+        in_flight = p.limiter.budget.in_flight
+    finally:
+        finish.set()
+        await slow
+        await p.aclose()
+    assert in_flight == 1  # the slow call, unanswered then
 
 
 # --- what a response carries, and which statuses are errors ----------------------------------
@@ -512,6 +540,20 @@ async def test_a_timeout_is_reported_as_a_timeout(
     with pytest.raises(APITimeoutError):
         await p.request(GET, path_params={"ticket_id": 1})
     await p.aclose()
+
+
+async def test_the_retry_log_names_a_failure_without_a_status_by_its_class(
+    script: Script, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    counting_send(monkeypatch, fail_first=aiohttp.ServerDisconnectedError())
+    p = pipeline(script)
+    with caplog.at_level(logging.INFO, logger=C.LOGGER_NAME):
+        assert (await p.request(GET, path_params={"ticket_id": 1})).status == 200
+    await p.aclose()
+    assert any(
+        "retrying in" in r.getMessage() and r.getMessage().endswith("(APIConnectionError)")
+        for r in caplog.records
+    )
 
 
 def test_try_acquire_reserves_a_free_slot_and_never_waits() -> None:

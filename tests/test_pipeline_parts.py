@@ -3,6 +3,8 @@ error builders, request ids, the redactor and route paths."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -20,6 +22,7 @@ from vpsbg_support.errors import (
     ResponseDecodeError,
     ResponseTooLargeError,
 )
+from vpsbg_support.responses import json_body
 
 TOKEN = "PARTS-SECRET-TOKEN-0123456789"
 
@@ -129,7 +132,28 @@ def test_the_redactor_scrubs_text_bytes_headers_and_php_escapes() -> None:
 
 
 def test_route_paths_quote_text_ids_and_keep_int_ids() -> None:
-    assert R.TICKETS_GET.format_path(ticket_id=216) == "/support/tickets/216"
-    assert R.TICKETS_GET.format_path(ticket_id="../x") == "/support/tickets/..%2Fx"
+    assert R.TICKETS_GET.format_path({"ticket_id": 216}) == "/support/tickets/216"
+    assert R.TICKETS_GET.format_path({"ticket_id": "../x"}) == "/support/tickets/..%2Fx"
+    # A text id after an int one is quoted too; a route without parameters needs none.
+    mixed = R.TICKETS_ATTACHMENT.format_path({"ticket_id": 1, "attachment_id": "a/b"})
+    assert mixed == "/support/tickets/1/attachments/a%2Fb"
+    assert R.TICKETS_LIST.format_path() == "/support/tickets"
     assert R.TICKETS_GET.idempotent and not R.PLANS_RENEW.idempotent
     assert R.method_is_idempotent("delete") and not R.method_is_idempotent(None)
+
+
+ENCODINGS = ["utf-8", "utf-8-sig", "utf-16-le", "utf-16-be", "utf-16", "utf-32"]
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_a_json_body_is_read_in_any_encoding_json_loads_reads(encoding: str) -> None:
+    # A lone surrogate both escaped and raw: json.loads(bytes) lets the raw one through.
+    body = '{"subject": "сървър \\ud800", "raw": "\ud800"}'.encode(encoding, "surrogatepass")
+    expected = {"subject": "сървър \ud800", "raw": "\ud800"}
+    assert json_body(body, 200, "GET", "u") == json.loads(body) == expected
+
+
+@pytest.mark.parametrize("body", [b'{"a": "\xff"}', b"{\x00}", b"\x00{}", b"[1, 2"])
+def test_a_body_json_loads_refuses_is_a_decode_error(body: bytes) -> None:
+    with pytest.raises(ResponseDecodeError):
+        json_body(body, 200, "GET", "u")

@@ -325,9 +325,10 @@ _KINDS: dict[str, tuple[_Parse, _Dump]] = {
 }
 #: A test the generated code inlines to skip the reader call for values already right.
 _ALREADY_RIGHT = {
-    "int": "type(v) is int",
-    "str": "type(v) is str",
-    "bool": "(v is True or v is False)",
+    "int": "type({v}) is int",
+    "str": "type({v}) is str",
+    "display_name": "type({v}) is str",
+    "bool": "({v} is True or {v} is False)",
 }
 
 #: Field kinds that are models (JSON objects).
@@ -345,6 +346,21 @@ def _leftovers(data: dict[str, Any], names: tuple[tuple[str, ...], ...]) -> dict
     return {key: value for key, value in data.items() if key not in used}
 
 
+def _model_items(kind: str) -> str | None:
+    """The item kind of a ``tuple[<model>]`` field kind; None for any other kind."""
+    item = kind[len("tuple[") : -1] if kind.startswith("tuple[") else ""
+    return item if item in _MODEL_KINDS else None
+
+
+def _item_error(read: _Parse, value: Any, error: ConversionError) -> ConversionError:
+    """The error ``read`` gives for ``value``: for a list, the one naming the failing item."""
+    try:
+        read(value)
+    except ConversionError as exc:
+        return exc
+    return error  # pragma: no cover - the same items fail again, the same way
+
+
 def _missing(name: str, fallback: str | None = None) -> ConversionError:
     also = f" (nor {fallback!r})" if fallback else ""
     return ConversionError(f"required key is missing{also}", (name,))
@@ -356,45 +372,51 @@ def _structure_source(cls: type[Any], fields: tuple[_Field, ...]) -> str:
     A generic loop over the field table costs about twice as much per object (see
     benchmarks/bench_parse.py), so, like attrs and cattrs themselves, the hook is generated once
     from the table. It fills the slots directly: the models have no validators or converters that
-    ``__init__`` would run.
+    ``__init__`` would run. The common case is the cheap one: a plain dict is told by ``type()``
+    (``isinstance`` only for a subclass), keys are counted only when absent, and a list of models
+    is read by the hook's own comprehension (through ``read_tuple`` only when it is not a list,
+    or to name the item that failed).
     """
     lines = [
         "def structure_model(data):",
-        "    if not isinstance(data, dict):",
+        "    if type(data) is not dict and not isinstance(data, dict):",
         "        raise _expected('an object', data)",
-        "    found = 0",
+        "    missing = 0",
     ]
     for i, field in enumerate(fields):
         nullable = not field.required or field.fallback is not None
         is_tuple = field.kind.startswith("tuple[")
+        v = f"f_{field.attr}"
         for j, name in enumerate(field.names):
             lines += [
                 f"    {'if' if j == 0 else 'elif'} {name!r} in data:",
-                "        found += 1",
-                f"        v = data[{name!r}]",
+                f"        {v} = data[{name!r}]",
             ]
             if nullable and field.kind in _MODEL_KINDS:
                 # PHP's json_encode writes an empty array for an empty object.
-                lines.append("        if type(v) is list and not v: v = None")
-            skip = ["v is None"] if nullable and not is_tuple else []
+                lines.append(f"        if type({v}) is list and not {v}: {v} = None")
+            skip = [f"{v} is None"] if nullable and not is_tuple else []
             if field.kind in _ALREADY_RIGHT:
-                skip.append(_ALREADY_RIGHT[field.kind])
+                skip.append(_ALREADY_RIGHT[field.kind].format(v=v))
             indent = "        "
             if skip:
                 lines.append(f"        if not ({' or '.join(skip)}):")
                 indent += "    "
+            read, error = f"read_{i}({v})", "exc"
+            if _model_items(field.kind):
+                read = f"tuple([item_{i}(x) for x in {v}]) if type({v}) is list else {read}"
+                error = f"_item_error(read_{i}, {v}, exc)"
             lines += [
                 f"{indent}try:",
-                f"{indent}    v = read_{i}(v)",
+                f"{indent}    {v} = {read}",
                 f"{indent}except ConversionError as exc:",
-                f"{indent}    raise exc.under({name!r}) from None",
+                f"{indent}    raise {error}.under({name!r}) from None",
             ]
         lines.append("    else:")
         if field.required and field.fallback is None:
             lines.append(f"        raise _missing({field.names[0]!r})")
         else:
-            lines.append(f"        v = {'()' if is_tuple else 'None'}")
-        lines.append(f"    f_{field.attr} = v")
+            lines += ["        missing += 1", f"        {v} = {'()' if is_tuple else 'None'}"]
     for field in fields:
         if field.fallback is not None:
             lines += [
@@ -406,7 +428,9 @@ def _structure_source(cls: type[Any], fields: tuple[_Field, ...]) -> str:
     lines += [
         "    obj = _new(_cls)",
         *(f"    set_{f.attr}(obj, f_{f.attr})" for f in fields),
-        "    set_extra(obj, {} if found == len(data) else _leftovers(data, _names))",
+        # Every key was used when the ones present, one per field, are all there is.
+        f"    set_extra(obj, {{}} if len(data) == {len(fields)} - missing"
+        " else _leftovers(data, _names))",
         "    return obj",
     ]
     return "\n".join(lines) + "\n"
@@ -422,6 +446,7 @@ def _register_model(cls: type[Any], *fields: _Field) -> None:
         "_expected": _expected,
         "_missing": _missing,
         "_leftovers": _leftovers,
+        "_item_error": _item_error,
         "_new": object.__new__,
         "_cls": cls,
         "_names": tuple(f.names for f in fields),
@@ -430,6 +455,9 @@ def _register_model(cls: type[Any], *fields: _Field) -> None:
         namespace[f"set_{name}"] = vars(cls)[name].__set__
     for i, field in enumerate(fields):
         namespace[f"read_{i}"] = _KINDS[field.kind][0]
+        items = _model_items(field.kind)
+        if items:
+            namespace[f"item_{i}"] = _KINDS[items][0]
     source = _structure_source(cls, fields)
     filename = f"<vpsbg_support structure {cls.__qualname__}>"
     # Registered with linecache so tracebacks through the generated hook show its source.

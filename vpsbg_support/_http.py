@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
-from contextlib import AsyncExitStack
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import IO, Any, Protocol
 
 import aiohttp
 import aiohttp.multipart
 import aiohttp.payload
-from aiohttp import FormData
+from aiohttp import FormData, hdrs
 from aiohttp.abc import AbstractStreamWriter
 
 from vpsbg_support import _constants as C
@@ -235,7 +235,6 @@ def stream_timeout(timeout: aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
 
 def send(
     session: aiohttp.ClientSession,
-    stack: AsyncExitStack,
     *,
     method: str,
     url: str,
@@ -244,33 +243,35 @@ def send(
     data: aiohttp.FormData | None,
     headers: Mapping[str, str],
     timeout: aiohttp.ClientTimeout,
-) -> Awaitable[aiohttp.ClientResponse]:
-    """One attempt up to the response headers (await it); the response is closed by ``stack``.
+) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+    """One attempt, as aiohttp's context manager: entering it sends the request and gives the
+    response, headers read; leaving it closes the response.
 
     Bodies are never decompressed by aiohttp: :func:`read_bounded` and :class:`BodyStream`
     do it within their bounds.
     """
-    return stack.enter_async_context(
-        session.request(
-            method,
-            url,
-            params=params,
-            json=json_body,
-            data=data,
-            headers=headers,
-            timeout=timeout,
-            allow_redirects=False,
-            auto_decompress=False,
-        )
+    return session.request(
+        method,
+        url,
+        params=params,
+        json=json_body,
+        data=data,
+        headers=headers,
+        timeout=timeout,
+        allow_redirects=False,
+        auto_decompress=False,
     )
 
 
 def _encoding_of(resp: aiohttp.ClientResponse) -> str:
-    return resp.headers.get("Content-Encoding", "").strip().lower()
+    return resp.headers.get(hdrs.CONTENT_ENCODING, "").strip().lower()
 
 
-async def read_bounded(resp: aiohttp.ClientResponse, limit: int, *, truncate: bool) -> bytes:
-    """The body, decoded, at most ``limit`` bytes: read in chunks, never whole.
+def read_bounded(resp: aiohttp.ClientResponse, limit: int, *, truncate: bool) -> Awaitable[bytes]:
+    """The body, decoded, at most ``limit`` bytes: read in chunks, never whole (await it).
+
+    Not a coroutine itself: the common case (an announced length within ``limit``, nothing to
+    decode) is aiohttp's own read, with no frame of ours around it.
 
     Args:
         resp: the response, body unread.
@@ -288,9 +289,15 @@ async def read_bounded(resp: aiohttp.ClientResponse, limit: int, *, truncate: bo
         raise BodyFailure(f"the body announces {announced} bytes", "too_large")
     encoding = _encoding_of(resp)
     if announced is not None and announced <= limit and encoding in ("", "identity"):
-        # The common case, in one read: aiohttp stops at Content-Length, already within bounds.
-        return await resp.read()
-    decoder = Decoder.for_encoding(encoding)
+        # In one read: aiohttp stops at Content-Length, already within bounds.
+        return resp.read()
+    return _read_in_chunks(resp, limit, Decoder.for_encoding(encoding), truncate=truncate)
+
+
+async def _read_in_chunks(
+    resp: aiohttp.ClientResponse, limit: int, decoder: Decoder | None, *, truncate: bool
+) -> bytes:
+    """:func:`read_bounded` for a body of unknown length, or one to decode."""
     out = bytearray()
     async for raw in resp.content.iter_chunked(C.CHUNK_SIZE):
         if decoder is None:

@@ -22,7 +22,6 @@ from typing import Any, NamedTuple, NoReturn, TypeVar, cast
 from urllib.parse import urlencode, urlsplit
 
 import aiohttp
-import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from vpsbg_support import _constants as C
@@ -54,9 +53,9 @@ T = TypeVar("T")
 DEFAULT_USER_AGENT = f"vpsbg-support-python/{__version__} {http.DEFAULT_USER_AGENT_SUFFIX}"
 
 
-@attrs.frozen
-class Response:
-    """A response, its headers and body already scrubbed of the token.
+class Response(NamedTuple):
+    """A response, its headers and body already scrubbed of the token. (A tuple: built on
+    every call, so cheap to make; attrs' frozen ``__init__`` costs three times as much.)
 
     Attributes:
         status: the HTTP status.
@@ -76,7 +75,12 @@ class Response:
     url: str
     elapsed: float = 0.0
     retries_taken: int = 0
-    stream: http.BodyStream | None = attrs.field(default=None, repr=False)
+    stream: http.BodyStream | None = None
+
+    def __repr__(self) -> str:
+        # Every field but the stream: an open body is not a value to show.
+        shown = ", ".join(f"{k}={v!r}" for k, v in self._asdict().items() if k != "stream")
+        return f"Response({shown})"
 
     @property
     def request_id(self) -> str | None:
@@ -214,7 +218,7 @@ class Pipeline:
 
     def url_for(self, route: Route, path_params: Mapping[str, int | str] | None = None) -> str:
         """The absolute URL of ``route`` with its path parameters filled in."""
-        return self.base_url + route.format_path(**(path_params or {}))
+        return self.base_url + route.format_path(path_params)
 
     # --- the three ways in: a whole body, a stream held by the caller, a restartable download
 
@@ -238,7 +242,7 @@ class Pipeline:
             ResponseTooLargeError: the body passed ``max_response_size``.
             ResponseDecodeError: the body could not be decoded (compression, cut short).
         """
-        route_path = route.format_path(**(path_params or {}))
+        route_path = route.format_path(path_params)
         call = _Call(
             route,
             self.base_url + route_path,
@@ -285,7 +289,7 @@ class Pipeline:
     def _stream_call(
         self, route: Route, path_params: Mapping[str, int | str] | None, *, restartable: bool
     ) -> _Call:
-        route_path = route.format_path(**(path_params or {}))
+        route_path = route.format_path(path_params)
         return _Call(
             route,
             self.base_url + route_path,
@@ -320,18 +324,22 @@ class Pipeline:
                 await self.limiter.acquire(
                     lambda delay: self._allow_shared_wait(call, state, delay)
                 )
-            async with AsyncExitStack() as stack:
-                outcome = await self._attempt(call, stack, state)
-                if call.stream and isinstance(outcome, Response):
-                    if isinstance(take, AsyncExitStack):  # the caller reads the body
-                        take.push_async_exit(stack.pop_all())
-                        return outcome
-                    try:
-                        return await cast(Callable[[Response], Awaitable[Any]], take)(outcome)
-                    except DownloadError as exc:
-                        if not (call.restartable and exc.cut_short):
-                            raise
-                        outcome = Failure(FailureKind.AMBIGUOUS, exc)
+            if call.multipart is None and not call.stream:
+                # Nothing outlives the attempt (no open file, no open body): no stack to keep.
+                outcome = await self._attempt(call, state)
+            else:
+                async with AsyncExitStack() as stack:
+                    outcome = await self._attempt(call, state, stack)
+                    if call.stream and isinstance(outcome, Response):
+                        if isinstance(take, AsyncExitStack):  # the caller reads the body
+                            take.push_async_exit(stack.pop_all())
+                            return outcome
+                        try:
+                            return await cast(Callable[[Response], Awaitable[Any]], take)(outcome)
+                        except DownloadError as exc:
+                            if not (call.restartable and exc.cut_short):
+                                raise
+                            outcome = Failure(FailureKind.AMBIGUOUS, exc)
             if isinstance(outcome, Response):
                 return outcome
             decision = decide(
@@ -371,9 +379,11 @@ class Pipeline:
         state.slept += delay
 
     async def _attempt(
-        self, call: _Call, stack: AsyncExitStack, state: _CallState
+        self, call: _Call, state: _CallState, stack: AsyncExitStack | None = None
     ) -> Response | Failure:
-        """One attempt: send, read the headers and (unless streamed) the body within bounds.
+        """One attempt: send, then :meth:`_answer` what came back. Without ``stack`` (no file
+        to close, no body left open) the response is closed when this returns; with it, files
+        and the response are left to ``stack``.
 
         Transport failures come back as a :class:`Failure`; nothing the server sent leaves
         this frame unscrubbed.
@@ -401,95 +411,23 @@ class Pipeline:
                         attempt=state.attempt + 1,
                     ),
                 )
-            resp = await http.send(
+            request = http.send(
                 self._sessions.get(),
-                stack,
                 method=route.method,
                 url=call.url,
                 params=call.params,
                 json_body=call.json_body,
-                data=http.build_body(call.multipart, stack),
+                data=None if stack is None else http.build_body(call.multipart, stack),
                 headers=headers_sent,
                 timeout=http.stream_timeout(self.timeout) if call.stream else self.timeout,
             )
+            if stack is None:
+                async with request as resp:
+                    released = True
+                    return await self._answer(call, state, resp, started)
+            resp = await stack.enter_async_context(request)
             released = True
-            status = resp.status
-            self.limiter.release(status, resp.headers)
-            headers: Mapping[str, str] = resp.headers
-            if self.redact.in_headers(headers):
-                headers = CIMultiDictProxy(CIMultiDict(self.redact.headers(headers.items())))
-            # Read for the log line and the hooks only: a raw response reads its own, lazily.
-            request_id = (
-                request_id_in(headers)
-                if self.hooks.response or logger.isEnabledFor(logging.INFO)
-                else None
-            )
-            if logger.isEnabledFor(logging.INFO):
-                logger.info(
-                    "%s %s%s -> %d (attempt %d, %.3fs, request id %s)",
-                    route.method,
-                    call.path,
-                    call.query,
-                    status,
-                    state.attempt + 1,
-                    time.monotonic() - started,
-                    request_id or "-",
-                )
-            if self.hooks.response:
-                await fire(
-                    self.hooks.response,
-                    ResponseInfo(
-                        method=route.method,
-                        url=call.url + call.query,
-                        status_code=status,
-                        headers=headers,
-                        request_id=request_id,
-                        attempt=state.attempt + 1,
-                        elapsed=time.monotonic() - started,
-                    ),
-                )
-            if status >= 300:
-                raw = await http.read_bounded(resp, C.MAX_ERROR_BODY, truncate=True)
-                return status_failure(
-                    status,
-                    resp.reason,
-                    self.redact.data(raw),
-                    headers,
-                    route.method,
-                    call.url,
-                    self.redact,
-                )
-            if call.stream:
-                return Response(
-                    status,
-                    headers,
-                    b"",
-                    route.method,
-                    call.url,
-                    time.monotonic() - state.started,
-                    state.attempt,
-                    http.BodyStream(resp, call.url),
-                )
-            try:
-                raw = await http.read_bounded(resp, self.max_response_size, truncate=False)
-            except BodyFailure as exc:
-                return body_failure(
-                    exc.kind,
-                    exc.message,
-                    status,
-                    route.method,
-                    call.url,
-                    limit=self.max_response_size,
-                )
-            return Response(
-                status,
-                headers,
-                self.redact.data(raw),
-                route.method,
-                call.url,
-                time.monotonic() - state.started,
-                state.attempt,
-            )
+            return await self._answer(call, state, resp, started)
         except http.TRANSPORT_ERRORS as exc:
             if logger.isEnabledFor(logging.INFO):
                 logger.info(
@@ -519,6 +457,87 @@ class Pipeline:
         finally:
             if not released:
                 self.limiter.release(None)
+
+    async def _answer(
+        self, call: _Call, state: _CallState, resp: aiohttp.ClientResponse, started: float
+    ) -> Response | Failure:
+        """What the server answered: record its rate-limit headers, scrub them, tell the log and
+        the hooks, and read the body (unless streamed) within bounds."""
+        route = call.route
+        status = resp.status
+        self.limiter.release(status, resp.headers)
+        headers: Mapping[str, str] = resp.headers
+        if self.redact.in_headers(headers):
+            headers = CIMultiDictProxy(CIMultiDict(self.redact.headers(headers.items())))
+        logged = logger.isEnabledFor(logging.INFO)
+        # Read for the log line and the hooks only: a raw response reads its own, lazily.
+        request_id = request_id_in(headers) if logged or self.hooks.response else None
+        if logged:
+            logger.info(
+                "%s %s%s -> %d (attempt %d, %.3fs, request id %s)",
+                route.method,
+                call.path,
+                call.query,
+                status,
+                state.attempt + 1,
+                time.monotonic() - started,
+                request_id or "-",
+            )
+        if self.hooks.response:
+            await fire(
+                self.hooks.response,
+                ResponseInfo(
+                    method=route.method,
+                    url=call.url + call.query,
+                    status_code=status,
+                    headers=headers,
+                    request_id=request_id,
+                    attempt=state.attempt + 1,
+                    elapsed=time.monotonic() - started,
+                ),
+            )
+        if status >= 300:
+            raw = await http.read_bounded(resp, C.MAX_ERROR_BODY, truncate=True)
+            return status_failure(
+                status,
+                resp.reason,
+                self.redact.data(raw),
+                headers,
+                route.method,
+                call.url,
+                self.redact,
+            )
+        if call.stream:
+            return Response(
+                status,
+                headers,
+                b"",
+                route.method,
+                call.url,
+                time.monotonic() - state.started,
+                state.attempt,
+                http.BodyStream(resp, call.url),
+            )
+        try:
+            raw = await http.read_bounded(resp, self.max_response_size, truncate=False)
+        except BodyFailure as exc:
+            return body_failure(
+                exc.kind,
+                exc.message,
+                status,
+                route.method,
+                call.url,
+                limit=self.max_response_size,
+            )
+        return Response(
+            status,
+            headers,
+            self.redact.data(raw),
+            route.method,
+            call.url,
+            time.monotonic() - state.started,
+            state.attempt,
+        )
 
 
 def _why(failure: Failure) -> str:

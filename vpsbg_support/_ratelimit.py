@@ -10,11 +10,19 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 
 import attrs
+from multidict import istr
 
 from vpsbg_support import _constants as C
 from vpsbg_support._retry import parse_retry_after
 
 __all__ = ["RateBudget", "RateLimitSnapshot", "RateLimiter"]
+
+
+# Case-insensitive names: aiohttp's headers find an istr without folding its case on every call.
+_LIMIT = istr("X-RateLimit-Limit")
+_RESET = istr("X-RateLimit-Reset")
+_REMAINING = istr("X-RateLimit-Remaining")
+_RETRY_AFTER = istr("Retry-After")
 
 
 def _int_header(headers: Mapping[str, str], name: str) -> int | None:
@@ -86,14 +94,14 @@ class RateBudget:
         if status is None:
             return
         if status in (429, 503):
-            retry_after = parse_retry_after(headers.get("Retry-After"))
+            retry_after = parse_retry_after(headers.get(_RETRY_AFTER))
             if retry_after is not None:
                 self.not_before = max(self.not_before, now + retry_after)
                 held = now + min(retry_after, self.max_shared_wait)
                 self.held_until = max(self.held_until, held)
-        self.limit = _int_header(headers, "X-RateLimit-Limit") or self.limit
-        self.reset_epoch = _int_header(headers, "X-RateLimit-Reset") or self.reset_epoch
-        left = _int_header(headers, "X-RateLimit-Remaining")
+        self.limit = _int_header(headers, _LIMIT) or self.limit
+        self.reset_epoch = _int_header(headers, _RESET) or self.reset_epoch
+        left = _int_header(headers, _REMAINING)
         if left is None:
             if status == 429:
                 self.remaining = 0  # over the limit: probe one at a time until told otherwise

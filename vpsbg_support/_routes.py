@@ -7,6 +7,7 @@ line here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 from urllib.parse import quote
 
@@ -32,12 +33,18 @@ class Route:
         """True when sending the request twice has the same effect as sending it once."""
         return method_is_idempotent(self.method)
 
-    def format_path(self, **params: int | str) -> str:
+    def format_path(self, params: Mapping[str, int | str] | None = None) -> str:
         """Fill the path template; ids are URL-quoted so ``"../x"`` cannot change the route."""
-        # An int (what check_id returns) needs no quoting: the common case skips quote().
-        return self.path.format(
-            **{k: v if type(v) is int else quote(str(v), safe="") for k, v in params.items()}
-        )
+        if params:
+            for value in params.values():
+                # An int (what check_id returns) needs no quoting: the common case skips quote().
+                if type(value) is not int:
+                    params = {
+                        k: v if type(v) is int else quote(str(v), safe="")
+                        for k, v in params.items()
+                    }
+                    break
+        return self.path.format_map(params or {})
 
 
 def method_is_idempotent(method: str | None) -> bool:

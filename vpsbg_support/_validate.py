@@ -11,6 +11,8 @@ from vpsbg_support.errors import InvalidParameterError
 
 def check_id(field: str, value: object) -> int:
     """A path id: a positive int, or a string of digits (the docs type path ids as strings)."""
+    if type(value) is int and value > 0:  # the common case, before the checks that explain
+        return value
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise InvalidParameterError(field, f"expected an integer id, got {type(value).__name__}")
     if isinstance(value, str) and not (value.isascii() and value.isdigit()):

@@ -89,6 +89,10 @@ class RawResponse(Generic[T]):
         return json_body(self.content, self.status_code, self.method, self.url)
 
 
+#: What json.loads uses when given no options, made once.
+_JSON = json.JSONDecoder()
+
+
 def json_body(body: bytes, status: int, method: str, url: str) -> Any:
     """``body`` decoded as JSON; None when empty.
 
@@ -98,6 +102,12 @@ def json_body(body: bytes, status: int, method: str, url: str) -> Any:
     if not body or body.isspace():  # as body.strip() == b"", without copying the body
         return None
     try:
+        # json.loads(bytes) first guesses the encoding from BOMs and zero bytes; a body opening
+        # with an ASCII byte not followed by a zero byte is UTF-8 to that guess (and has no BOM
+        # for json.loads(str) to refuse), so it is decoded here and given to json.loads' own
+        # decoder directly: a microsecond less per call for a ticket.
+        if 0 < body[0] < 0x80 and body[1:2] != b"\0":
+            return _JSON.decode(body.decode("utf-8", "surrogatepass"))
         return json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ResponseDecodeError(

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
 from typing import Any, ParamSpec, TypeVar
 
 from vpsbg_support._convert import ConversionError, structure, structure_list
-from vpsbg_support._http import MultipartBody
 from vpsbg_support._pipeline import Pipeline, Response
-from vpsbg_support._routes import Route
 from vpsbg_support.errors import APIStatusError, ResponseDecodeError, ResponseTooLargeError
 from vpsbg_support.models import Page
 from vpsbg_support.responses import RawResponse
@@ -51,28 +49,12 @@ class AsyncResource:
 
     def __init__(self, transport: Pipeline) -> None:
         self._transport = transport
+        #: Hands a call to the pipeline: ``response = await self._request(route, ...)``. The
+        #: pipeline's own method, bound once: no frame of ours around every call.
+        self._request = transport.request
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} base_url={self._transport.base_url!r}>"
-
-    def _request(
-        self,
-        route: Route,
-        *,
-        path_params: Mapping[str, int | str] | None = None,
-        params: Mapping[str, str | int] | None = None,
-        json_body: Any = None,
-        multipart: MultipartBody | None = None,
-    ) -> Awaitable[Response]:
-        """Hand the call to the pipeline: ``response = await self._request(route, ...)``."""
-        # Not a coroutine itself: one frame less for every resumption of every call.
-        return self._transport.request(
-            route,
-            path_params=path_params,
-            params=params,
-            json_body=json_body,
-            multipart=multipart,
-        )
 
     # Every answer a call reads goes through one of the three _structure helpers (a download
     # through ``received``): that is where a running raw twin is told of it.
