@@ -42,9 +42,9 @@ def runner() -> Iterator[LoopThread[None]]:
 
 @pytest.fixture
 def no_idle_hand_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The loop's thread never takes an undriven loop back by itself: what a test sees done
-    was handed over on purpose."""
-    monkeypatch.setattr(C, "LOOP_IDLE_HANDBACK", 10 * HANG_GUARD)
+    """The loop's thread does not take an undriven loop back by itself within the test: what
+    the test sees done was handed over on purpose."""
+    monkeypatch.setattr(C, "LOOP_IDLE_HANDBACK", 2 * HANG_GUARD)
 
 
 async def until(event: threading.Event) -> None:
@@ -163,8 +163,20 @@ def test_a_blocking_call_from_a_driven_coroutine_raises_deadlock_error(
     async def coroutine_calling_blocking_api() -> int:
         return runner.run(echo(1))
 
-    with pytest.raises(DeadlockError, match="own event loop thread"):
-        runner.run(coroutine_calling_blocking_api())
+    outcome: list[BaseException] = []
+
+    def drive_it() -> None:  # on a daemon thread: a regression hangs it, not the test run
+        try:
+            runner.run(coroutine_calling_blocking_api())
+        except BaseException as exc:
+            outcome.append(exc)
+
+    driver = threading.Thread(target=drive_it, daemon=True)
+    driver.start()
+    driver.join(HANG_GUARD)
+
+    assert len(outcome) == 1 and isinstance(outcome[0], DeadlockError)
+    assert "own event loop thread" in str(outcome[0])
     assert runner.run(echo(2)) == 2
 
 
@@ -232,17 +244,21 @@ def test_ctrl_c_during_a_driven_call_carries_the_notes_of_its_cancellation(
 
 
 @needs_signals
-def test_ctrl_c_from_the_terminal_reaches_a_loop_blocked_in_select(
-    runner: LoopThread[None],
+@pytest.mark.parametrize("send", ["to the main thread", "to the process"])
+def test_ctrl_c_reaches_a_loop_about_to_block_in_select(
+    runner: LoopThread[None], send: str
 ) -> None:
-    # SIGINT sent to the process (as a terminal does), many times: one landing just before
-    # the loop blocks in select() must still wake it (the driver's wake-up fd), not wait for
-    # select()'s timeout (here the end of the sleep).
+    # Many times: a SIGINT landing just before the loop blocks in select() (the sender takes
+    # the GIL the moment the loop releases it to block) must still wake it (the driver's
+    # wake-up fd), not wait for select()'s timeout (here the end of the sleep).
     def press_when(started: threading.Event) -> None:
         if started.wait(HANG_GUARD):
-            os.kill(os.getpid(), signal.SIGINT)
+            if send == "to the process":  # as a terminal's Ctrl-C
+                os.kill(os.getpid(), signal.SIGINT)
+            else:
+                signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
 
-    for _ in range(10):
+    for _ in range(20):
         started = threading.Event()
         loop_time: list[float] = []
 
@@ -270,23 +286,34 @@ def test_ctrl_c_from_the_terminal_reaches_a_loop_blocked_in_select(
 
 
 @needs_signals
-def test_a_second_ctrl_c_stops_waiting_for_the_cleanup(runner: LoopThread[None]) -> None:
-    started, ignored = threading.Event(), threading.Event()
+def test_a_second_ctrl_c_stops_waiting_for_the_cleanup(
+    runner: LoopThread[None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_loop_thread, "_CANCEL_GRACE", 10 * HANG_GUARD)
+    started, ignored, released_by_guard = threading.Event(), threading.Event(), threading.Event()
     finish = asyncio.Event()
+    loop = runner.loop
 
-    def press_twice() -> None:
+    def press_again() -> None:
         if started.wait(HANG_GUARD) and ignored.wait(HANG_GUARD):
             signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
 
-    second = threading.Thread(target=press_twice)
+    def hang_guard() -> None:  # ends the call if only the (long) grace could
+        released_by_guard.set()
+        loop.call_soon_threadsafe(finish.set)
+
+    second, guard = threading.Thread(target=press_again), threading.Timer(HANG_GUARD, hang_guard)
+    guard.start()
     with ctrl_c_when(started), pytest.raises(KeyboardInterrupt):
         second.start()
-        try:  # the grace is HANG_GUARD: only the second Ctrl-C can end this call in time
+        try:
             runner.run(long_call(started, ignored, finish.wait, swallow=True))
         finally:
             second.join()
+            guard.cancel()
 
     assert ignored.is_set()
+    assert not released_by_guard.is_set()
     assert runner.run(echo(5)) == 5  # handed off: the stubborn task still runs on the loop
     runner.loop.call_soon_threadsafe(finish.set)
 
@@ -325,6 +352,48 @@ def test_a_custom_sigint_handler_keeps_the_call_on_the_loops_thread(
 
 
 # --- close, fork, idle --------------------------------------------------------------------------
+
+
+def test_close_while_a_driven_task_ignores_cancellation_still_stops_the_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_loop_thread, "_CANCEL_GRACE", 0.05)
+    lt = LoopThread(factory=Resource, aclose=Resource.aclose)
+    resource = lt.resource()
+    thread = loop_thread_of(lt)
+    started, ignored = threading.Event(), threading.Event()
+    never = asyncio.Event()  # the task waits on after swallowing the first cancellation
+
+    outcome: list[BaseException] = []
+
+    def drive_it() -> None:  # on a daemon thread: a regression hangs it, not the test run
+        try:
+            lt.run(long_call(started, ignored, never.wait, swallow=True))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    driver = threading.Thread(target=drive_it, daemon=True)
+    driver.start()
+    assert started.wait(HANG_GUARD)
+    lt.close()
+    driver.join(HANG_GUARD)
+
+    assert ignored.is_set()
+    assert len(outcome) == 1 and isinstance(outcome[0], LoopClosedError)  # drained at last
+    assert not thread.is_alive()
+    assert resource.closed_on is resource.loop and resource.loop.is_closed()
+
+
+def test_close_of_an_undriven_loop_runs_the_shutdown_at_once(no_idle_hand_back: None) -> None:
+    lt = LoopThread(factory=Resource, aclose=Resource.aclose)
+    resource = lt.resource()
+    thread = loop_thread_of(lt)
+    lt.run(echo(0))  # driven: the loop now sits undriven, its thread waiting
+
+    lt.close()
+
+    assert not thread.is_alive()
+    assert resource.closed_on is resource.loop  # closed by the shutdown, not cut short
 
 
 def test_close_from_another_thread_cancels_a_driven_call() -> None:
