@@ -33,6 +33,7 @@ import importlib
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Coroutine
@@ -133,7 +134,8 @@ def may_drive() -> bool | None:
         return None
     handler = _csignal.getsignal(signal.SIGINT)
     if handler is signal.default_int_handler:
-        return True
+        # The guard's wake-up socket needs loop.add_reader(), which Windows' loop lacks.
+        return sys.platform != "win32"
     return None if handler in (signal.SIG_IGN, signal.SIG_DFL) else False
 
 

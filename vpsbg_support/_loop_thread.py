@@ -119,10 +119,11 @@ class _Box:
 
 
 class LoopThread(Generic[R]):
-    """A lazily started event loop on a daemon thread that runs coroutines for blocking callers.
+    """A lazily started event loop with a daemon thread of its own, running coroutines for
+    blocking callers: on the caller's thread when it can drive the loop, else on the loop's.
 
     Args:
-        name: name of the background thread (shown in thread dumps).
+        name: name of the loop's thread (shown in thread dumps).
         factory: optional zero-argument callable building the resource that belongs to the loop
             (the ``AsyncClient``). It is called *on* the loop, so what it creates is bound to it.
         aclose: coroutine function closing the resource; required with ``factory``.
@@ -170,7 +171,10 @@ class LoopThread(Generic[R]):
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
-        """The background loop of this process, started if needed.
+        """This process's loop, started if needed.
+
+        Work queued on it with ``call_soon_threadsafe`` runs at once while a call is running or
+        the loop's thread holds it, and within ``LOOP_IDLE_HANDBACK`` seconds otherwise.
 
         Raises:
             LoopClosedError: after :meth:`close`.
@@ -411,7 +415,7 @@ class LoopThread(Generic[R]):
             return
         if _on_loop(state):
             # Collected on the loop itself: blocking here would deadlock, so schedule.
-            state.loop.create_task(aclose())
+            _schedule(state, aclose())
             return
         # close() may win the race since the check above; its shutdown closes the generator.
         with contextlib.suppress(LoopClosedError):
@@ -554,6 +558,14 @@ def _on_loop(state: LoopState) -> bool:
     return asyncio._get_running_loop() is state.loop or threading.get_ident() == state.thread_id
 
 
+def _schedule(state: LoopState, coro: Coroutine[Any, Any, Any]) -> None:
+    """Start ``coro`` on the loop without waiting for it, from the loop or the loop's thread."""
+    if asyncio._get_running_loop() is state.loop:
+        state.loop.create_task(coro)
+    else:  # on the loop's thread between two runs (a finalizer): a caller may be driving it
+        state.loop.call_soon_threadsafe(state.loop.create_task, coro)
+
+
 def _stop_and_join(state: LoopState) -> None:
     with state.cond:
         state.final = True
@@ -579,7 +591,7 @@ def _shutdown(box: _Box) -> None:
         if _on_loop(state):
             # On the loop (close() from a callback, or garbage collection there): finish
             # asynchronously; the loop's thread exits by itself when the loop stops.
-            state.loop.create_task(_close_and_stop(state, box.aclose))
+            _schedule(state, _close_and_stop(state, box.aclose))
             return
         if not state.thread.is_alive():
             return
