@@ -235,17 +235,15 @@ def _drive_taken(
     state: LoopState, coro: Coroutine[Any, Any, T], guard_sigint: bool, grace: float
 ) -> asyncio.Task[T]:
     loop = state.loop
+    drive = _Drive()
+    driven = _driven(coro, loop, drive)
     try:
         # In a copy of the caller's context, as call_soon_threadsafe gives a handed-off call.
-        task = loop.create_task(coro)
+        task = loop.create_task(driven)
     except BaseException:
+        driven.close()
         coro.close()
         raise
-
-    def stop(_: object) -> None:
-        loop.stop()
-
-    task.add_done_callback(stop)
     guard = _SigintGuard(loop, task, grace) if guard_sigint else None
     elsewhere: threading.Event | None = None
     try:
@@ -266,20 +264,49 @@ def _drive_taken(
                 signal.set_wakeup_fd(wakeup_fd)
     finally:
         if not task.done():  # this thread still holds the (stopped) loop: hand the task over
-            task.remove_done_callback(stop)
+            drive.active = False
             elsewhere = _adopt(state, task)
             _release(state)  # now, not after waiting for the task: its thread must run it
-        elif not task.cancelled():
+        elif task.cancelled():
+            coro.close()  # never started when cancelled before its first step
+        else:
             task.exception()  # retrieved, also when it escaped run_forever() (SystemExit)
     if guard is not None and guard.interrupted:
         interrupt = KeyboardInterrupt()
         if task.done():
-            for note in cancellation_notes(task):
+            # The coroutine's own CancelledError, notes and all: on 3.10 the task keeps none.
+            notes = getattr(drive.cancelled, "__notes__", None) or cancellation_notes(task)
+            for note in notes:
                 add_note(interrupt, note)
         raise interrupt
     if elsewhere is not None:  # shutdown began while driving: close() cancels the task there
         elsewhere.wait()
     return task
+
+
+class _Drive:
+    """What the driver and its task share: whether this thread still drives the task, and the
+    CancelledError the coroutine raised."""
+
+    __slots__ = ("active", "cancelled")
+
+    def __init__(self) -> None:
+        self.active = True
+        self.cancelled: asyncio.CancelledError | None = None
+
+
+async def _driven(
+    coro: Coroutine[Any, Any, T], loop: asyncio.AbstractEventLoop, drive: _Drive
+) -> T:
+    """``coro``, then stop the loop in the same iteration (a done callback costs one more)."""
+    try:
+        return await coro
+    except asyncio.CancelledError as cancelled:
+        drive.cancelled = cancelled
+        raise
+    finally:
+        if drive.active:
+            loop.stop()
 
 
 def _signal_wakeup(state: LoopState) -> int:
