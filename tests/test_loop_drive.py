@@ -244,17 +244,19 @@ def test_ctrl_c_during_a_driven_call_carries_the_notes_of_its_cancellation(
 
 
 @needs_signals
-@pytest.mark.parametrize("send", ["to the main thread", "to the process"])
-def test_ctrl_c_reaches_a_loop_about_to_block_in_select(
-    runner: LoopThread[None], send: str
-) -> None:
-    # Many times: a SIGINT landing just before the loop blocks in select() (the sender takes
-    # the GIL the moment the loop releases it to block) must still wake it (the driver's
-    # wake-up fd), not wait for select()'s timeout (here the end of the sleep).
+@pytest.mark.parametrize("send", ["to the main thread", "to the process", "to another thread"])
+def test_ctrl_c_reaches_a_loop_blocked_in_select(runner: LoopThread[None], send: str) -> None:
+    # Python runs the handler in the main thread, at its next bytecode; select() must not
+    # sleep on until its timeout (here the end of the sleep) first. That happens when the
+    # signal does not interrupt select(): it lands on another thread (the kernel may pick any
+    # for a process-directed one), or just before the loop blocks (the sender takes the GIL
+    # the moment the loop releases it to block). The driver's wake-up fd wakes the loop.
     def press_when(started: threading.Event) -> None:
         if started.wait(HANG_GUARD):
             if send == "to the process":  # as a terminal's Ctrl-C
                 os.kill(os.getpid(), signal.SIGINT)
+            elif send == "to another thread":  # this one
+                signal.pthread_kill(threading.get_ident(), signal.SIGINT)
             else:
                 signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
 
