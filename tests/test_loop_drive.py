@@ -214,6 +214,35 @@ def test_a_cancelled_call_keeps_its_error_types(runner: LoopThread[None]) -> Non
     assert runner.run(echo(3)) == 3
 
 
+def test_a_driven_task_cancelled_before_its_first_step_ends_the_call(
+    runner: LoopThread[None],
+) -> None:
+    def cancelled_at_once(loop: asyncio.AbstractEventLoop, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.Task(coro, loop=loop)
+        task.cancel()
+        return task
+
+    runner.run(echo(0))
+    runner.loop.set_task_factory(cancelled_at_once)
+    outcome: list[BaseException] = []
+
+    def drive_it() -> None:  # on a daemon thread: a regression hangs it, not the test run
+        try:
+            runner.run(echo(1))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    driver = threading.Thread(target=drive_it, daemon=True)
+    driver.start()
+    driver.join(HANG_GUARD)
+    runner.loop.set_task_factory(None)
+
+    from concurrent.futures import CancelledError
+
+    assert len(outcome) == 1 and isinstance(outcome[0], CancelledError)
+    assert runner.run(echo(2)) == 2
+
+
 # --- Ctrl-C -----------------------------------------------------------------------------------
 
 

@@ -36,7 +36,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from types import FrameType
 from typing import Any, TypeVar
 
@@ -235,8 +235,8 @@ def _drive_taken(
     state: LoopState, coro: Coroutine[Any, Any, T], guard_sigint: bool, grace: float
 ) -> asyncio.Task[T]:
     loop = state.loop
-    drive = _Drive()
-    driven = _driven(coro, loop, drive)
+    drive = _Drive(loop)
+    driven = _driven(coro, drive)
     try:
         # In a copy of the caller's context, as call_soon_threadsafe gives a handed-off call.
         task = loop.create_task(driven)
@@ -244,24 +244,15 @@ def _drive_taken(
         driven.close()
         coro.close()
         raise
+    task.add_done_callback(drive.stop_if_never_started)
     guard = _SigintGuard(loop, task, grace) if guard_sigint else None
     elsewhere: threading.Event | None = None
     try:
-        if guard is not None:
-            # The wake-up fd: a signal landing just before the loop blocks in select() would
-            # otherwise wait for select()'s timeout to be handled.
-            wakeup_fd = signal.set_wakeup_fd(_signal_wakeup(state), warn_on_full_buffer=False)
-            previous = _csignal.signal(signal.SIGINT, guard.handler)
-        try:
+        with _sigint_guarded(state, guard):
             while not task.done():
                 loop.run_forever()
                 if (guard is not None and guard.gave_up) or not state.accepting:
                     break  # the task goes on (its thread runs it); shutdown cancels it if need be
-        finally:
-            if guard is not None:
-                guard.finish()
-                _csignal.signal(signal.SIGINT, previous)
-                signal.set_wakeup_fd(wakeup_fd)
     finally:
         if not task.done():  # this thread still holds the (stopped) loop: hand the task over
             drive.active = False
@@ -284,21 +275,47 @@ def _drive_taken(
     return task
 
 
+@contextlib.contextmanager
+def _sigint_guarded(state: LoopState, guard: _SigintGuard | None) -> Iterator[None]:
+    """Put the guard in place of Python's SIGINT handler while the loop runs, with a wake-up fd:
+    a signal landing just before the loop blocks in select(), or caught by another thread, would
+    otherwise be handled only when select() times out."""
+    if guard is None:
+        yield
+        return
+    wakeup_fd = signal.set_wakeup_fd(_signal_wakeup(state), warn_on_full_buffer=False)
+    try:
+        previous = _csignal.signal(signal.SIGINT, guard.handler)
+        try:
+            yield
+        finally:
+            guard.finish()
+            _csignal.signal(signal.SIGINT, previous)
+    finally:
+        signal.set_wakeup_fd(wakeup_fd)
+
+
 class _Drive:
-    """What the driver and its task share: whether this thread still drives the task, and the
-    CancelledError the coroutine raised."""
+    """What the driver and its task share: whether this thread still drives the task, whether
+    the coroutine started, and the CancelledError it raised."""
 
-    __slots__ = ("active", "cancelled")
+    __slots__ = ("active", "cancelled", "loop", "started")
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
         self.active = True
+        self.started = False
         self.cancelled: asyncio.CancelledError | None = None
 
+    def stop_if_never_started(self, _: object) -> None:
+        """Done callback: a task cancelled before its first step never ran _driven's stop."""
+        if self.active and not self.started:
+            self.loop.stop()
 
-async def _driven(
-    coro: Coroutine[Any, Any, T], loop: asyncio.AbstractEventLoop, drive: _Drive
-) -> T:
+
+async def _driven(coro: Coroutine[Any, Any, T], drive: _Drive) -> T:
     """``coro``, then stop the loop in the same iteration (a done callback costs one more)."""
+    drive.started = True
     try:
         return await coro
     except asyncio.CancelledError as cancelled:
@@ -306,7 +323,7 @@ async def _driven(
         raise
     finally:
         if drive.active:
-            loop.stop()
+            drive.loop.stop()
 
 
 def _signal_wakeup(state: LoopState) -> int:
