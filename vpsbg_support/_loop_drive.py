@@ -36,7 +36,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine
 from types import FrameType
 from typing import Any, TypeVar
 
@@ -244,15 +244,26 @@ def _drive_taken(
         driven.close()
         coro.close()
         raise
-    task.add_done_callback(drive.stop_if_never_started)
+    if loop.get_task_factory() is not None:  # it may cancel the task before its first step
+        task.add_done_callback(drive.stop_if_never_started)
     guard = _SigintGuard(loop, task, grace) if guard_sigint else None
     elsewhere: threading.Event | None = None
     try:
-        with _sigint_guarded(state, guard):
-            while not task.done():
-                loop.run_forever()
-                if (guard is not None and guard.gave_up) or not state.accepting:
-                    break  # the task goes on (its thread runs it); shutdown cancels it if need be
+        if guard is None:
+            _run_until_done(state, task, None)
+        else:
+            # The wake-up fd: a signal landing just before the loop blocks in select(), or
+            # caught by another thread, would otherwise wait for select()'s timeout.
+            wakeup_fd = signal.set_wakeup_fd(_signal_wakeup(state), warn_on_full_buffer=False)
+            try:
+                previous = _csignal.signal(signal.SIGINT, guard.handler)
+                try:
+                    _run_until_done(state, task, guard)
+                finally:
+                    guard.finish()
+                    _csignal.signal(signal.SIGINT, previous)
+            finally:
+                signal.set_wakeup_fd(wakeup_fd)
     finally:
         if not task.done():  # this thread still holds the (stopped) loop: hand the task over
             drive.active = False
@@ -275,24 +286,12 @@ def _drive_taken(
     return task
 
 
-@contextlib.contextmanager
-def _sigint_guarded(state: LoopState, guard: _SigintGuard | None) -> Iterator[None]:
-    """Put the guard in place of Python's SIGINT handler while the loop runs, with a wake-up fd:
-    a signal landing just before the loop blocks in select(), or caught by another thread, would
-    otherwise be handled only when select() times out."""
-    if guard is None:
-        yield
-        return
-    wakeup_fd = signal.set_wakeup_fd(_signal_wakeup(state), warn_on_full_buffer=False)
-    try:
-        previous = _csignal.signal(signal.SIGINT, guard.handler)
-        try:
-            yield
-        finally:
-            guard.finish()
-            _csignal.signal(signal.SIGINT, previous)
-    finally:
-        signal.set_wakeup_fd(wakeup_fd)
+def _run_until_done(state: LoopState, task: asyncio.Task[Any], guard: _SigintGuard | None) -> None:
+    loop = state.loop
+    while not task.done():
+        loop.run_forever()
+        if (guard is not None and guard.gave_up) or not state.accepting:
+            return  # the task goes on (its thread runs it); shutdown cancels it if need be
 
 
 class _Drive:
@@ -308,7 +307,9 @@ class _Drive:
         self.cancelled: asyncio.CancelledError | None = None
 
     def stop_if_never_started(self, _: object) -> None:
-        """Done callback: a task cancelled before its first step never ran _driven's stop."""
+        """Done callback: a task cancelled before its first step (which only a task factory can
+        do: our task's first step is queued before any callback could cancel it) never ran
+        _driven's stop."""
         if self.active and not self.started:
             self.loop.stop()
 
