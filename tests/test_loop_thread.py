@@ -1,4 +1,4 @@
-"""The background loop behind the blocking Client: threads, nested loops, Ctrl-C, fork, shutdown."""
+"""The loop behind the blocking Client: threads, nested loops, Ctrl-C, fork, shutdown."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests._forking import run_in_fork
-from vpsbg_support import _loop_thread
+from vpsbg_support import _loop_drive, _loop_thread
 from vpsbg_support._loop_thread import DeadlockError, LoopClosedError, LoopThread
 
 # A hang guard, not a performance assertion: a broken loop thread blocks forever.
@@ -54,7 +54,51 @@ def runner() -> Iterator[LoopThread[None]]:
     lt.close()
 
 
-def test_plain_call_runs_on_a_background_thread(runner: LoopThread[None]) -> None:
+@pytest.fixture(params=["driven", "handed-off"])
+def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test with calls driven by the caller, then with every call handed off."""
+    if request.param == "handed-off":
+        monkeypatch.setattr(_loop_drive, "CALLER_DRIVES", False)
+    return str(request.param)
+
+
+@pytest.fixture
+def handed_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every call takes the hand-off path (the tests of its own machinery)."""
+    monkeypatch.setattr(_loop_drive, "CALLER_DRIVES", False)
+
+
+def loop_thread_of(lt: LoopThread[Any]) -> threading.Thread:
+    """The loop's own thread: found by a call from inside another event loop, which is always
+    handed off to it (a plain call runs on the caller's thread)."""
+
+    async def from_a_notebook() -> int:
+        return lt.run(loop_identity())[1]
+
+    ident = asyncio.run(from_a_notebook())
+    return next(t for t in threading.enumerate() if t.ident == ident)
+
+
+def test_sequential_calls_from_a_plain_thread_run_on_the_callers_thread(
+    runner: LoopThread[None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loops_own_thread = loop_thread_of(runner)
+    loop_id, _ = runner.run(loop_identity())  # may take the loop back from its thread once
+
+    def no_hand_off(*args: object) -> None:
+        raise AssertionError("a call was handed off to the loop's thread")
+
+    monkeypatch.setattr(_loop_thread, "_submit", no_hand_off)
+    seen = {runner.run(loop_identity()) for _ in range(50)}
+
+    assert seen == {(loop_id, threading.get_ident())}  # one loop, driven by this thread
+    assert runner.run(echo(7)) == 7
+    assert loops_own_thread.ident != threading.get_ident()
+
+
+def test_with_hand_offs_pinned_a_plain_call_runs_on_the_loops_thread(
+    runner: LoopThread[None], handed_off: None
+) -> None:
     _, thread_id = runner.run(loop_identity())
 
     assert runner.run(echo(7)) == 7
@@ -83,19 +127,24 @@ def test_sixteen_threads_share_one_loop(runner: LoopThread[None]) -> None:
         results = [pair for chunk in pool.map(work, range(16)) for pair in chunk]
 
     assert len(results) == 800
-    assert len(set(results)) == 1  # one loop, one thread, for every caller
+    assert len({loop_id for loop_id, _ in results}) == 1  # one loop for every caller
 
 
 def test_call_from_inside_a_running_event_loop(runner: LoopThread[None]) -> None:
-    async def notebook_cell() -> tuple[int, int, int]:
-        outer = id(asyncio.get_running_loop())
-        inner, _ = runner.run(loop_identity())
-        return outer, inner, runner.run(echo(3))
+    plain_loop, _ = runner.run(loop_identity())  # the loop is left to this thread's next call
 
-    outer, inner, value = asyncio.run(notebook_cell())
+    async def notebook_cell() -> tuple[int, int, int, int]:
+        outer = id(asyncio.get_running_loop())
+        inner, thread = runner.run(loop_identity())
+        return outer, inner, thread, runner.run(echo(3))
+
+    outer, inner, thread, value = asyncio.run(notebook_cell())
 
     assert value == 3
     assert inner != outer
+    assert inner == plain_loop  # the client's one loop, run by its own thread for the cell
+    assert thread != threading.get_ident()
+    assert runner.run(loop_identity()) == (plain_loop, threading.get_ident())
 
 
 def test_exceptions_propagate_unchanged(runner: LoopThread[None]) -> None:
@@ -161,7 +210,7 @@ async def long_call(
 
 @needs_signals
 def test_ctrl_c_cancels_the_inner_task_and_leaves_the_loop_usable(
-    runner: LoopThread[None],
+    runner: LoopThread[None], path: str
 ) -> None:
     started, cancelled, cleaned_up = threading.Event(), threading.Event(), threading.Event()
 
@@ -179,7 +228,7 @@ def test_ctrl_c_cancels_the_inner_task_and_leaves_the_loop_usable(
 
 @needs_signals
 def test_ctrl_c_with_a_task_ignoring_cancellation_waits_a_bounded_time(
-    runner: LoopThread[None], monkeypatch: pytest.MonkeyPatch
+    runner: LoopThread[None], monkeypatch: pytest.MonkeyPatch, path: str
 ) -> None:
     monkeypatch.setattr(_loop_thread, "_CANCEL_GRACE", 0.05)
     started, ignored = threading.Event(), threading.Event()
@@ -205,7 +254,7 @@ def test_ctrl_c_with_a_task_ignoring_cancellation_waits_a_bounded_time(
 
 
 def test_interrupt_between_submit_and_wait_still_cancels_the_task(
-    runner: LoopThread[None], monkeypatch: pytest.MonkeyPatch
+    runner: LoopThread[None], monkeypatch: pytest.MonkeyPatch, handed_off: None
 ) -> None:
     runner.run(echo(0))
     started, cancelled = threading.Event(), threading.Event()
@@ -273,7 +322,7 @@ def test_call_from_the_loop_thread_raises_instead_of_deadlocking(
 def test_close_closes_the_resource_on_its_loop_and_joins_the_thread() -> None:
     lt = LoopThread(factory=Resource, aclose=Resource.aclose)
     resource = lt.resource()
-    thread = next(t for t in threading.enumerate() if t.ident == lt.run(loop_identity())[1])
+    thread = loop_thread_of(lt)
 
     lt.close()
     lt.close()  # idempotent
@@ -319,8 +368,7 @@ def test_failing_factory_raises_and_leaves_no_thread_running() -> None:
 def test_garbage_collected_runner_stops_its_thread() -> None:
     lt = LoopThread(factory=Resource, aclose=Resource.aclose)
     resource = lt.resource()
-    thread_id = lt.run(loop_identity())[1]
-    thread = next(t for t in threading.enumerate() if t.ident == thread_id)
+    thread = loop_thread_of(lt)
 
     del lt
     gc.collect()
@@ -423,7 +471,7 @@ def test_context_passes_exceptions_to_aexit(runner: LoopThread[None]) -> None:
 
 
 def test_ctrl_c_just_after_the_enter_finished_still_exits_the_async_context(
-    runner: LoopThread[None], monkeypatch: pytest.MonkeyPatch
+    runner: LoopThread[None], monkeypatch: pytest.MonkeyPatch, handed_off: None
 ) -> None:
     runner.run(echo(0))
     real_submit = _loop_thread._submit
@@ -618,7 +666,7 @@ class SlowToClose(Resource):
 def test_concurrent_close_calls_all_return_after_the_shutdown() -> None:
     lt = LoopThread(factory=SlowToClose, aclose=SlowToClose.aclose)
     resource = lt.resource()
-    thread = next(t for t in threading.enumerate() if t.ident == lt.run(loop_identity())[1])
+    thread = loop_thread_of(lt)
     together = threading.Barrier(3)
 
     def close() -> tuple[bool, bool]:
@@ -635,7 +683,7 @@ def test_concurrent_close_calls_all_return_after_the_shutdown() -> None:
 def test_close_from_a_callback_on_the_loop_schedules_the_shutdown() -> None:
     lt = LoopThread(factory=Resource, aclose=Resource.aclose)
     resource = lt.resource()
-    thread = next(t for t in threading.enumerate() if t.ident == lt.run(loop_identity())[1])
+    thread = loop_thread_of(lt)
 
     async def callback_closing_the_client() -> None:
         lt.close()  # returns at once instead of waiting for itself

@@ -88,6 +88,10 @@ LOGGER_NAME = "vpsbg_support"
 LOOP_CANCEL_GRACE = 2.0
 #: Blocking facade: seconds allowed for close() to close the client and join the loop thread.
 LOOP_CLOSE_TIMEOUT = 10.0
+#: Blocking facade: seconds the client's loop may sit undriven after a call run on the caller's
+#: thread before the loop's own thread takes it back to run timers (keep-alive, connection
+#: closes) and leftover work; a call after that costs one hand-over to get the loop back.
+LOOP_IDLE_HANDBACK = 0.05
 
 #: ``vpsbg-support export --concurrency``'s default: requests in flight at once (the same as
 #: ``export_tickets(concurrency=8)``).

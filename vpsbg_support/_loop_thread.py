@@ -1,9 +1,18 @@
-"""One background event loop on a daemon thread, so blocking code can drive the async client.
+"""One private event loop per blocking client, with a daemon thread of its own, so blocking code
+can drive the async client.
 
 The blocking ``Client`` hands every coroutine to a :class:`LoopThread`. The loop is private to the
-``LoopThread``: a call works the same from a plain script, from many threads at once, and from a
-thread that is itself running an event loop (a Jupyter cell, code under ``asyncio.run``), where
-``asyncio.run`` or ``loop.run_until_complete`` would refuse to start.
+``LoopThread`` (the aiohttp session belongs to it): a call works the same from a plain script,
+from many threads at once, and from a thread that is itself running an event loop (a Jupyter
+cell, code under ``asyncio.run``), where ``asyncio.run`` or ``loop.run_until_complete`` would
+refuse to start.
+
+Where a call runs (see ``_loop_drive`` for the protocol): a caller with no event loop of its own
+that finds the loop free *drives* it, on its own thread, so sequential calls cost no thread
+switch. Otherwise the call is *handed off*: queued with ``call_soon_threadsafe`` for the loop's
+thread, the caller blocked on a lock until its task ends. Hand-offs serve calls from a thread
+running an event loop, calls from a second thread while the loop is in use (they run
+concurrently with it), and calls from a main thread whose SIGINT handler is a custom one.
 
 The loop can own one *resource* (for the client: the ``AsyncClient`` and its aiohttp session). It is
 built on the loop when the loop starts, closed on the loop before the loop stops, and rebuilt in a
@@ -30,6 +39,16 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar, cast, overload
 
 from vpsbg_support import _constants as C
+from vpsbg_support._loop_drive import (
+    LoopState,
+    cancellation_notes,
+    drive,
+    hand_off_begins,
+    hand_off_ends,
+    may_drive,
+    serve,
+    wake_for_shutdown,
+)
 from vpsbg_support.errors import VPSBGError, add_note
 
 __all__ = ["DeadlockError", "LoopClosedError", "LoopThread", "SyncContextManager"]
@@ -79,25 +98,6 @@ class LoopClosedError(VPSBGError, RuntimeError):
         self.request_sent = request_sent
 
 
-class _LoopState:
-    """The loop, its thread and the resource built on it, valid in one process only.
-
-    ``accepting`` turns False (under the box's lock) when shutdown begins or the loop thread ends:
-    from then on nothing more is submitted, so no call can be queued on a loop that will never
-    run it.
-    """
-
-    __slots__ = ("accepting", "loop", "pid", "resource", "thread", "thread_id")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.thread: threading.Thread | None = None
-        self.thread_id: int | None = None
-        self.pid = os.getpid()
-        self.resource: Any = None
-        self.accepting = True
-
-
 class _Box:
     """What the finalizer needs, apart from the LoopThread so that it does not keep it alive.
 
@@ -109,19 +109,21 @@ class _Box:
     __slots__ = ("aclose", "closed", "finished", "lock", "state")
 
     def __init__(self, aclose: Callable[[Any], Awaitable[None]] | None) -> None:
-        self.state: _LoopState | None = None
+        self.state: LoopState | None = None
         self.aclose = aclose
         self.closed = False
-        self.lock = threading.Lock()
+        # Reentrant: a finalizer run by garbage collection in a thread holding it must not hang.
+        self.lock = threading.RLock()
         #: set when shutdown is over, so a second, concurrent close() returns only then
         self.finished = threading.Event()
 
 
 class LoopThread(Generic[R]):
-    """A lazily started event loop on a daemon thread that runs coroutines for blocking callers.
+    """A lazily started event loop with a daemon thread of its own, running coroutines for
+    blocking callers: on the caller's thread when it can drive the loop, else on the loop's.
 
     Args:
-        name: name of the background thread (shown in thread dumps).
+        name: name of the loop's thread (shown in thread dumps).
         factory: optional zero-argument callable building the resource that belongs to the loop
             (the ``AsyncClient``). It is called *on* the loop, so what it creates is bound to it.
         aclose: coroutine function closing the resource; required with ``factory``.
@@ -169,7 +171,10 @@ class LoopThread(Generic[R]):
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
-        """The background loop of this process, started if needed.
+        """This process's loop, started if needed.
+
+        Work queued on it with ``call_soon_threadsafe`` runs at once while a call is running or
+        the loop's thread holds it, and within ``LOOP_IDLE_HANDBACK`` seconds otherwise.
 
         Raises:
             LoopClosedError: after :meth:`close`.
@@ -189,7 +194,10 @@ class LoopThread(Generic[R]):
         return cast(R, self._current().resource)
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` on the background loop and block until it finishes.
+        """Run ``coro`` on this client's loop and block until it finishes.
+
+        From a thread with no running event loop, and the loop free, this thread drives the
+        loop itself; otherwise the call is handed to the loop's thread (see the module's doc).
 
         Args:
             coro: the coroutine to run; it is consumed even when the call is refused.
@@ -198,33 +206,59 @@ class LoopThread(Generic[R]):
             The coroutine's result.
 
         Raises:
-            DeadlockError: when called from the loop's own thread.
+            DeadlockError: when called from code running on the loop itself.
             LoopClosedError: after :meth:`close`, or when :meth:`close` (from another thread)
                 cancelled this call while it ran.
             KeyboardInterrupt: when interrupted while waiting; the coroutine is cancelled first.
             BaseException: whatever the coroutine raised, unchanged.
         """
-        state: _LoopState | None = None
         try:
             state = self._current()
-            if threading.get_ident() == state.thread_id:
+            running = asyncio._get_running_loop()
+            if running is state.loop or threading.get_ident() == state.thread_id:
                 raise DeadlockError(
                     "A blocking vpsbg_support call was made from the client's own event loop "
-                    "thread, where it would wait forever; use the AsyncClient in async code "
-                    "instead."
+                    "thread (by a coroutine or callback running on that loop), where it would "
+                    "wait forever; use the AsyncClient in async code instead."
                 )
-            with self._box.lock:
-                if not state.accepting:
-                    raise LoopClosedError(_CLOSED)
-                waiter = _submit(coro, state.loop)
-        except KeyboardInterrupt as interrupt:
-            self._settle_interrupted(coro, state, interrupt)
-            raise
+            guard_sigint = may_drive() if running is None else False
         except BaseException:
             coro.close()
             raise
+        if guard_sigint is not False:
+            task = drive(state, coro, bool(guard_sigint), _CANCEL_GRACE)
+            if task is not None:
+                return self._outcome(state, task.result)
+        return self._hand_off(state, coro)
+
+    def _hand_off(self, state: LoopState, coro: Coroutine[Any, Any, T]) -> T:
+        counted = False
         try:
-            return waiter.result()
+            try:
+                with self._box.lock:
+                    if not state.accepting:
+                        raise LoopClosedError(_CLOSED)
+                    hand_off_begins(state)
+                    counted = True
+                    waiter = _submit(coro, state.loop)
+            except KeyboardInterrupt as interrupt:
+                self._settle_interrupted(coro, state, interrupt)
+                raise
+            except BaseException:
+                coro.close()
+                raise
+            try:
+                return self._outcome(state, waiter.result)
+            except KeyboardInterrupt as interrupt:
+                self._settle_interrupted(coro, state, interrupt)
+                raise
+        finally:
+            if counted:
+                hand_off_ends(state)
+
+    def _outcome(self, state: LoopState, result: Callable[[], T]) -> T:
+        try:
+            return result()
         except asyncio.CancelledError:
             # Cancelled by close() in another thread, rather than by the coroutine itself.
             if not state.accepting:
@@ -240,14 +274,11 @@ class LoopThread(Generic[R]):
                     request_sent=True,
                 ) from None
             raise concurrent.futures.CancelledError() from None
-        except KeyboardInterrupt as interrupt:
-            self._settle_interrupted(coro, state, interrupt)
-            raise
 
     def _settle_interrupted(
         self,
         coro: Coroutine[Any, Any, Any],
-        state: _LoopState | None,
+        state: LoopState | None,
         interrupt: KeyboardInterrupt,
     ) -> None:
         # Cancel the task itself, not just this thread's wait, and give its cleanup (closing a
@@ -325,13 +356,13 @@ class LoopThread(Generic[R]):
         returns at once, since waiting there would wait for itself.
         """
         state = self._box.state
-        on_loop = state is not None and threading.get_ident() == state.thread_id
+        on_loop = state is not None and _on_loop(state)
         self._box.closed = True
         self._finalizer()
         if not on_loop:
             self._box.finished.wait(_CANCEL_GRACE + 2 * _CLOSE_TIMEOUT)
 
-    def _current(self) -> _LoopState:
+    def _current(self) -> LoopState:
         state = self._box.state
         if state is not None and state.pid == os.getpid():
             return state
@@ -349,12 +380,12 @@ class LoopThread(Generic[R]):
             self._box.state = state
             return state
 
-    def _start(self) -> _LoopState:
-        # Called with the box's lock held.
-        state = _LoopState(asyncio.new_event_loop())
+    def _start(self) -> LoopState:
+        # Called with the box's lock held. The loop's thread holds the loop from the start.
+        state = LoopState(asyncio.new_event_loop(), self._box.lock)
         ready = threading.Event()
         state.thread = threading.Thread(
-            target=_serve, args=(state, self._box, ready), name=self._name, daemon=True
+            target=serve, args=(state, ready), name=self._name, daemon=True
         )
         state.thread.start()
         ready.wait()
@@ -382,9 +413,9 @@ class LoopThread(Generic[R]):
         ):
             # The loop's shutdown_asyncgens() (or nothing, after a fork) takes care of it.
             return
-        if threading.get_ident() == state.thread_id:
-            # Collected on the loop thread itself: blocking here would deadlock, so schedule.
-            state.loop.create_task(aclose())
+        if _on_loop(state):
+            # Collected on the loop itself: blocking here would deadlock, so schedule.
+            _schedule(state, aclose())
             return
         # close() may win the race since the check above; its shutdown closes the generator.
         with contextlib.suppress(LoopClosedError):
@@ -392,7 +423,7 @@ class LoopThread(Generic[R]):
 
     def _forget_after_fork(self) -> None:
         # The parent may have held the lock while forking; in the child no thread will release it.
-        self._box.lock = threading.Lock()
+        self._box.lock = threading.RLock()
         if self._box.closed:  # a close() in progress in the parent will not finish here
             self._box.finished.set()
         if self._box.state is not None:
@@ -517,47 +548,28 @@ async def _cancel_task_of(coro: Coroutine[Any, Any, Any]) -> list[str]:
         if task.get_coro() is coro:
             task.cancel()
             await asyncio.wait({task})
-            try:
-                task.result()
-            except asyncio.CancelledError as cancelled:  # the coroutine's own, notes and all
-                return list(getattr(cancelled, "__notes__", ()))
-            except BaseException:  # the outcome of a call already interrupted: not ours to raise
-                pass
-            return []
+            return cancellation_notes(task)
     coro.close()
     return []
 
 
-def _serve(state: _LoopState, box: _Box, ready: threading.Event) -> None:
-    loop = state.loop
-    asyncio.set_event_loop(loop)
-    loop.call_soon(ready.set)
-    try:
-        loop.run_forever()
-    finally:
-        if state.accepting:  # the loop ended without close() (a BaseException escaped a task)
-            with box.lock:
-                state.accepting = False
-        _drain_and_close(loop)
+def _on_loop(state: LoopState) -> bool:
+    """Whether this code runs on the loop (a coroutine or callback), or on the loop's thread."""
+    return asyncio._get_running_loop() is state.loop or threading.get_ident() == state.thread_id
 
 
-def _drain_and_close(loop: asyncio.AbstractEventLoop) -> None:
-    # What asyncio.run() does on exit: cancel leftovers and let them finish, so nothing is
-    # reported as "Task was destroyed but it is pending".
-    try:
-        pending = asyncio.all_tasks(loop)
-        for task in pending:
-            task.cancel()
-        if pending:
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.run_until_complete(loop.shutdown_default_executor())
-    finally:
-        asyncio.set_event_loop(None)
-        loop.close()
+def _schedule(state: LoopState, coro: Coroutine[Any, Any, Any]) -> None:
+    """Start ``coro`` on the loop without waiting for it, from the loop or the loop's thread."""
+    if asyncio._get_running_loop() is state.loop:
+        state.loop.create_task(coro)
+    else:  # on the loop's thread between two runs (a finalizer): a caller may be driving it
+        state.loop.call_soon_threadsafe(state.loop.create_task, coro)
 
 
-def _stop_and_join(state: _LoopState) -> None:
+def _stop_and_join(state: LoopState) -> None:
+    with state.cond:
+        state.final = True
+        wake_for_shutdown(state)
     with contextlib.suppress(RuntimeError):  # the loop already closed by itself
         state.loop.call_soon_threadsafe(state.loop.stop)
     if state.thread is not None:
@@ -571,13 +583,15 @@ def _shutdown(box: _Box) -> None:
         state, box.state = box.state, None
         if state is not None:
             state.accepting = False  # from here on nothing can be queued on this loop
+            if state.pid == os.getpid():
+                wake_for_shutdown(state)  # a caller driving the loop hands it over when done
     try:
         if state is None or state.pid != os.getpid() or state.thread is None:
             return
-        if threading.get_ident() == state.thread_id:
-            # On the loop thread (close() from a callback, or garbage collection there): finish
-            # asynchronously; the thread exits by itself when the loop stops.
-            state.loop.create_task(_close_and_stop(state, box.aclose))
+        if _on_loop(state):
+            # On the loop (close() from a callback, or garbage collection there): finish
+            # asynchronously; the loop's thread exits by itself when the loop stops.
+            _schedule(state, _close_and_stop(state, box.aclose))
             return
         if not state.thread.is_alive():
             return
@@ -595,7 +609,7 @@ def _shutdown(box: _Box) -> None:
 
 
 async def _close_and_stop(
-    state: _LoopState, aclose: Callable[[Any], Awaitable[None]] | None
+    state: LoopState, aclose: Callable[[Any], Awaitable[None]] | None
 ) -> None:
     # Calls in flight are cancelled first (their callers get LoopClosedError) so that none of
     # them is cut off by the session closing under it, then the resource is closed.
@@ -610,6 +624,7 @@ async def _close_and_stop(
             with contextlib.suppress(Exception):  # best effort: the loop must stop regardless
                 await asyncio.wait_for(aclose(state.resource), _CLOSE_TIMEOUT)
     finally:
+        state.final = True  # the loop's thread drains and closes the loop once it holds it
         state.loop.stop()
 
 
