@@ -21,6 +21,7 @@ import pytest
 from tests._forking import run_in_fork
 from vpsbg_support import _loop_drive, _loop_thread
 from vpsbg_support._loop_thread import DeadlockError, LoopClosedError, LoopThread
+from vpsbg_support.errors import MAY_HAVE_REACHED_VPSBG, add_note
 
 # A hang guard, not a performance assertion: a broken loop thread blocks forever.
 HANG_GUARD = 20.0
@@ -224,6 +225,31 @@ def test_ctrl_c_cancels_the_inner_task_and_leaves_the_loop_usable(
     assert cancelled.is_set()
     assert cleaned_up.is_set()  # run() waited for the cancelled task before re-raising
     assert runner.run(echo(5)) == 5
+
+
+@needs_signals
+def test_ctrl_c_carries_the_notes_of_the_cancellation_on_both_paths(
+    runner: LoopThread[None], path: str
+) -> None:
+    """The pipeline notes "may have reached VPSBG" on a POST's cancellation; the caller's
+    KeyboardInterrupt must carry it, also on 3.10, which raises a fresh CancelledError from the
+    coroutine's own to whoever reads the task's outcome."""
+    started, cancelled = threading.Event(), threading.Event()
+
+    async def post() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(HANG_GUARD)
+        except asyncio.CancelledError as exc:
+            cancelled.set()
+            add_note(exc, MAY_HAVE_REACHED_VPSBG)
+            raise
+
+    with ctrl_c_when(started), pytest.raises(KeyboardInterrupt) as info:
+        runner.run(post())
+
+    assert cancelled.is_set()
+    assert getattr(info.value, "__notes__", []) == [MAY_HAVE_REACHED_VPSBG]
 
 
 @needs_signals

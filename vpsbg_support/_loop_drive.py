@@ -416,11 +416,27 @@ def cancellation_notes(task: asyncio.Task[Any]) -> list[str]:
     POST); [] when it ended otherwise (that outcome is dropped: the call was interrupted)."""
     try:
         task.result()
-    except asyncio.CancelledError as cancelled:  # the coroutine's own, notes and all
-        return list(getattr(cancelled, "__notes__", ()))
+    except asyncio.CancelledError as cancelled:
+        return cancelled_notes(cancelled)
     except BaseException:  # the outcome of a call already interrupted: not ours to raise
         pass
     return []
+
+
+def cancelled_notes(cancelled: BaseException) -> list[str]:
+    """The notes on a CancelledError and on the CancelledErrors it was raised from.
+
+    Python 3.11 hands the awaiting side the coroutine's own CancelledError, notes and all;
+    3.10 a fresh one whose ``__context__`` is the coroutine's.
+    """
+    notes: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = cancelled
+    while isinstance(current, asyncio.CancelledError) and id(current) not in seen:
+        seen.add(id(current))
+        notes += [note for note in getattr(current, "__notes__", ()) if note not in notes]
+        current = current.__context__
+    return notes
 
 
 def _yield_if_idle(state: LoopState) -> None:

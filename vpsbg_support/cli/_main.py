@@ -7,9 +7,11 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import sys
-from collections.abc import Sequence
-from typing import Any
+import threading
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
 
 from vpsbg_support import AsyncClient, __version__
 from vpsbg_support import _constants as C
@@ -32,6 +34,8 @@ from vpsbg_support.cli._app import (
 )
 from vpsbg_support.cli._options import Commands, common_options
 from vpsbg_support.errors import MAY_HAVE_REACHED_VPSBG, ConfigurationError, VPSBGError
+
+T = TypeVar("T")
 
 #: The command groups, in the order ``--help`` lists them; each module has ``register``.
 GROUPS = (export, archive, tickets, plans, orders)
@@ -101,6 +105,46 @@ async def _run(args: argparse.Namespace) -> int:
     raise AssertionError("unreachable")  # pragma: no cover -- for mypy: the stack may swallow
 
 
+def _cancelled_by_ctrl_c(command: Coroutine[Any, Any, T]) -> Coroutine[Any, Any, T]:
+    """``command``, made to end as Python 3.11's ``asyncio.run`` ends it on Ctrl-C.
+
+    From 3.11, Ctrl-C cancels the command's task: the cancellation runs through the pipeline,
+    which notes on it that a POST may have reached VPSBG, and the KeyboardInterrupt raised
+    after carries that note in its context, for :func:`interrupted`. Python 3.10's
+    ``asyncio.run`` lets Ctrl-C raise wherever the loop happens to be, and the note is lost:
+    there the same is done by hand (a second Ctrl-C raises at once, as on 3.11).
+    """
+    if sys.version_info >= (3, 11) or threading.current_thread() is not threading.main_thread():
+        return command
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return command  # somebody else's handler: theirs to keep
+    return _cancel_on_sigint(command)
+
+
+async def _cancel_on_sigint(command: Coroutine[Any, Any, T]) -> T:
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    pressed = False
+
+    def on_sigint(signum: int, frame: object) -> None:
+        nonlocal pressed
+        if pressed:
+            raise KeyboardInterrupt
+        pressed = True
+        loop.call_soon_threadsafe(task.cancel)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        return await command
+    except asyncio.CancelledError:
+        if pressed:
+            raise KeyboardInterrupt from None  # its __context__ keeps the cancellation's notes
+        raise
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def interrupted(interrupt: BaseException, said: str | None = None) -> str:
     """The Ctrl-C line: "interrupted" (or what the command says instead, ``said``), plus the
     advice when a call that may have reached VPSBG (a purchase, renew, cancel, new ticket or
@@ -142,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if offline is not None:  # reads local files only: no client, no token
             return offline(args, Output(args.json))
-        return asyncio.run(_run(args))
+        return asyncio.run(_cancelled_by_ctrl_c(_run(args)))
     except KeyboardInterrupt as interrupt:
         # A command may say more (export: how to finish what was interrupted).
         return fail(interrupted(interrupt, getattr(args, "interrupted", None)), EXIT_INTERRUPTED)
