@@ -13,9 +13,11 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aioresponses import aioresponses
 from yarl import URL
 
+from tests._hostile import hostile
 from tests.conftest import BASE, TOKEN, example
 from vpsbg_support import (
     AsyncClient,
@@ -579,3 +581,45 @@ async def test_iter_all_goes_on_after_a_page_shifted_by_new_tickets(
     mocked.get(f"{BASE}/support/tickets?page=2", payload=page([6, 5], 2))
     mocked.get(f"{BASE}/support/tickets?page=3", payload=page([4, 3], 3))
     assert [t.id async for t in client.tickets.iter_all()] == [6, 5, 4, 3]
+
+
+async def test_every_request_carries_the_headers_once_whoever_owns_the_session(
+    tmp_path: Path,
+) -> None:
+    """A session of ours sends the client's headers by default (a plain call passes none of its
+    own); streams, ``with_options`` copies and a caller's session pass theirs per request. On
+    the wire each must still be there exactly once, and a caller's session is left as given."""
+    seen: list[list[tuple[bytes, bytes]]] = []
+
+    async def ticket(request: web.Request) -> web.Response:
+        seen.append(list(request.raw_headers))
+        return web.json_response(example("ticket_get_example_drifted.json"))
+
+    async def attachment(request: web.Request) -> web.Response:
+        seen.append(list(request.raw_headers))
+        return web.Response(body=b"x" * 10, content_type="application/octet-stream")
+
+    def one(name: bytes) -> list[bytes]:
+        return [v for k, v in seen[-1] if k.lower() == name.lower()]
+
+    routes = {"/support/tickets/216": ticket, "/support/tickets/216/attachments/5": attachment}
+    async with hostile(routes) as url:
+        async with AsyncClient(TOKEN, base_url=url) as client:
+            await client.tickets.get(216)
+            assert one(b"Authorization") == [f"Bearer {TOKEN}".encode()]
+            assert one(b"Accept") == [b"application/json"]
+            assert one(b"User-Agent")[0].startswith(b"vpsbg-support-python/")
+            await client.tickets.download_attachment(216, 5, tmp_path)
+            assert one(b"Authorization") == [f"Bearer {TOKEN}".encode()]
+            assert (one(b"Accept"), one(b"Accept-Encoding")) == ([b"*/*"], [b"identity"])
+            await client.with_options(extra_headers={"X-Team": "billing"}).tickets.get(216)
+            assert one(b"X-Team") == [b"billing"]
+            assert one(b"Authorization") == [f"Bearer {TOKEN}".encode()]
+            await client.tickets.get(216)
+            assert one(b"X-Team") == []  # the copy's header stays with the copy
+        async with aiohttp.ClientSession() as session:
+            async with AsyncClient(TOKEN, base_url=url, session=session) as client:
+                await client.tickets.get(216)
+            assert one(b"Authorization") == [f"Bearer {TOKEN}".encode()]
+            assert one(b"Accept") == [b"application/json"]
+            assert "Authorization" not in session.headers

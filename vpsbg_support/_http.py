@@ -147,11 +147,19 @@ class SessionHolder:
     """The one aiohttp session of a client (and of its ``with_options`` copies), and the loop
     it belongs to."""
 
-    def __init__(self, session: aiohttp.ClientSession | None, options: SessionOptions) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession | None,
+        options: SessionOptions,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         self._session = session
         self._owned = session is None
         self._options = options
         self.lifecycle = Lifecycle()
+        #: The headers a session of ours sends by default (None for a caller's session): a
+        #: request with exactly these passes none of its own, and aiohttp merges no dict.
+        self.default_headers = headers if session is None else None
 
     def get(self) -> aiohttp.ClientSession:
         """The session, created on first use (so it belongs to the loop that runs requests).
@@ -169,7 +177,7 @@ class SessionHolder:
                 "the aiohttp session given to the client is closed; keep it open while the"
                 " client is in use"
             )
-        self._session = build_session(self._options)
+        self._session = build_session(self._options, self.default_headers)
         self._owned = True
         return self._session
 
@@ -241,14 +249,15 @@ def send(
     params: Mapping[str, str | int] | None,
     json_body: Any,
     data: aiohttp.FormData | None,
-    headers: Mapping[str, str],
+    headers: Mapping[str, str] | None,
     timeout: aiohttp.ClientTimeout,
 ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
     """One attempt, as aiohttp's context manager: entering it sends the request and gives the
     response, headers read; leaving it closes the response.
 
     Bodies are never decompressed by aiohttp: :func:`read_bounded` and :class:`BodyStream`
-    do it within their bounds.
+    do it within their bounds. ``headers`` None: the session's own (see
+    ``SessionHolder.default_headers``).
     """
     return session.request(
         method,

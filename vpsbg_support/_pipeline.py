@@ -160,7 +160,6 @@ class Pipeline:
         self.timeout = http.as_timeout(timeout)
         self.retry = retry
         self.max_response_size = max_response_size
-        self._sessions = http.SessionHolder(session, session_options or SessionOptions())
         self.limiter = RateLimiter(max_shared_wait=retry.max_retry_after)
         self._headers = {
             "Accept": "application/json",
@@ -170,6 +169,10 @@ class Pipeline:
             **(default_headers or {}),
             "Authorization": Redacted(f"Bearer {token}"),
         }
+        # A session of ours sends these by default: a plain call passes none of its own.
+        self._sessions = http.SessionHolder(
+            session, session_options or SessionOptions(), self._headers
+        )
         # The bytes as stored, never compressed on the way: a compressed body's length is
         # not the file's, so a body cut short could only be noticed by decoding it.
         self._stream_headers = {**self._headers, "Accept": "*/*", "Accept-Encoding": "identity"}
@@ -418,7 +421,7 @@ class Pipeline:
                 params=call.params,
                 json_body=call.json_body,
                 data=None if stack is None else http.build_body(call.multipart, stack),
-                headers=headers_sent,
+                headers=None if headers_sent is self._sessions.default_headers else headers_sent,
                 timeout=http.stream_timeout(self.timeout) if call.stream else self.timeout,
             )
             if stack is None:

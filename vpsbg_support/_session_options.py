@@ -130,9 +130,13 @@ def check_given_session(base_url: str, session: aiohttp.ClientSession) -> None:
             )
 
 
-def build_session(options: SessionOptions) -> aiohttp.ClientSession:
-    """A new session with ``options`` (call it on the loop that will run the requests)."""
+def build_session(
+    options: SessionOptions, headers: Mapping[str, str] | None = None
+) -> aiohttp.ClientSession:
+    """A new session with ``options`` (call it on the loop that will run the requests), sending
+    ``headers`` on every request unless a request gives its own."""
     return aiohttp.ClientSession(
+        headers=headers,
         proxy=options.proxy,
         trust_env=options.trust_env,
         trace_configs=list(options.trace_configs) or None,
