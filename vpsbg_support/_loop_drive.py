@@ -276,9 +276,7 @@ def _drive_taken(
     if guard is not None and guard.interrupted:
         interrupt = KeyboardInterrupt()
         if task.done():
-            # The coroutine's own CancelledError, notes and all: on 3.10 the task keeps none.
-            notes = getattr(drive.cancelled, "__notes__", None) or cancellation_notes(task)
-            for note in notes:
+            for note in cancellation_notes(task):
                 add_note(interrupt, note)
         raise interrupt
     if elsewhere is not None:  # shutdown began while driving: close() cancels the task there
@@ -295,16 +293,15 @@ def _run_until_done(state: LoopState, task: asyncio.Task[Any], guard: _SigintGua
 
 
 class _Drive:
-    """What the driver and its task share: whether this thread still drives the task, whether
-    the coroutine started, and the CancelledError it raised."""
+    """What the driver and its task share: whether this thread still drives the task, and
+    whether the coroutine started."""
 
-    __slots__ = ("active", "cancelled", "loop", "started")
+    __slots__ = ("active", "loop", "started")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.active = True
         self.started = False
-        self.cancelled: asyncio.CancelledError | None = None
 
     def stop_if_never_started(self, _: object) -> None:
         """Done callback: a task cancelled before its first step (which only a task factory can
@@ -319,9 +316,6 @@ async def _driven(coro: Coroutine[Any, Any, T], drive: _Drive) -> T:
     drive.started = True
     try:
         return await coro
-    except asyncio.CancelledError as cancelled:
-        drive.cancelled = cancelled
-        raise
     finally:
         if drive.active:
             drive.loop.stop()
